@@ -1,0 +1,58 @@
+# Two commands matter: `make demo` (the default run in settings.ini) and `make test` (what CI runs).
+# Both create .venv if missing and install the package; torch is installed first so a machine without
+# CUDA gets the CPU build instead of several GB of CUDA wheels.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Override on a machine whose default index serves only CUDA builds, e.g.
+#   make demo TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+CONFIG ?= settings.ini
+
+.PHONY: setup demo test test-fast test-slow sync-check export clean-nbs docs wheel-check
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	@if $(BIN)/python -c "import torch" 2>/dev/null; then echo "torch already installed"; \
+	elif command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install -q torch; \
+	else $(BIN)/python -m pip install -q "$(TORCH_SPEC)" $(TORCH_PIP_ARGS); fi
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m ipykernel install --user --name python3 >/dev/null 2>&1 || true
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/domain-tuner run $(CONFIG)
+
+# nbdev-clean and nbdev-export must be no-ops: notebooks are committed clean and the library matches them.
+sync-check: setup
+	@before="$$(git status --porcelain; git diff)"; \
+	$(BIN)/nbdev-clean && $(BIN)/nbdev-export; \
+	after="$$(git status --porcelain; git diff)"; \
+	if [ "$$before" != "$$after" ]; then \
+	  echo "nbdev-clean/nbdev-export changed files: run them and commit the result."; git status --short; exit 1; \
+	else echo "sync-check: notebooks clean, library matches notebooks"; fi
+
+test: setup sync-check
+	$(BIN)/nbdev-test --n-workers 2 --timing
+	$(BIN)/python -m pytest tests/ -q -p no:cacheprovider
+
+# Flagged notebook cells and slow pytest tests: the slower suite, run before a release.
+test-slow: setup
+	$(BIN)/nbdev-test --n-workers 2 --flags slow --timing
+	$(BIN)/python -m pytest tests/ -q -p no:cacheprovider -m "slow"
+
+export: setup
+	$(BIN)/nbdev-export && $(BIN)/nbdev-clean
+
+docs: setup
+	$(BIN)/python tools/render_docs.py
+
+wheel-check: setup
+	bash tools/wheel_check.sh
