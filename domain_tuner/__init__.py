@@ -1,1 +1,21 @@
-__version__ = "0.0.1"
+__version__ = "0.1.0"
+
+# The public API, imported lazily: `import domain_tuner` stays fast and needs neither CUDA nor bitsandbytes.
+# Each name maps to the module that defines it; the notebooks in nbs/ document them in reading order.
+_API = {
+    'domain_tuner.core': ['DomainTunerError', 'select_precision', 'Precision', 'seed_everything', 'environment_info',
+                          'probe_cuda', 'probe_bitsandbytes', 'probe_flash_attention'],
+    'domain_tuner.models': ['load_model', 'load_tokenizer', 'load_trained', 'tiny_llama', 'tiny_model_dir', 'build_tokenizer',
+                            'count_parameters'],
+    'domain_tuner.settings': ['read_settings'],
+}
+_WHERE = {name: mod for mod, names in _API.items() for name in names}
+__all__ = sorted(_WHERE)
+
+def __getattr__(name):
+    if name in _WHERE:
+        import importlib
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'domain_tuner' has no attribute {name!r}")
+
+def __dir__(): return sorted(list(globals()) + __all__)

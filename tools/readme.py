@@ -1,0 +1,36 @@
+#!/usr/bin/env python
+"""Write README.md from nbs/index.ipynb (nbdev's own README build needs Quarto, which is not installable here).
+
+Markdown cells are copied; code cells become ```python blocks, with their text outputs below them; cells whose
+first lines carry `#| hide` are left out and `#|` directive lines are dropped. `--check` exits 1 if README.md is stale.
+"""
+import json, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def _directives(src):
+    return [l for l in src.splitlines() if l.startswith('#|')]
+
+def render(nb:dict)->str:
+    out = ["<!-- Generated from nbs/index.ipynb by tools/readme.py: edit the notebook, not this file -->", ""]
+    for c in nb['cells']:
+        src = ''.join(c['source'])
+        if c['cell_type'] == 'markdown': out += [src.strip(), '']; continue
+        ds = _directives(src)
+        if any('hide' in d for d in ds): continue
+        code = '\n'.join(l for l in src.splitlines() if not l.startswith('#|')).strip()
+        if code: out += ['```python', code, '```', '']
+        for o in c.get('outputs', []):
+            txt = ''.join(o.get('text', '') or o.get('data', {}).get('text/plain', ''))
+            if txt.strip(): out += ['```', txt.rstrip(), '```', '']
+    return '\n'.join(out).rstrip() + '\n'
+
+if __name__ == '__main__':
+    text = render(json.loads((ROOT/'nbs'/'index.ipynb').read_text()))
+    readme = ROOT/'README.md'
+    if '--check' in sys.argv:
+        ok = readme.exists() and readme.read_text() == text
+        print('README.md is up to date' if ok else 'README.md is stale: run `python tools/readme.py`')
+        sys.exit(0 if ok else 1)
+    readme.write_text(text); print(f'wrote {readme}')
