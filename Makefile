@@ -38,6 +38,7 @@ sync-check: setup
 	if [ "$$before" != "$$after" ]; then \
 	  echo "nbdev-clean/nbdev-export changed files: run them and commit the result."; git status --short; exit 1; \
 	else echo "sync-check: notebooks clean, library matches notebooks"; fi
+	$(BIN)/python tools/readme.py --check
 
 test: setup sync-check
 	$(BIN)/nbdev-test --n-workers 2 --timing

@@ -118,3 +118,10 @@ def test_settings_file_and_overrides(tmp_path):
 def test_default_settings_ini_says_where_nbdev_settings_live():
     head = (ROOT/'settings.ini').read_text().splitlines()[:5]
     assert any('pyproject.toml' in l for l in head)
+
+@pytest.mark.slow
+def test_wheel_installs_into_fresh_venv():
+    "pip install of the built wheel into a fresh venv with torch present: import, --help, and no CUDA packages on CPU."
+    r = subprocess.run(['bash', str(ROOT/'tools'/'wheel_check.sh')], capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert 'wheel check passed' in r.stdout
