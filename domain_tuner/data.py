@@ -12,7 +12,7 @@ __all__ = ['FORMATS', 'FormatError', 'detect_format', 'normalize', 'special_toke
            'packing_efficiency', 'pack_examples', 'packed_dataset', 'Collator', 'Prepared', 'prepare', 'write_prepared',
            'length_figure', 'render_tokens', 'show_example', 'cli_prepare']
 
-# %% ../nbs/19_data.ipynb #2aaf9f93
+# %% ../nbs/19_data.ipynb #7846a142
 from .formats import FORMATS, FormatError, detect_format, normalize, special_token_strings
 from .load import Limits, Loaded, parse_json, load_records, READERS
 from .clean import (clean_text, scrub_pii, clean_records, record_text, dedup_key, dedup_exact,
@@ -24,7 +24,7 @@ from .template import (TEMPLATES, PLAIN_TEMPLATE, EncodeStats, chat_template_for
 from .packing import pack_lengths, packing_efficiency, pack_examples, packed_dataset, Collator
 from .prepare import Prepared, prepare, write_prepared, length_figure, render_tokens, show_example, cli_prepare
 
-# %% ../nbs/19_data.ipynb #d2e0e3ff
+# %% ../nbs/19_data.ipynb #8f28d942
 _all_ = ['FORMATS', 'FormatError', 'detect_format', 'normalize', 'special_token_strings',
          'Limits', 'Loaded', 'parse_json', 'load_records', 'READERS',
          'clean_text', 'scrub_pii', 'clean_records', 'record_text', 'dedup_key', 'dedup_exact', 'minhash_signatures', 'dedup_near',
