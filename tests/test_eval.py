@@ -190,7 +190,15 @@ def test_cli_eval_adapter_with_base_comparison(tm, tmp_path):
     assert (ad/'eval_report'/'report.md').exists() and (ad/'eval_report'/'report.html').exists()
 
 def test_cli_eval_errors_name_the_input(tm, tmp_path):
-    d, _, _ = tm
+    from domain_tuner.evaluate import cli_eval
     bad = tmp_path/'bench.jsonl'; bad.write_text('{"text": "no answer here"}\n')
-    r = run_cli('eval', '--model', d, '--bench', bad, '--out', tmp_path/'R.json', '--no-report', check=False)
+    with pytest.raises(DomainTunerError, match=r"bench.jsonl:1: .*reference"):
+        cli_eval(['--model', str(tm[0]), '--bench', str(bad), '--out', str(tmp_path/'R.json'), '--no-report'])
+    with pytest.raises(DomainTunerError, match="not found"):
+        cli_eval(['--model', str(tm[0]), '--bench', str(tmp_path/'missing.jsonl'), '--out', str(tmp_path/'R.json')])
+
+@pytest.mark.slow
+def test_cli_eval_error_exit_code(tm, tmp_path):
+    bad = tmp_path/'bench.jsonl'; bad.write_text('{"text": "no answer here"}\n')
+    r = run_cli('eval', '--model', tm[0], '--bench', bad, '--out', tmp_path/'R.json', '--no-report', check=False)
     assert r.returncode == 2 and 'bench.jsonl:1' in r.stderr and 'reference' in r.stderr
