@@ -109,3 +109,4 @@ def test_merge_equals_adapter(name, base, data, tmp_path):
     assert check['max_diff'] <= 1e-4
     if name == 'qlora':  # the 4-bit training model differs only by the base's quantisation error, and it is reported
         assert 'max_diff_vs_4bit' in check and check['max_diff_vs_4bit'] > 0
+
