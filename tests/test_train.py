@@ -110,3 +110,19 @@ def test_merge_equals_adapter(name, base, data, tmp_path):
     if name == 'qlora':  # the 4-bit training model differs only by the base's quantisation error, and it is reported
         assert 'max_diff_vs_4bit' in check and check['max_diff_vs_4bit'] > 0
 
+
+
+def test_overfitting_warning_from_logs():
+    "LossHistory warns (once per event) when eval loss rises while the train loss since the last eval falls."
+    import warnings
+    from types import SimpleNamespace
+    from domain_tuner.train import LossHistory
+    h, st = LossHistory(plot=None), SimpleNamespace(global_step=0, is_world_process_zero=True)
+    logs = [dict(loss=2.0), dict(eval_loss=1.9), dict(loss=1.5), dict(eval_loss=1.8), dict(loss=1.0), dict(eval_loss=2.1)]
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        for i, l in enumerate(logs):
+            st.global_step = 10 * (i + 1)
+            h.on_log(None, st, None, logs=l)
+    assert len(h.warnings) == 1 and 'starting to overfit' in h.warnings[0] and 'step 40' in h.warnings[0]
+    assert any('starting to overfit' in str(x.message) for x in w)
