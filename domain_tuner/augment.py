@@ -54,7 +54,7 @@ def augment(train:list,                      # training records to augment
     banned = {dedup_key(record_text(r)) for r in eval_records or []}
     rng, seen, out = random.Random(seed), {dedup_key(record_text(r)) for r in train} | banned, []
     for r in train:
-        if r.get('synthetic') or dedup_key(record_text(r)) in banned: continue
+        if 'augmentation' in (r.get('meta') or {}) or dedup_key(record_text(r)) in banned: continue
         for kind in kinds:
             for _ in range(per_record):
                 new = paraphrase(r, rng, templates) if kind == 'paraphrase' else glossary_swap(r, rng, glossary)

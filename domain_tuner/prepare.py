@@ -42,6 +42,10 @@ def _reject_record(rejected, rec, reason):
     f, l = _file_line((rec.get('meta') or {}).get('source', '?'))
     rejected.append(dict(file=f, line=l, reason=reason, detected_format=None, row=rec))
 
+def _augmented(r):
+    "Made by `augment` in this run (source data may be synthetic too, but it was read, so it is counted as read)."
+    return 'augmentation' in (r.get('meta') or {})
+
 def _blank_answer(r):
     if 'messages' in r: return not r['messages'][-1]['content'].strip()
     return not r['text'].strip()
@@ -184,7 +188,7 @@ def prepare(sources,                       # files, folders, lists of dicts, dat
             for r, e in zip(part, exs):
                 if e is None: _reject_record(rejected, r, next(reason for s, reason in st.dropped if s == r['meta'].get('source')))
             kept_part = [r for r, e in zip(part, exs) if e is not None]
-            if name == 'train': train, synthetic = [r for r in kept_part if not r.get('synthetic')], [r for r in kept_part if r.get('synthetic')]
+            if name == 'train': train, synthetic = [r for r in kept_part if not _augmented(r)], [r for r in kept_part if _augmented(r)]
             else: ev = kept_part
             tokens[name], lengths[name] = st.summary(), st.lengths
     else:
