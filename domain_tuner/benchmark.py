@@ -21,17 +21,12 @@ __all__ = ['LOWER_IS_BETTER', 'load_bench', 'reference', 'prompt_messages', 'ung
 
 # %% ../nbs/33_benchmark.ipynb #5c2155a8
 def _load_records(path):
-    try: from domain_tuner.data import load_records
-    except ImportError: from domain_tuner.load import load_records
-    res = load_records(path)
-    return list(getattr(res, 'records', res))
+    from domain_tuner.load import load_records
+    return list(load_records(path).records)
 
 def load_bench(bench)->list[dict]:
     "Benchmark records from a path (any format the data loader reads) or a list; each must end with an assistant answer."
     recs = _load_records(bench) if isinstance(bench, (str, Path)) else list(bench)
-    for r in recs:  # a file of normalized records keeps its fields under meta.meta after loading: lift them up
-        if isinstance(r, dict) and isinstance((r.get('meta') or {}).get('meta'), dict):
-            inner = r['meta'].pop('meta'); r['meta'] = {**inner, **r['meta']}
     if not recs: raise DomainTunerError("the benchmark is empty", where=str(bench) if isinstance(bench, (str, Path)) else "bench",
                                         fix="pass a file or a list with at least one record")
     for i, r in enumerate(recs):

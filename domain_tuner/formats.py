@@ -117,6 +117,8 @@ def normalize(row,                    # one row: a dict parsed from JSON, CSV, P
     else:
         rec = dict(text=_str(row, 'text', fmt, target=True))
     meta = {k: v for k, v in row.items() if k not in used}
+    # a file of already-normalized records (written by `prepare`) carries its own `meta`: flatten it, not nest it
+    if isinstance(meta.get('meta'), dict): meta = {**meta.pop('meta'), **meta}
     for k in GROUP_KEYS:
         if k in meta and meta[k] is not None: rec['group'] = str(meta.pop(k)); break
     if 'synthetic' in meta: rec['synthetic'] = bool(meta.pop('synthetic'))
