@@ -150,11 +150,14 @@ def dedup_near(records:list,           # normalized records (exact duplicates al
     for members in buckets.values():
         for j, i in enumerate(members[1:], 1):
             cands[i] += members[:j]
+    # Two conversations that share a long context but ask for different answers (the revenue and the margin of
+    # the same statement) teach different things: a near duplicate must also give the same answer.
+    answers = [dedup_key(r['messages'][-1]['content']) if 'messages' in r else None for r in records]
     kept, dups = [], []
     for i in range(n):
         best, bs = -1, 0.
         for j in sorted(set(cands[i])):
-            if dup_of[j] >= 0: continue  # compare only with kept records
+            if dup_of[j] >= 0 or answers[i] != answers[j]: continue  # compare only with kept records giving the same answer
             s = float((sig[i] == sig[j]).mean())
             if s >= threshold and s > bs: best, bs = j, s
         if best >= 0:
