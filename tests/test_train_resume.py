@@ -25,7 +25,7 @@ class CrashAt(TrainerCallback):
 def _losses(history): return {l['step']: l['loss'] for l in history if 'loss' in l}
 
 
-@pytest.mark.parametrize('method', ['lora', 'full'])
+@pytest.mark.parametrize('method', ['lora', 'qlora', 'full'])
 def test_resume_is_exact(method, tmp_path):
     base, recs = tiny_model_dir(), sums(40)
     # dropout on, so the resumed run must also restore the RNG state to match; 40 examples / batch 8 = 5 steps an epoch,
