@@ -43,7 +43,7 @@ def _free(model):
 def evaluate_model(path:str|Path,              # a model folder, an adapter folder, or a hub id
                    bench,                      # benchmark file or records
                    base:str|None=None,         # an adapter's base; the one it names when None
-                   name:str|None=None, quantize:str|None=None, tokenizer=None, **kwargs)->EvalResult:
+                   name:str|None=None, quantize:str|None='auto', tokenizer=None, **kwargs)->EvalResult:
     "Load a saved model (full or adapter) and evaluate it on a benchmark; the model is freed afterwards."
     model, tok = load_trained(path, base=base, quantize=quantize)
     if tokenizer is not None and len(tokenizer) <= model.get_input_embeddings().num_embeddings: tok = tokenizer
@@ -91,7 +91,8 @@ def _parser():
     p.add_argument('--max-new-tokens', type=int, default=64, help="answer length limit in tokens (default 64)")
     p.add_argument('--canary', help="general-ability benchmark scored next to the domain one (forgetting check)")
     p.add_argument('--compare-base', action='store_true', help="also evaluate the base model and report the gains")
-    p.add_argument('--quantize', choices=['nf4'], help="load the base in 4-bit, as for QLoRA")
+    p.add_argument('--quantize', choices=['auto', 'nf4', 'none'], default='auto',
+                   help="base precision for an adapter: 'auto' as trained (4-bit for QLoRA, from run_record.json), 'nf4' or 'none'")
     p.add_argument('--name', help="the model's label in the report (default: the folder name)")
     g = p.add_mutually_exclusive_group()
     g.add_argument('--report-dir', help="folder for report.md/report.html (default: MODEL/eval_report, or beside REPORT.json for a hub id)")
@@ -104,7 +105,7 @@ def cli_eval(argv:list[str]|None=None)->int:
     metrics = list(dict.fromkeys(['exact_match'] + (a.metrics or list(DEFAULT_METRICS))))
     resolve_metrics(metrics)  # fail on an unknown name before loading anything
     if not Path(a.bench).exists(): raise DomainTunerError("benchmark file not found", where=a.bench, fix="check the path")
-    kw = dict(metrics=metrics, batch_size=a.batch_size, max_new_tokens=a.max_new_tokens, quantize=a.quantize, canary=a.canary)
+    kw = dict(metrics=metrics, batch_size=a.batch_size, max_new_tokens=a.max_new_tokens, quantize=None if a.quantize == 'none' else a.quantize, canary=a.canary)
     if a.compare_base:
         cmp = evaluate_before_after(a.model, a.bench, base=a.base, names=[a.name] if a.name else None, **kw)
         results, res = cmp.results, cmp.results[-1]

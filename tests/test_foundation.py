@@ -125,3 +125,9 @@ def test_wheel_installs_into_fresh_venv():
     r = subprocess.run(['bash', str(ROOT/'tools'/'wheel_check.sh')], capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert 'wheel check passed' in r.stdout
+
+def test_public_api_resolves():
+    "Every name listed in domain_tuner.__all__ imports from the module that defines it."
+    import domain_tuner
+    assert {'prepare', 'train', 'TrainConfig', 'Curriculum', 'evaluate', 'merge', 'load_model', 'run'} <= set(domain_tuner.__all__)
+    assert all(getattr(domain_tuner, n) is not None for n in domain_tuner.__all__)
