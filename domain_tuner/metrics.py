@@ -136,17 +136,27 @@ def parse_numbers(text:str)->list[tuple[float, bool]]:
     return out
 
 # %% ../nbs/30_metrics.ipynb #20db11b4
+def _half_unit(text:str)->float:
+    "Half a unit in the last digit of the first number in `text`, in its value's units: '$12.4 million' -> 50,000."
+    mt = _NUM.search(unicodedata.normalize('NFKC', str(text)))
+    if mt is None: return 0.0
+    decimals = len(mt['num'].split('.')[1]) if '.' in mt['num'] else 0
+    scale = mt['scale'] or mt['short']
+    return 0.5 * 10**-decimals * (_SCALES[scale.lower()] if scale else 1)
+
 def _close(a:tuple, b:tuple, rel_tol:float, abs_tol:float)->bool:
     (x, xp), (y, yp) = a, b
     cands = [x] + ([x/100] if xp and not yp else []) + ([x*100] if yp and not xp else [])
     return any(math.isclose(c, y, rel_tol=rel_tol, abs_tol=abs_tol) for c in cands)
 
 def numeric_match(prediction:str, reference:str, record:dict|None=None,
-                  rel_tol:float|None=None, # relative tolerance; record['meta']['rel_tol'] or 0.01 when None
-                  abs_tol:float=1e-9,      # absolute tolerance (for answers near zero)
+                  rel_tol:float|None=None, # relative tolerance; record['meta']['rel_tol'] when None, else the reference's precision
+                  abs_tol:float|None=None, # absolute tolerance; half a unit in the reference's last digit when both are None
                   match:str='any')->float: # which predicted number counts: 'any', 'first' or 'last'
     "1.0 when the answer states the reference's (first) number within tolerance; 0.0 when not or when the reference has no number."
-    if rel_tol is None: rel_tol = float(((record or {}).get('meta') or {}).get('rel_tol', 0.01))
+    if rel_tol is None: rel_tol = ((record or {}).get('meta') or {}).get('rel_tol')
+    if abs_tol is None: abs_tol = 1e-9 if rel_tol is not None else _half_unit(reference) + 1e-9
+    rel_tol = float(rel_tol or 0.0)
     refs, preds = parse_numbers(reference), parse_numbers(prediction)
     if not refs or not preds: return 0.0
     if match not in ('any', 'first', 'last'):

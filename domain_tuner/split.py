@@ -66,9 +66,11 @@ def find_contamination(train:list,            # training records
     for j, a in enumerate(against):
         for key in (dedup_key(prompt_text(a)), dedup_key(record_text(a))):
             if key: exact.setdefault(key, j)
+    # n-grams of the questions, not the answers: a benchmark question seen in training is contamination, while a
+    # short shared answer ('$4.2 million', a glossary definition) is not: it is the domain knowledge being taught
     index, sizes = defaultdict(set), []
     for j, a in enumerate(against):
-        g = _grams(record_text(a), n); sizes.append(len(g))
+        g = _grams(prompt_text(a), n); sizes.append(len(g))
         for x in g: index[x].add(j)
     found = []
     for i, r in enumerate(train):
@@ -76,7 +78,7 @@ def find_contamination(train:list,            # training records
         if j is not None:
             found.append(dict(source=src(r, i), overlaps=src(against[j], j), against=label, kind='exact', overlap=1.0)); continue
         hits = defaultdict(int)
-        for x in _grams(record_text(r), n):
+        for x in _grams(prompt_text(r), n):
             for k in index.get(x, ()): hits[k] += 1
         best = max(hits, key=lambda k: (hits[k] / sizes[k], -k), default=None)
         if best is not None and hits[best] / sizes[best] >= threshold:
