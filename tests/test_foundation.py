@@ -131,3 +131,11 @@ def test_public_api_resolves():
     import domain_tuner
     assert {'prepare', 'train', 'TrainConfig', 'Curriculum', 'evaluate', 'merge', 'load_model', 'run'} <= set(domain_tuner.__all__)
     assert all(getattr(domain_tuner, n) is not None for n in domain_tuner.__all__)
+
+def test_packaged_settings_match_the_default_run():
+    "`domain-tuner demo` outside a checkout runs the copy shipped in the package: it must be the top-level settings.ini."
+    assert (ROOT/'domain_tuner'/'assets'/'settings.ini').read_text() == (ROOT/'settings.ini').read_text()
+
+def test_default_run_plan_is_valid():
+    r = run_cli('run', ROOT/'settings.ini', '--dry-run')
+    assert 'full' in r.stdout and 'qlora' in r.stdout
