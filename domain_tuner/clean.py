@@ -151,13 +151,16 @@ def dedup_near(records:list,           # normalized records (exact duplicates al
         for j, i in enumerate(members[1:], 1):
             cands[i] += members[:j]
     # Two conversations that share a long context but ask for different answers (the revenue and the margin of
-    # the same statement) teach different things: a near duplicate must also give the same answer.
-    answers = [dedup_key(r['messages'][-1]['content']) if 'messages' in r else None for r in records]
+    # the same statement) teach different things: a near duplicate must also give (nearly) the same answer.
+    answers = [set(dedup_key(r['messages'][-1]['content']).split()) if 'messages' in r else None for r in records]
+    def same_answer(i, j):
+        a, b = answers[i], answers[j]
+        return a is None or b is None or a == b or len(a & b) / max(len(a | b), 1) >= threshold
     kept, dups = [], []
     for i in range(n):
         best, bs = -1, 0.
         for j in sorted(set(cands[i])):
-            if dup_of[j] >= 0 or answers[i] != answers[j]: continue  # compare only with kept records giving the same answer
+            if dup_of[j] >= 0 or not same_answer(i, j): continue  # only kept records giving (nearly) the same answer
             s = float((sig[i] == sig[j]).mean())
             if s >= threshold and s > bs: best, bs = j, s
         if best >= 0:
