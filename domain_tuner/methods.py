@@ -51,6 +51,7 @@ class TrainConfig:
     # data
     loss_on:str = 'responses'    # 'responses', 'last' or 'all' tokens of a conversation carry loss
     pack:bool = False            # pack several examples into one row (position ids restart per example)
+    padding_free:bool = True     # join each batch's examples into one row (position ids restart per example): no pad tokens, same examples and steps as padding
     truncation:str = 'error'     # an example longer than max_length: 'error' (names it), 'drop' or 'truncate'
     # bookkeeping
     seed:int = 0                 # seeds data order, dropout and adapter initialisation
@@ -116,7 +117,13 @@ def optimizer_name(cfg:TrainConfig, precision:Precision|None=None)->str:
     if cfg.optim: return cfg.optim
     precision = precision or select_precision(cfg.precision)
     if cfg.method == 'qlora' and precision.device == 'cuda' and probe_bitsandbytes(): return 'paged_adamw_8bit'
-    return 'adamw_torch'
+    return _default_adamw()
+
+def _default_adamw()->str:
+    "transformers' own default: the fused AdamW kernel (CPU and CUDA) from torch 2.8, one kernel per step instead of a loop over tensors."
+    import torch
+    major, minor = (int(x) for x in torch.__version__.split('.')[:2])
+    return 'adamw_torch_fused' if (major, minor) >= (2, 8) else 'adamw_torch'
 
 # %% ../nbs/20_methods.ipynb #40ddc08a
 def _decoder_layers(model):

@@ -5,7 +5,7 @@ os.environ.setdefault('DOMAIN_TUNER_QUIET', '1')
 import pytest, torch
 from domain_tuner.core import probe_cuda, select_precision
 from domain_tuner.models import tiny_model_dir, load_model, load_tokenizer
-from domain_tuner.methods import TrainConfig
+from domain_tuner.methods import TrainConfig, _default_adamw
 from domain_tuner.train import train, encode_records
 from domain_tuner.data import Collator
 from test_train import sums
@@ -22,7 +22,7 @@ def test_gpu_training(method, tmp_path):
                 out=tmp_path/method, eval_data=sums(8, seed=1), plot=None)
     m, rec = res.metrics, res.record
     assert rec['precision']['device'] == 'cuda' and rec['precision']['autocast'] == prec.autocast
-    assert rec['optimizer'] == ('paged_adamw_8bit' if method == 'qlora' else 'adamw_torch')
+    assert rec['optimizer'] == ('paged_adamw_8bit' if method == 'qlora' else _default_adamw())
     assert m['eval_loss'] < m['eval_loss_before'] - 0.1, m
     assert rec['memory']['measured']['device'] == 'cuda' and m['memory_measured_gb'] > 0
     print(f"{method}: {m['tokens_per_second']:.0f} tokens/s, memory estimated {m['memory_estimate_gb']:.3f} GB, "

@@ -1,0 +1,3 @@
+import sys
+from .run import main
+sys.exit(main())

@@ -1,0 +1,95 @@
+"""Run the domain-tuner benchmark suite on this CPU and write bench/RESULTS.md (and bench/results.json).
+
+    .venv/bin/python -m bench                 # everything, ~10 minutes on 2 cores
+    .venv/bin/python -m bench --only padding,throughput --repeats 1
+
+Every figure is a ratio measured in this one run: the two sides alternate (A B, B A, ...) and each side's median
+over the repeats is used; the load average is recorded with every benchmark because a shared machine inflates and
+destabilises timings. Models are tiny Llama configs built in-process (random weights, no download)."""
+from __future__ import annotations
+import argparse, json, os, shlex, sys, time, traceback
+from pathlib import Path
+from .common import ROOT, machine, load_average, instructions, model_dir, encoded, Result
+
+ALL = ('padding', 'throughput', 'lora', 'memory', 'data', 'eval', 'overhead', 'latency')
+
+def _fmt(v):
+    if isinstance(v, float): return f"{v:.4g}"
+    if isinstance(v, dict): return '{' + ', '.join(f"{k}: {_fmt(x)}" for k, x in v.items()) + '}'
+    return str(v)
+
+def write_results(results:list[Result], info:dict, path:Path):
+    lines = ["# domain-tuner benchmark results", "",
+             f"Produced by `{info['command']}` on {info['started']} ({info['seconds'] / 60:.1f} minutes).", "",
+             "## Machine", "",
+             f"- {info['machine']['cores']} CPU cores ({info['machine']['cpu']}), {info['machine']['memory_gb']} GB memory, "
+             f"no GPU used; torch threads {info['machine']['torch_threads']} (both sides of every comparison use the same)",
+             f"- python {info['machine']['python']}, torch {info['machine']['torch']}, transformers {info['machine']['transformers']}, "
+             f"peft {info['machine']['peft']}, trl {info['machine']['trl']}",
+             f"- load average (1 min) at start {info['load_start']:.2f}, at end {info['load_end']:.2f}: the machine is shared, "
+             f"so absolute figures vary from run to run; ratios are measured with the two sides alternated in one run.", "",
+             "## Summary", "", "| benchmark | target | measured | met | load avg start/end |", "|---|---|---|---|---|"]
+    for r in results:
+        for desc, got, ok in (r.targets or [("(failed to run)", '-', False)]):
+            lines.append(f"| {r.title} | {desc} | {got} | {'yes' if ok else '**no**'} | {r.load[0]:.1f} / {r.load[1]:.1f} |")
+    for r in results:
+        lines += ["", f"## {r.title}", "", f"Load average {r.load[0]:.2f} at start, {r.load[1]:.2f} at end; {r.seconds:.0f} s.", ""]
+        lines += [n if n.startswith('|') else n + '\n' if i + 1 < len(r.notes) and r.notes[i + 1].startswith('|') else n + '\n'
+                  for i, n in enumerate(r.notes)]
+    lines += ["", "## GPU part", "", "`bench/gpu.py` (LoRA bf16 with packing on a Qwen2.5-0.5B-shaped config: tokens/s, MFU "
+              "with 4N FLOPs per token for LoRA and 6N for full fine-tuning, peak memory for full/LoRA/QLoRA, and the TRL "
+              "comparison) needs a CUDA machine; this run had none, so no GPU figures are reported. Run it with "
+              "`python bench/gpu.py` on a GPU; it prints a markdown section to add here.", ""]
+    path.write_text('\n'.join(lines))
+
+def main(argv=None)->int:
+    p = argparse.ArgumentParser(prog='python -m bench', description=__doc__.splitlines()[0])
+    p.add_argument('--only', default=','.join(ALL), help=f"comma-separated subset of {', '.join(ALL)}")
+    p.add_argument('--repeats', type=int, default=3, help="alternated repeats per side (median)")
+    p.add_argument('--threads', type=int, default=1, help="torch CPU threads for every side (1 is the steadiest on a loaded machine)")
+    p.add_argument('--examples', type=int, default=192, help="training examples for the throughput benchmark")
+    p.add_argument('--out', default=str(ROOT/'bench'/'RESULTS.md'))
+    a = p.parse_args(argv)
+    import torch
+    torch.set_num_threads(a.threads)
+    from .training import _quiet_logs
+    _quiet_logs()
+    import datasets; datasets.disable_progress_bars()
+    only = [x.strip() for x in a.only.split(',') if x.strip()]
+    info = dict(command='python -m bench ' + ' '.join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:])),
+                started=time.strftime('%Y-%m-%d %H:%M %Z'), machine=machine(), load_start=load_average())
+    t0 = time.perf_counter()
+    results = []
+    need_train = {'padding', 'throughput', 'overhead'} & set(only)
+    if need_train:
+        from domain_tuner.models import load_tokenizer
+        from .training import TRAIN_SHAPE, MAX_LEN
+        d = model_dir('train', **TRAIN_SHAPE); tok = load_tokenizer(d)
+        train_ds = encoded(instructions(a.examples, seed=0), tok, MAX_LEN)
+        eval_ds = encoded(instructions(64, seed=1), tok, MAX_LEN)
+    for name in only:
+        print(f"[bench] {name} (load {load_average():.1f}) ...", flush=True)
+        try:
+            from . import training, memory, prep_eval, latency
+            r = {'padding': lambda: training.padding_efficiency(tok, train_ds),
+                 'throughput': lambda: training.throughput(d, tok, train_ds, eval_ds, repeats=a.repeats),
+                 'lora': lambda: training.lora_vs_full(repeats=a.repeats),
+                 'memory': lambda: memory.peak_memory(threads=a.threads),
+                 'data': lambda: prep_eval.data_preparation(repeats=a.repeats),
+                 'eval': lambda: prep_eval.evaluation(repeats=a.repeats),
+                 'overhead': lambda: training.overhead(d, tok, train_ds),
+                 'latency': lambda: latency.merged_latency(repeats=max(a.repeats, 5))}[name]()
+        except Exception as e:
+            traceback.print_exc()
+            r = Result(name, name, notes=[f"failed: `{e!r:.300}`"])
+        results.append(r)
+        for desc, got, ok in r.targets: print(f"    {desc}: {got} {'OK' if ok else 'NOT MET'}", flush=True)
+        print(f"    ({r.seconds:.0f} s)", flush=True)
+    info.update(seconds=time.perf_counter() - t0, load_end=load_average())
+    write_results(results, info, Path(a.out))
+    Path(a.out).with_name('results.json').write_text(json.dumps(dict(info=info, results=[dict(key=r.key, title=r.title,
+        figures=r.figures, targets=r.targets, load=r.load, seconds=r.seconds) for r in results]), indent=1, default=str))
+    print(f"wrote {a.out} ({info['seconds'] / 60:.1f} min)")
+    return 0 if all(r.passed for r in results) else 1
+
+if __name__ == '__main__': sys.exit(main())
