@@ -136,3 +136,28 @@ def test_packed_training(base, data, tmp_path):
     assert d['n_train_rows'] < d['n_train'] / 4  # ~40-token examples, several per 256-token row
     assert res.metrics['eval_loss'] < res.metrics['eval_loss_before']
     assert 0 < res.metrics['tokens'] <= 6 * 2 * 256
+
+
+def _varied(n, seed=0):
+    "Conversations of very different lengths, so padded batches hold many pad tokens."
+    rng = random.Random(seed)
+    return [dict(messages=[dict(role='user', content='What is revenue? ' * rng.randint(1, 12)),
+                           dict(role='assistant', content='Income from sales. ' * rng.randint(1, 12))]) for _ in range(n)]
+
+
+def test_padding_free_matches_padded(base, tmp_path):
+    "The default padding-free batches (with per-example attention) train exactly like padded batches, with no pad tokens."
+    recs = _varied(24)
+    runs = {}
+    for pf in (True, False):
+        cfg = TrainConfig(method='full', lr=1e-3, max_steps=4, batch_size=6, max_length=256, logging_steps=1, padding_free=pf,
+                          dropout=0.0)
+        runs[pf] = train(base, recs, cfg, out=tmp_path/f'pf{pf}', eval_data=_varied(6, seed=1), plot=None)
+    fast, padded = runs[True], runs[False]
+    lf = [l['loss'] for l in fast.history if 'loss' in l]
+    lp = [l['loss'] for l in padded.history if 'loss' in l]
+    assert len(lf) == len(lp) == 4 and lf[-1] < lf[0]
+    assert max(abs(a - b) for a, b in zip(lf, lp)) < 1e-4, (lf, lp)
+    assert abs(fast.metrics['eval_loss'] - padded.metrics['eval_loss']) < 1e-4
+    assert fast.metrics['tokens'] == padded.metrics['tokens']  # real tokens counted alike
+    assert fast.model.config._attn_implementation == 'sdpa'    # the per-example attention is switched back after training
