@@ -23,9 +23,10 @@ def normalize_answer(s:str)->str:
     "Normalise an answer for exact match and token F1: NFKC, lower case, no punctuation or articles, single spaces."
     s = unicodedata.normalize('NFKC', str(s)).lower()
     s = re.sub(r"(?<=\d)[.,](?=\d)", "\x00", s)  # protect decimal points and thousands separators
+    s = re.sub(r"(?<![\w])[-\u2212](?=[$€£¥]?\d)", "\x01", s)  # and the sign of a negative amount: -$0.8 is not $0.8
     s = ''.join(' ' if c in _PUNCT else c for c in s).replace("\x00", ".")
     s = _ARTICLES.sub(' ', s)
-    return ' '.join(s.split())
+    return re.sub(r"\x01\s*", "-", ' '.join(s.split()))
 
 # %% ../nbs/30_metrics.ipynb #302abe43
 def exact_match(prediction:str, # the model's answer
