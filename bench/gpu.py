@@ -106,7 +106,7 @@ def main(argv=None):
         from peft import LoraConfig
         from domain_tuner.methods import linear_module_names
         model = load_model(d, precision=training_precision(TrainConfig(method=method, precision=prec)), attn_implementation=attn)
-        pc = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=linear_module_names(model), task_type='CAUSAL_LM') if method == 'lora' else None
+        pc = LoraConfig(r=16, lora_alpha=32, lora_dropout=TrainConfig().dropout, target_modules=linear_module_names(model), task_type='CAUSAL_LM') if method == 'lora' else None
         clock = StepClock(min(warm, steps - 1))
         with tempfile.TemporaryDirectory() as tmp:
             args = SFTConfig(output_dir=tmp, per_device_train_batch_size=a.batch_size, max_steps=steps, learning_rate=2e-4,

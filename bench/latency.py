@@ -32,8 +32,8 @@ def merged_latency(repeats:int=5)->Result:
             def run():
                 with torch.no_grad():
                     t = time.perf_counter()
-                    for _ in range(3): m(input_ids=prompt, use_cache=False)
-                    return (time.perf_counter() - t) / 3
+                    for _ in range(8): m(input_ids=prompt, use_cache=False)
+                    return (time.perf_counter() - t) / 8
             return run
         def gen(m):
             def run():
@@ -42,18 +42,20 @@ def merged_latency(repeats:int=5)->Result:
                     m.generate(input_ids=prompt[:, :32], max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False, pad_token_id=0)
                     return time.perf_counter() - t
             return run
-        models = dict(base=base, merged=merged, unmerged=adapter)
+        models = dict(base=base, base_again=load_model(d).eval(), merged=merged, unmerged=adapter)  # base_again: the noise floor
         for m in models.values(): fwd(m)(); gen(m)()  # warm-up
         f = {k: median(v) for k, v in alternate({k: fwd(m) for k, m in models.items()}, repeats).items()}
         gn = {k: median(v) for k, v in alternate({k: gen(m) for k, m in models.items()}, repeats).items()}
-        r = {f'{k}_{w}': x[k] / x['base'] for w, x in (('forward', f), ('generate', gn)) for k in ('merged', 'unmerged')}
+        r = {f'{k}_{w}': x[k] / x['base'] for w, x in (('forward', f), ('generate', gn)) for k in ('base_again', 'merged', 'unmerged')}
         res.figures.update(forward_s=f, generate_s=gn, merge_check=check, **r)
         res.targets += [(f"merged / base <= 1.02x ({w})", f"{r['merged_' + w]:.3f}x", r['merged_' + w] <= 1.02) for w in ('forward', 'generate')]
         res.targets += [(f"unmerged / base <= 1.2x ({w})", f"{r['unmerged_' + w]:.3f}x", r['unmerged_' + w] <= 1.2) for w in ('forward', 'generate')]
         res.notes += [f"Model: Llama {SHAPE}, vocab 1024, fp32; LoRA r=16 on all linear layers (B filled with N(0, 0.02) so the "
                       f"merge changes the weights), merged with `domain_tuner.merge.merge` (max logit difference "
                       f"{check['max_diff']:.1e}). forward: one {PROMPT}-token prompt, no cache; generate: {NEW} greedy tokens after "
-                      f"a 32-token prompt. Median of {repeats} alternated repeats.",
+                      f"a 32-token prompt. Median of {repeats} alternated repeats. `base_again` is a second copy of the base model, "
+                      f"timed like the others: its ratio to the base ({r['base_again_forward']:.3f}x forward, "
+                      f"{r['base_again_generate']:.3f}x generate) is the noise floor of this run on this shared machine.",
                       "| model | forward ms | generate ms |", "|---|---|---|",
                       *[f"| {k} | {f[k]*1e3:.1f} | {gn[k]*1e3:.1f} |" for k in models]]
     return res

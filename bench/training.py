@@ -6,7 +6,7 @@ from pathlib import Path
 from .common import Result, timed_section, alternate, median, instructions, model_dir, encoded, load_average
 
 TRAIN_SHAPE = dict(hidden_size=256, num_layers=4, num_heads=4, num_kv_heads=2)           # ~2.6M parameters
-WIDE_SHAPE = dict(hidden_size=768, num_layers=2, num_heads=12, num_kv_heads=4, intermediate_size=2048)
+WIDE_SHAPE = dict(hidden_size=1024, num_layers=2, num_heads=16, num_kv_heads=4, intermediate_size=2816)
 LR, BATCH, MAX_LEN, QUALITY_TOL = 1e-3, 8, 512, 0.01
 
 def _quiet_logs():
@@ -137,8 +137,9 @@ def throughput(d, tok, train_ds, eval_ds, repeats=3, trl_default_steps=3)->Resul
 
 def lora_vs_full(repeats=3, n=96)->Result:
     "(3) tokens/s of LoRA vs full fine-tuning on the same wide model, our engine both sides."
+    from domain_tuner.methods import TrainConfig
     from domain_tuner.models import load_tokenizer
-    d = model_dir('wide', **WIDE_SHAPE); tok = load_tokenizer(d)
+    d = model_dir('wider', **WIDE_SHAPE); tok = load_tokenizer(d)
     ds = encoded(instructions(n, seed=3), tok, MAX_LEN)
     real = sum(len(x) for x in ds['input_ids'])
     res = Result('lora', '3. LoRA vs full fine-tuning tokens/s (same model, our engine)')
@@ -149,7 +150,7 @@ def lora_vs_full(repeats=3, n=96)->Result:
         res.figures.update(tokens_per_s=tps, ratio=ratio)
         res.targets.append(("LoRA / full >= 1.3x", f"{ratio:.2f}x", ratio >= 1.3))
         res.notes.append(f"Model: Llama {WIDE_SHAPE} (vocab 1024); {n} examples, {real:,} tokens, batch {BATCH}, LoRA r=16 on all "
-                         f"linear layers (dropout 0.05, the default). Full {tps['full']:,.0f} tokens/s, LoRA {tps['lora']:,.0f} tokens/s. "
+                         f"linear layers (dropout {TrainConfig().dropout:g}, the default). Full {tps['full']:,.0f} tokens/s, LoRA {tps['lora']:,.0f} tokens/s. "
                          "Why this shape: LoRA saves the weight gradients of the frozen layers (one of the three matmuls per "
                          "linear layer) and the AdamW update of the frozen weights; that saving is only visible where the linear "
                          "layers dominate the step, i.e. a hidden size that is large next to the number of layers and the "

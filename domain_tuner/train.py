@@ -129,6 +129,8 @@ def use_varlen_attention(model)->str|None:
     cfg = getattr(base, 'config', None)
     old = getattr(cfg, '_attn_implementation', None)
     if old not in ('sdpa', 'eager') or not hasattr(base, 'set_attn_implementation'): return None  # flash kernels do varlen themselves
+    if 'sliding_attention' in (getattr(cfg, 'layer_types', None) or ()) or (getattr(cfg, 'sliding_window', None) and getattr(cfg, 'use_sliding_window', True)):
+        return None  # per-example causal attention knows no sliding window: keep transformers' masks
     AttentionInterface.register(VARLEN_ATTENTION, varlen_sdpa)
     AttentionMaskInterface.register(VARLEN_ATTENTION, _varlen_mask)
     base.set_attn_implementation(VARLEN_ATTENTION)
