@@ -32,8 +32,8 @@ def merged_latency(repeats:int=5)->Result:
             def run():
                 with torch.no_grad():
                     t = time.perf_counter()
-                    for _ in range(8): m(input_ids=prompt, use_cache=False)
-                    return (time.perf_counter() - t) / 8
+                    m(input_ids=prompt, use_cache=False)
+                    return time.perf_counter() - t
             return run
         def gen(m):
             def run():
@@ -44,7 +44,7 @@ def merged_latency(repeats:int=5)->Result:
             return run
         models = dict(base=base, base_again=load_model(d).eval(), merged=merged, unmerged=adapter)  # base_again: the noise floor
         for m in models.values(): fwd(m)(); gen(m)()  # warm-up
-        f = {k: median(v) for k, v in alternate({k: fwd(m) for k, m in models.items()}, repeats).items()}
+        f = {k: median(v) for k, v in alternate({k: fwd(m) for k, m in models.items()}, 8 * repeats).items()}  # one forward per turn, finely interleaved
         gn = {k: median(v) for k, v in alternate({k: gen(m) for k, m in models.items()}, repeats).items()}
         r = {f'{k}_{w}': x[k] / x['base'] for w, x in (('forward', f), ('generate', gn)) for k in ('base_again', 'merged', 'unmerged')}
         res.figures.update(forward_s=f, generate_s=gn, merge_check=check, **r)
@@ -53,7 +53,7 @@ def merged_latency(repeats:int=5)->Result:
         res.notes += [f"Model: Llama {SHAPE}, vocab 1024, fp32; LoRA r=16 on all linear layers (B filled with N(0, 0.02) so the "
                       f"merge changes the weights), merged with `domain_tuner.merge.merge` (max logit difference "
                       f"{check['max_diff']:.1e}). forward: one {PROMPT}-token prompt, no cache; generate: {NEW} greedy tokens after "
-                      f"a 32-token prompt. Median of {repeats} alternated repeats. `base_again` is a second copy of the base model, "
+                      f"a 32-token prompt. Median of {8 * repeats} (forward) and {repeats} (generate) alternated repeats, one call per turn. `base_again` is a second copy of the base model, "
                       f"timed like the others: its ratio to the base ({r['base_again_forward']:.3f}x forward, "
                       f"{r['base_again_generate']:.3f}x generate) is the noise floor of this run on this shared machine.",
                       "| model | forward ms | generate ms |", "|---|---|---|",
