@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 CONFIG ?= settings.ini
 
-.PHONY: setup demo test test-fast test-slow sync-check export clean-nbs docs wheel-check
+.PHONY: setup demo test test-slow sync-check export docs wheel-check bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ export: setup
 
 docs: setup
 	$(BIN)/python tools/render_docs.py
+
+# The performance suite (~7 min on 2 cores): ratios against TRL and plain baselines, written to bench/RESULTS.md.
+bench: setup
+	$(BIN)/python -m bench
 
 wheel-check: setup
 	bash tools/wheel_check.sh
