@@ -9,7 +9,7 @@ from __future__ import annotations
 import json, math, os, random, sys, time, shutil, hashlib, importlib, warnings
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
-from .core import DomainTunerError, seed_everything, progress
+from .core import DomainTunerError, seed_everything, progress, cache_dir
 from .models import build_tokenizer, tiny_config, EOS_DOC, EOT, BOT
 
 # %% auto #0
@@ -262,9 +262,6 @@ def build_base(path:str|Path,            # folder to write
 # %% ../nbs/41_base.ipynb #e5ed5b30
 ASSET_DIR = Path(importlib.import_module('domain_tuner').__file__).parent/'assets'/'base'  # the copy shipped in the package
 
-def _cache_root()->Path:
-    import tempfile
-    return Path(os.environ.get('DOMAIN_TUNER_CACHE', Path(tempfile.gettempdir())/'domain_tuner_cache'))
 
 def base_model_dir(cfg:BaseConfig|None=None, # recipe; the shipped default when None
                    rebuild:bool=False,       # build again even if a copy exists
@@ -273,7 +270,7 @@ def base_model_dir(cfg:BaseConfig|None=None, # recipe; the shipped default when 
     cfg = cfg or BaseConfig()
     shipped = ASSET_DIR/'base_card.json'
     if not rebuild and shipped.exists() and json.loads(shipped.read_text()).get('recipe_key') == cfg.key: return ASSET_DIR
-    path = _cache_root()/f"base-{cfg.key}"
+    path = cache_dir()/f"base-{cfg.key}"
     if rebuild or not (path/'config.json').exists():
         tmp = path.with_name(path.name + f'.tmp{os.getpid()}')
         build_base(tmp, cfg)

@@ -12,7 +12,7 @@ import numpy as np
 from .core import DomainTunerError
 
 # %% auto #0
-__all__ = ['PII_PATTERNS', 'clean_text', 'scrub_pii', 'clean_records', 'record_text', 'dedup_key', 'dedup_exact',
+__all__ = ['PII_PATTERNS', 'clean_text', 'scrub_pii', 'clean_records', 'record_text', 'dedup_key', 'record_source', 'dedup_exact',
            'minhash_signatures', 'dedup_near']
 
 # %% ../nbs/12_clean.ipynb #3f90b9bb
@@ -68,14 +68,16 @@ def dedup_key(s:str)->str:
     "Comparison form of a text: NFKC, case-folded, whitespace collapsed."
     return " ".join(unicodedata.normalize('NFKC', s).casefold().split())
 
-def _src(r, i): return (r.get('meta') or {}).get('source', f"record {i}")
+def record_source(rec:dict, i:int=0)->str:
+    "Where a record came from (`FILE:LINE`), or `record i` for one made in memory."
+    return (rec.get('meta') or {}).get('source') or f"record {i}"
 
 def dedup_exact(records:list)->tuple[list, list]:
     "Drop exact duplicates (after normalisation); returns (kept, duplicates as dicts source/duplicate_of/kind)."
     seen, kept, dups = {}, [], []
     for i, r in enumerate(records):
         h = hashlib.blake2b(dedup_key(record_text(r)).encode(), digest_size=16).digest()
-        if h in seen: dups.append(dict(source=_src(r, i), duplicate_of=_src(records[seen[h]], seen[h]), kind='exact'))
+        if h in seen: dups.append(dict(source=record_source(r, i), duplicate_of=record_source(records[seen[h]], seen[h]), kind='exact'))
         else: seen[h] = i; kept.append(r)
     return kept, dups
 
@@ -167,6 +169,6 @@ def dedup_near(records:list,           # normalized records (exact duplicates al
             if s >= threshold and s > bs: best, bs = j, s
         if best >= 0:
             dup_of[i] = best
-            dups.append(dict(source=_src(records[i], i), duplicate_of=_src(records[best], best), kind='near', similarity=round(bs, 3)))
+            dups.append(dict(source=record_source(records[i], i), duplicate_of=record_source(records[best], best), kind='near', similarity=round(bs, 3)))
         else: kept.append(records[i])
     return kept, dups

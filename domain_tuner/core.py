@@ -13,7 +13,7 @@ from typing import Any
 
 # %% auto #0
 __all__ = ['DomainTunerError', 'Probe', 'probe_cuda', 'probe_bitsandbytes', 'probe_flash_attention', 'Precision',
-           'select_precision', 'seed_everything', 'progress', 'environment_info']
+           'select_precision', 'seed_everything', 'quiet', 'cache_dir', 'progress', 'environment_info']
 
 # %% ../nbs/00_core.ipynb #11b45213
 class DomainTunerError(Exception):
@@ -142,11 +142,19 @@ def seed_everything(seed:int=0,             # the seed to record in the run reco
     return seed
 
 # %% ../nbs/00_core.ipynb #519a67a7
+def quiet()->bool:
+    "Is DOMAIN_TUNER_QUIET set (tests, CI)? Progress bars and model-loading bars stay silent then."
+    return os.environ.get('DOMAIN_TUNER_QUIET', '') not in ('', '0')
+
+def cache_dir()->Path:
+    "Where built-once artefacts (tiny models, a rebuilt base) are cached: $DOMAIN_TUNER_CACHE or the system temp folder."
+    import tempfile
+    return Path(os.environ.get('DOMAIN_TUNER_CACHE', Path(tempfile.gettempdir())/'domain_tuner_cache'))
+
 def progress(iterable=None, total:int|None=None, desc:str='', leave:bool=False, **kwargs):
     "A tqdm progress bar that picks the notebook widget or terminal bar, and stays silent when DOMAIN_TUNER_QUIET=1."
     from tqdm.auto import tqdm
-    disable = os.environ.get('DOMAIN_TUNER_QUIET', '') not in ('', '0')
-    return tqdm(iterable, total=total, desc=desc, leave=leave, disable=disable or kwargs.pop('disable', False), **kwargs)
+    return tqdm(iterable, total=total, desc=desc, leave=leave, disable=quiet() or kwargs.pop('disable', False), **kwargs)
 
 # %% ../nbs/00_core.ipynb #49789b65
 def environment_info()->dict:

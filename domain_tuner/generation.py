@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 from .core import DomainTunerError, progress
-from .models import EOT, load_trained
+from .models import EOT, load_trained, model_device
 
 # %% auto #0
 __all__ = ['stop_token_ids', 'render_prompts', 'generate', 'chat']
@@ -42,10 +42,6 @@ def render_prompts(tokenizer, messages_list:list)->list[str]:
     return [tokenizer.apply_chat_template(_as_messages(m), add_generation_prompt=True, tokenize=False) for m in messages_list]
 
 # %% ../nbs/31_generate.ipynb #6ccde6df
-def _device(model):
-    try: return next(model.parameters()).device
-    except StopIteration: return 'cpu'
-
 def _cut(ids:list[int], stops:set[int])->list[int]:
     for i, t in enumerate(ids):
         if t in stops: return ids[:i]
@@ -78,7 +74,7 @@ def generate(model,                      # a causal LM (transformers or PEFT)
     if do_sample: gen_kwargs.update(temperature=temperature, top_p=top_p)
     else: gen_kwargs.update(temperature=None, top_p=None, top_k=None)
     if seed is not None: torch.manual_seed(seed)
-    out, dev, was_training = [None]*len(enc), _device(model), model.training
+    out, dev, was_training = [None]*len(enc), model_device(model), model.training
     model.eval()
     try:
         with torch.inference_mode(), progress(total=len(enc), desc=desc) as bar:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json, os, re, hashlib, tempfile
 from pathlib import Path
 from typing import Any, Iterable
-from .core import DomainTunerError, select_precision, Precision, probe_bitsandbytes, seed_everything
+from .core import DomainTunerError, select_precision, Precision, probe_bitsandbytes, seed_everything, quiet, cache_dir
 
 # %% auto #0
 __all__ = ['PAD', 'EOS_DOC', 'BOT', 'EOT', 'SPECIAL_TOKENS', 'CHATML_TEMPLATE', 'DEFAULT_CORPUS', 'build_tokenizer',
            'tiny_config', 'tiny_llama', 'tiny_model_dir', 'check_model_dir', 'load_tokenizer', 'load_model',
-           'is_adapter_dir', 'adapter_base', 'trained_quantization', 'load_trained', 'count_parameters']
+           'is_adapter_dir', 'adapter_base', 'trained_quantization', 'load_trained', 'model_device', 'count_parameters']
 
 # %% ../nbs/01_models.ipynb #dd31bc36
 PAD, EOS_DOC, BOT, EOT = "<|pad|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"
@@ -97,7 +97,7 @@ def tiny_llama(path:str|Path,                   # folder to write the model to
 def tiny_model_dir(name:str='tiny', **kwargs)->Path:
     "A cached tiny model folder (built once per settings) under the system temp dir, for tests and examples."
     key = hashlib.sha1(json.dumps(kwargs, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    path = Path(os.environ.get('DOMAIN_TUNER_CACHE', Path(tempfile.gettempdir())/'domain_tuner_cache'))/f"{name}-{key}"
+    path = cache_dir()/f"{name}-{key}"
     if not (path/'config.json').exists():
         tmp = path.with_name(path.name + f'.tmp{os.getpid()}')
         tiny_llama(tmp, **kwargs)
@@ -204,7 +204,7 @@ def load_model(name_or_path:str|Path,      # hub id or local folder
             bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=precision.compute_dtype,
             bnb_4bit_quant_storage=precision.torch_dtype)
     if precision.device == 'cuda': kw.setdefault('device_map', {'': int(os.environ.get('LOCAL_RANK', 0))})
-    if os.environ.get('DOMAIN_TUNER_QUIET', '') not in ('', '0'):
+    if quiet():
         from transformers.utils import logging as hf_logging
         hf_logging.disable_progress_bar()
     try: model = AutoModelForCausalLM.from_pretrained(name, **kw)
@@ -256,6 +256,11 @@ def load_trained(path:str|Path,            # a model folder or a PEFT adapter fo
     return model, load_tokenizer(tok_src)
 
 # %% ../nbs/01_models.ipynb #85d53699
+def model_device(model):
+    "The device of a model's (first) parameters; 'cpu' for a model without any."
+    try: return next(model.parameters()).device
+    except StopIteration: return 'cpu'
+
 def count_parameters(model)->dict:
     "Total and trainable parameter counts (4-bit weights counted as the parameters they hold)."
     total = trainable = 0

@@ -8,16 +8,13 @@ Docs: https://domain-tuner.github.io/domain-tuner/perplexity.html.md"""
 from __future__ import annotations
 import math
 from .core import DomainTunerError, progress
+from .models import model_device
 from .data import encode_batch
 
 # %% auto #0
 __all__ = ['token_nll', 'encode_for_scoring', 'record_nll', 'perplexity', 'mc_choices', 'choice_logprobs', 'mc_predict']
 
 # %% ../nbs/32_perplexity.ipynb #b06fd2a5
-def _device(model):
-    try: return next(model.parameters()).device
-    except StopIteration: return 'cpu'
-
 def token_nll(model,                 # a causal LM
               examples:list[dict],   # encoded examples: {'input_ids', 'labels'} with -100 on unscored tokens
               batch_size:int=8,      # examples per forward pass
@@ -26,7 +23,7 @@ def token_nll(model,                 # a causal LM
     "Per example (sum of negative log-likelihood, number of scored tokens), batched by length."
     import torch
     order = sorted(range(len(examples)), key=lambda i: -len(examples[i]['input_ids']))
-    out, dev, was_training = [None]*len(examples), _device(model), model.training
+    out, dev, was_training = [None]*len(examples), model_device(model), model.training
     model.eval()
     try:
         with torch.inference_mode(), progress(total=len(examples), desc=desc) as bar:

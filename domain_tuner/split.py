@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib, re
 from collections import defaultdict
 from .core import DomainTunerError
-from .clean import record_text, dedup_key
+from .clean import record_text, dedup_key, record_source
 
 # %% auto #0
 __all__ = ['group_of', 'split_records', 'prompt_text', 'find_contamination', 'decontaminate']
@@ -63,7 +63,6 @@ def find_contamination(train:list,            # training records
                        label:str='eval',      # what `against` is, for the report
                       )->list[dict]:
     "Train records that overlap items of `against`: dicts with source, overlaps, against, kind, overlap."
-    src = lambda r, i: (r.get('meta') or {}).get('source', f"record {i}")
     exact = {}
     for j, a in enumerate(against):
         for key in (dedup_key(prompt_text(a)), dedup_key(record_text(a))):
@@ -78,17 +77,17 @@ def find_contamination(train:list,            # training records
     for i, r in enumerate(train):
         j = exact.get(dedup_key(prompt_text(r)), exact.get(dedup_key(record_text(r))))
         if j is not None:
-            found.append(dict(source=src(r, i), overlaps=src(against[j], j), against=label, kind='exact', overlap=1.0)); continue
+            found.append(dict(source=record_source(r, i), overlaps=record_source(against[j], j), against=label, kind='exact', overlap=1.0)); continue
         hits = defaultdict(int)
         for x in _grams(prompt_text(r), n):
             for k in index.get(x, ()): hits[k] += 1
         best = max(hits, key=lambda k: (hits[k] / sizes[k], -k), default=None)
         if best is not None and hits[best] / sizes[best] >= threshold:
-            found.append(dict(source=src(r, i), overlaps=src(against[best], best), against=label, kind='ngram',
+            found.append(dict(source=record_source(r, i), overlaps=record_source(against[best], best), against=label, kind='ngram',
                               overlap=round(hits[best] / sizes[best], 3)))
     return found
 
 def decontaminate(train:list, findings:list)->list:
     "Train without the records named in `findings` (eval and benchmark items are never changed)."
     bad = {f['source'] for f in findings}
-    return [r for i, r in enumerate(train) if (r.get('meta') or {}).get('source', f"record {i}") not in bad]
+    return [r for i, r in enumerate(train) if record_source(r, i) not in bad]

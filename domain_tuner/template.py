@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, asdict
 import numpy as np
 from .core import DomainTunerError, progress
 from .models import CHATML_TEMPLATE, EOS_DOC
+from .clean import record_source
 
 # %% auto #0
 __all__ = ['PLAIN_TEMPLATE', 'TEMPLATES', 'has_generation_markers', 'chat_template_for', 'render_conversations', 'EncodeStats',
@@ -144,8 +145,6 @@ def end_of_document_token(tokenizer)->str:
     "The token appended to raw text documents: `<|endoftext|>` when the vocabulary has it, else EOS."
     return EOS_DOC if EOS_DOC in tokenizer.get_vocab() else tokenizer.eos_token
 
-def _src(r, i): return (r.get('meta') or {}).get('source') or f"record {i}"
-
 # %% ../nbs/15_template.ipynb #944ac693
 def _label_offsets(ids, offs, use):
     "Labels by character offsets (numpy): a token is trained when it overlaps a span."
@@ -215,20 +214,20 @@ def encode_batch(records:list,               # normalized records (`messages` or
         ids = list(e.ids) + ([eod_id] if spans[i] is None else [])
         labels, ends = _label(e, ids, spans[i], loss_on if spans[i] is not None else 'all')
         if spans[i] is not None and not spans[i] and loss_on != 'all' and not allow_unsupervised:
-            raise DomainTunerError("the conversation has no assistant turn to train on", where=_src(r, i),
+            raise DomainTunerError("the conversation has no assistant turn to train on", where=record_source(r, i),
                                    fix="end each conversation with an assistant answer, or use loss_on='all'")
         for k in ends:
             if ids[k] != eot_id:
                 raise DomainTunerError(f"the chat template does not end the assistant turn with the end-of-turn token {eot!r} "
                                        f"(the trained span ends with {tokenizer.convert_ids_to_tokens(ids[k])!r})",
-                                       where=_src(r, i), fix="use the model's own template or a named one (template='chatml' "
+                                       where=record_source(r, i), fix="use the model's own template or a named one (template='chatml' "
                                        "or 'plain'), so the model learns to stop")
         if max_length and len(ids) > max_length:
             if truncation == 'error':
-                raise DomainTunerError(f"example is {len(ids)} tokens, longer than max_length={max_length}", where=_src(r, i),
+                raise DomainTunerError(f"example is {len(ids)} tokens, longer than max_length={max_length}", where=record_source(r, i),
                                        fix="raise max_length, or pass truncation='drop' or 'truncate'")
             if truncation == 'drop':
-                st.dropped_too_long += 1; st.dropped.append((_src(r, i), f"longer than max_length={max_length} ({len(ids)} tokens)"))
+                st.dropped_too_long += 1; st.dropped.append((record_source(r, i), f"longer than max_length={max_length} ({len(ids)} tokens)"))
                 out.append(None); continue
             st.truncated += 1; st.tokens_lost += len(ids) - max_length
             cut = labels[max_length-1] != -100  # the cut falls inside a trained span: keep training the stop token
@@ -238,9 +237,9 @@ def encode_batch(records:list,               # normalized records (`messages` or
         if n_sup == 0:
             st.unsupervised += 1
             if not allow_unsupervised:
-                raise DomainTunerError("example has no trained token (every label is masked)", where=_src(r, i),
+                raise DomainTunerError("example has no trained token (every label is masked)", where=record_source(r, i),
                                        fix="check the template and loss_on, raise max_length, or pass allow_unsupervised=True")
-            st.dropped.append((_src(r, i), "no trained token")); out.append(None); continue
+            st.dropped.append((record_source(r, i), "no trained token")); out.append(None); continue
         st.kept += 1; st.tokens += len(ids); st.supervised_tokens += n_sup
         st.lengths.append(len(ids)); st.supervised.append(n_sup)
         out.append(dict(input_ids=ids, labels=labels))

@@ -14,7 +14,7 @@ import torch
 from transformers import Trainer, TrainingArguments, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
-from .core import DomainTunerError, select_precision, seed_everything, progress, environment_info, Precision
+from .core import DomainTunerError, select_precision, seed_everything, progress, environment_info, Precision, quiet
 from .models import load_model, load_tokenizer, count_parameters
 from .methods import TrainConfig, METHODS, prepare_model, optimizer_name, check_method, training_precision
 from .memory import estimate_memory, PeakMemory, compare_memory
@@ -191,7 +191,6 @@ def _in_notebook()->bool:
         return get_ipython().__class__.__name__ == 'ZMQInteractiveShell'
     except Exception: return False
 
-def _quiet()->bool: return os.environ.get('DOMAIN_TUNER_QUIET', '') not in ('', '0')
 
 class LossHistory(TrainerCallback):
     "Collects logs, warns on overfitting, shows a progress bar and a live loss/LR plot (or text lines)."
@@ -202,7 +201,7 @@ class LossHistory(TrainerCallback):
         self._bar = self._fig = self._handle = None; self._last_draw = 0.0
 
     def _mode(self):
-        if self.plot == 'auto': return None if _quiet() else ('plot' if _in_notebook() else 'text')
+        if self.plot == 'auto': return None if quiet() else ('plot' if _in_notebook() else 'text')
         return self.plot  # 'plot' or 'text' asked for explicitly: shown even when quiet
 
     def on_train_begin(self, args, state, control, **kw):
