@@ -17,7 +17,7 @@ from .scoring import record_nll, mc_choices, mc_predict
 
 # %% auto #0
 __all__ = ['LOWER_IS_BETTER', 'load_bench', 'reference', 'prompt_messages', 'ungrounded_claims', 'EvalResult', 'evaluate',
-           'Comparison', 'compare', 'ForgettingGuard']
+           'scores_by', 'Comparison', 'compare', 'ForgettingGuard']
 
 # %% ../nbs/33_benchmark.ipynb #5c2155a8
 def _load_records(path):
@@ -134,6 +134,7 @@ def evaluate(model,                       # a causal LM (transformers or PEFT)
         meta, ex = r.get('meta') or {}, {}
         ex.update(id=i, source=meta.get('source'), prompt=prompt_messages(r)[-1]['content'] if prompt_messages(r) else '',
                   reference=reference(r))
+        if meta.get('task') is not None: ex['task'] = meta['task']  # for scores by task (`scores_by`)
         if i in set(mc_idx):
             choices, right = mc_choices(r); k = mc_pred[mc_idx.index(i)]
             preds[i] = choices[k]; ex['choice'] = k; ex['answer'] = right
@@ -159,6 +160,20 @@ def evaluate(model,                       # a causal LM (transformers or PEFT)
         res.canary = evaluate(model, tokenizer, canary, metrics, batch_size, max_new_tokens, name=f"{res.name} (canary)",
                               do_sample=do_sample, grounding=False, **gen_kwargs)
     return res
+
+# %% ../nbs/33_benchmark.ipynb #5c0b7e12
+def scores_by(result:EvalResult,  # from `evaluate`
+              key:str='task',     # the example field to group by (`task` comes from the records' `meta.task`)
+             )->dict:
+    "Every metric of `result` per group of examples: {group: {metric: score}}; {} when no example has `key`."
+    groups = {}
+    for e in result.examples:
+        if e.get(key) is not None: groups.setdefault(e[key], []).append(e)
+    out = {}
+    for g, xs in groups.items():
+        out[g] = {k: _mean([e[k] for e in xs if k in e]) for k in result.metrics if k != 'perplexity' and any(k in e for e in xs)}
+        if 'perplexity' in result.metrics: out[g]['perplexity'] = math.exp(sum(e['nll'] for e in xs)/sum(e['ref_tokens'] for e in xs))
+    return out
 
 # %% ../nbs/33_benchmark.ipynb #73a26587
 LOWER_IS_BETTER = {'perplexity'}

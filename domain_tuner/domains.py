@@ -198,7 +198,13 @@ _TEMPLATES = {
                'bench': ["By what percentage did {label} move between fiscal {prev} and fiscal {year}?",
                          "Give {company}'s year-over-year {label} growth for fiscal {year}."]},
     'glossary': {'train': ["What does {term} mean?", "Define {term}.", "What is meant by {term}?", "Explain the term {term}.",
-                           "In finance, what is {term}?", "Give the definition of {term}."],
+                           "In finance, what is {term}?", "Give the definition of {term}.", "What is {term}?",
+                           "Tell me what {term} means.", "Can you explain {term}?", "Describe {term}.",
+                           "What is the definition of {term}?", "Briefly, what does {term} refer to?",
+                           "In accounting, what does {term} mean?", "I keep reading about {term}. What is it?",
+                           "Please define the term {term}.", "What do analysts mean by {term}?",
+                           "Give a short definition of {term}.", "Term: {term}. Definition?", "How would you define {term}?",
+                           "What does the phrase {term} describe?"],
                  'bench': ["What is the meaning of the financial term {term}?", "Could you define {term} in accounting terms?"]},
 }
 RATIOS = {  # name -> (statement, numerator, denominator, formatter)
@@ -307,11 +313,14 @@ def finance_dataset(n:int=10_000,      # instruction-response examples in `train
                     seed:int=0,        # one seed for names, figures, phrasings and sampling
                     n_bench:int=200,   # benchmark questions per task (the glossary has at most 120)
                     n_bench_companies:int=60, # companies kept for benchmarks only
+                    glossary_share:float=0.75, # at most this share of `n` is glossary questions (whole phrasings per term)
                    )->dict:
     "Finance documents, ~`n` training examples and held-out benchmarks per task, all generated from `seed`."
     gl = [(t, d) for t, d in FINANCE_GLOSSARY.items()]
+    tpls = _TEMPLATES['glossary']['train']
+    k = min(len(tpls), max(1, round(glossary_share*n/len(gl))))  # phrasings per term
     glossary_train = [_chat(tpl.format(term=t), d[0].upper() + d[1:] + '.', 'glossary', task='glossary', term=t, template=i)
-                      for t, d in gl for i, tpl in enumerate(_TEMPLATES['glossary']['train'])]
+                      for t, d in gl for i, tpl in enumerate(tpls[:k])]
     n_co = max(0, n - len(glossary_train))
     want = dict(extract=round(n_co*FINANCE_MIX['extract']), ratio=round(n_co*FINANCE_MIX['ratio']))
     want['growth'] = n_co - want['extract'] - want['ratio']

@@ -16,7 +16,7 @@ from .methods import TrainConfig, METHODS
 
 # %% auto #0
 __all__ = ['RunSpec', 'ModelSpec', 'DataSpec', 'EvalSpec', 'RunPlan', 'plan_run', 'resolve_files', 'resolve_base', 'RunResult',
-           'run', 'write_run_report', 'cli_run', 'cli_demo']
+           'run', 'write_run_report', 'summary_text', 'cli_run', 'cli_demo']
 
 # %% ../nbs/50_run.ipynb #06d55860
 @dataclass
@@ -344,6 +344,7 @@ def _plot_bars(rows:list[dict], keys:list[str], path:Path, title:str, ylabel:str
 def write_run_report(res:RunResult)->dict:
     "Write report.md, report.html, the figures and run.json for a finished run."
     from domain_tuner.eval_report import report_blocks, _md, _html
+    from domain_tuner.benchmark import scores_by
     out = res.out; figs = out/'figures'; figs.mkdir(parents=True, exist_ok=True)
     rows = res.summary()
     metric_keys = [k for k in (res.base_eval.metrics if res.base_eval else {}) if k not in ('mc_accuracy',)]
@@ -355,6 +356,13 @@ def write_run_report(res:RunResult)->dict:
     cols = ['model'] + metric_keys + [k for k in ('canary_exact_match', 'trainable', 'trainable_pct', 'peak_memory_gb',
                                                   'estimate_gb', 'train_seconds', 'wall_seconds') if any(k in r for r in rows)]
     B.append(('table', cols, rows))
+    finals = [res.base_eval] + [res.evals[(m, cr.stages[-1]['name'])] for m, cr in res.curricula.items() if (m, cr.stages[-1]['name']) in res.evals]
+    by_task = {r.name: scores_by(r) for r in finals if r is not None}
+    tasks = list(dict.fromkeys(t for s in by_task.values() for t in s))
+    if tasks:  # one average hides which task moved: show each
+        for k in [m for m in ('exact_match', 'token_f1') if m in metric_keys]:
+            B += [('p', f"**{k} by task** (held-out benchmark):"),
+                  ('table', ['model'] + tasks, [dict(model=n, **{t: s[t].get(k) for t in tasks if t in s}) for n, s in by_task.items()])]
     B.append(('p', "Domain metrics are on the held-out benchmark (never in training); `canary_exact_match` is the general-ability "
                    "canary (forgetting check); perplexity is on the reference answers' tokens. Peak memory is the measured "
                    "growth in process memory during training (CPU) or peak allocated GPU memory, next to the planner's estimate."))
@@ -378,7 +386,6 @@ def write_run_report(res:RunResult)->dict:
               ('p', "Full data reports (formats, lengths, duplicates, leakage, rejected rows) are in `data/NAME/report.json`.")]
     warns = [w for cr in res.curricula.values() for w in cr.warnings]
     if warns: B += [('h2', 'Warnings'), ('p', '\n'.join(f"- {w}" for w in warns))]
-    finals = [res.base_eval] + [res.evals[(m, cr.stages[-1]['name'])] for m, cr in res.curricula.items() if (m, cr.stages[-1]['name']) in res.evals]
     if res.base_eval is not None and len(finals) > 1:
         ev_blocks = report_blocks(finals, 'Evaluation detail', figdir=figs)
         B += [('h2' if k == 'h1' else k, *rest) for k, *rest in ev_blocks[1:]]
@@ -386,7 +393,7 @@ def write_run_report(res:RunResult)->dict:
     (out/'report.html').write_text(_html(B, f"domain-tuner run: {res.plan.run.name}"), encoding='utf-8')
     record = dict(name=res.plan.run.name, summary=rows, timings=res.timings, environment=environment_info(),
                   settings={s: res.plan.settings.section(s) for s in res.plan.settings} if res.plan.settings else None,
-                  evals={f"{m}/{s}": r.metrics for (m, s), r in res.evals.items()},
+                  evals={f"{m}/{s}": r.metrics for (m, s), r in res.evals.items()}, by_task=by_task,
                   base_eval=res.base_eval.metrics if res.base_eval else None)
     (out/'run.json').write_text(json.dumps(record, indent=2, default=str))
     if res.base_eval is not None: res.base_eval.to_json(out/'eval_base.json')
@@ -394,6 +401,21 @@ def write_run_report(res:RunResult)->dict:
     return dict(markdown=out/'report.md', html=out/'report.html', record=out/'run.json', figures=sorted(figs.glob('*.png')))
 
 # %% ../nbs/50_run.ipynb #28e0a366
+def summary_text(res:RunResult)->str:
+    "The run's results as plain text for a terminal: each model's scores, then exact match per benchmark task."
+    from domain_tuner.benchmark import scores_by
+    rows = res.summary()
+    keys = [k for k in ('exact_match', 'token_f1', 'perplexity', 'canary_exact_match', 'train_seconds') if any(k in r for r in rows)]
+    f = lambda v: '' if v is None else f"{v:.3f}" if isinstance(v, float) and abs(v) < 100 else f"{v:.0f}" if isinstance(v, (int, float)) else str(v)
+    out = [f"{'model':<8}" + ''.join(f"{k:>20}" for k in keys)] + [f"{r['model']:<8}" + ''.join(f"{f(r.get(k)):>20}" for k in keys) for r in rows]
+    finals = [('base', res.base_eval)] + [(m, res.evals.get((m, cr.stages[-1]['name']))) for m, cr in res.curricula.items()]
+    by = {n: scores_by(r) for n, r in finals if r is not None}
+    tasks = list(dict.fromkeys(t for s in by.values() for t in s))
+    if tasks and 'exact_match' in keys:
+        out += ['', 'exact_match by task', f"{'model':<8}" + ''.join(f"{t:>12}" for t in tasks)]
+        out += [f"{n:<8}" + ''.join(f"{f(s.get(t, {}).get('exact_match')):>12}" for t in tasks) for n, s in by.items()]
+    return '\n'.join(out)
+
 def cli_run(argv:list[str]|None=None)->int:
     "`domain-tuner run CONFIG [--set section.key=value ...]`"
     p = argparse.ArgumentParser(prog='domain-tuner run', description="Run a whole domain adaptation from a settings file: "
@@ -411,7 +433,7 @@ def cli_run(argv:list[str]|None=None)->int:
         for m, ss in plan.stages.items():
             print(f"  {m}: " + ' → '.join(f"{s.name}({s.data}, {s.config(plan.train[m]).max_steps} steps)" for s in ss))
         return 0
-    run(plan, plot=None if a.plot == 'none' else a.plot)
+    print(summary_text(run(plan, plot=None if a.plot == 'none' else a.plot)))
     return 0
 
 def cli_demo(argv:list[str]|None=None)->int:
