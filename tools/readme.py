@@ -16,7 +16,7 @@ def render(nb:dict)->str:
     out = ["<!-- Generated from nbs/index.ipynb by tools/readme.py: edit the notebook, not this file -->", ""]
     for c in nb['cells']:
         src = ''.join(c['source'])
-        if c['cell_type'] == 'markdown': out += [src.strip(), '']; continue
+        if c['cell_type'] == 'markdown': out += [src.strip().replace('](images/', '](nbs/images/'), '']; continue  # README sits one folder up
         ds = _directives(src)
         if any('hide' in d for d in ds): continue
         code = '\n'.join(l for l in src.splitlines() if not l.startswith('#|')).strip()
