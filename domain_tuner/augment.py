@@ -11,7 +11,7 @@ from .core import DomainTunerError
 from .clean import dedup_key, record_text
 
 # %% auto #0
-__all__ = ['PARAPHRASES', 'paraphrase', 'glossary_swap', 'augment']
+__all__ = ['PARAPHRASES', 'paraphrase', 'glossary_swap', 'augment', 'perturb_figure']
 
 # %% ../nbs/14_augment.ipynb #228fda29
 PARAPHRASES = ["{q}", "Question: {q}", "Could you answer this? {q}", "{q}\nPlease answer precisely.",
@@ -42,15 +42,15 @@ def glossary_swap(rec:dict, rng:random.Random, glossary:dict)->dict|None:
 
 # %% ../nbs/14_augment.ipynb #62c78929
 def augment(train:list,                      # training records to augment
-            kinds:tuple=('paraphrase', 'glossary'), # which augmentations
+            kinds:tuple=('paraphrase', 'glossary'), # which augmentations ('numbers' too: `perturb_figure`)
             per_record:int=1,                 # new records per kind and training record (at most)
             glossary:dict|None=None,          # term -> list of synonyms, for 'glossary'
             templates:list[str]=PARAPHRASES,  # paraphrase templates with a {q}
             eval_records:list|None=None,      # eval/benchmark items: never used as a base
             seed:int=0)->list:
     "New synthetic records made from training records (never from eval items), each marked with its origin."
-    unknown = set(kinds) - {'paraphrase', 'glossary'}
-    if unknown: raise DomainTunerError(f"unknown augmentation {sorted(unknown)}", where="augment", fix="use 'paraphrase' and/or 'glossary'")
+    unknown = set(kinds) - {'paraphrase', 'glossary', 'numbers'}
+    if unknown: raise DomainTunerError(f"unknown augmentation {sorted(unknown)}", where="augment", fix="use 'paraphrase', 'glossary' and/or 'numbers'")
     if 'glossary' in kinds and not glossary:
         raise DomainTunerError("glossary augmentation needs a glossary", where="augment", fix="pass glossary={'term': ['synonym', ...]}")
     banned = {dedup_key(record_text(r)) for r in eval_records or []}
@@ -59,11 +59,39 @@ def augment(train:list,                      # training records to augment
         if 'augmentation' in (r.get('meta') or {}) or dedup_key(record_text(r)) in banned: continue
         for kind in kinds:
             for _ in range(per_record):
-                new = paraphrase(r, rng, templates) if kind == 'paraphrase' else glossary_swap(r, rng, glossary)
+                new = (paraphrase(r, rng, templates) if kind == 'paraphrase' else glossary_swap(r, rng, glossary)
+                       if kind == 'glossary' else perturb_figure(r, rng))
                 if new is None or (key := dedup_key(record_text(new))) in seen: continue
                 seen.add(key)
                 src = (r.get('meta') or {}).get('source')
-                new.update(synthetic=True, meta={'augmented_from': src, 'augmentation': kind, 'source': f"{src}#{kind}{len(out)+1}"})
+                new.update(synthetic=True, meta={**(r.get('meta') or {}), 'augmented_from': src, 'augmentation': kind,
+                                                 'source': f"{src}#{kind}{len(out)+1}"})  # the base's tags (task, ...) kept
                 if r.get('group'): new['group'] = r['group']
                 out.append(new)
     return out
+
+# %% ../nbs/14_augment.ipynb #7b1f0a22
+_FIGURE = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+
+def _like(fig:str, rng:random.Random)->str:
+    "Another figure with the same sign, currency sign, separators, decimals and number of integer digits."
+    neg, cur = fig.startswith('-'), '$' in fig
+    body = fig.lstrip('-$'); ip, _, dp = body.partition('.')
+    digits = ip.replace(',', '')
+    while True:
+        n = str(rng.randint(10**(len(digits) - 1) if len(digits) > 1 else 0, 10**len(digits) - 1))
+        s = f"{int(n):,}" if ',' in ip else n
+        if dp: s += '.' + ''.join(str(rng.randrange(10)) for _ in dp)
+        s = ('-' if neg else '') + ('$' if cur else '') + s
+        if s != fig: return s
+
+def perturb_figure(rec:dict, rng:random.Random)->dict|None:
+    "A copy where the one figure the answer copies from the prompt is replaced, in both, by another of its form (else None)."
+    msgs = rec.get('messages')
+    if not msgs or msgs[-1]['role'] != 'assistant': return None
+    figs = _FIGURE.findall(msgs[-1]['content'])
+    if len(figs) != 1: return None
+    fig = figs[0]; pat = re.compile(rf"(?<![\d.,$-]){re.escape(fig)}(?![\d]|[.,]\d)")
+    if sum(len(pat.findall(m['content'])) for m in msgs[:-1]) != 1: return None
+    new = _like(fig, rng)
+    return dict(messages=[{**m, 'content': pat.sub(lambda _: new, m['content'])} for m in msgs])

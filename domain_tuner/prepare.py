@@ -126,7 +126,7 @@ def prepare(sources,                       # files, folders, lists of dicts, dat
             benchmark=None,                # benchmark file(s) to check train against
             decontaminate:bool=True,       # remove train records that overlap eval/benchmark items
             ngram:int=8,                   # words per n-gram in the contamination check
-            augment:tuple|list|None=None,  # augmentations for train: 'paraphrase', 'glossary'
+            augment:tuple|list|None=None,  # augmentations for train: 'paraphrase', 'glossary', 'numbers'
             glossary:dict|None=None,       # term -> synonyms for 'glossary'
             template:str|None=None,        # chat template name or Jinja (the tokenizer's own when None)
             max_length:int|None=None,      # longest example in tokens
@@ -262,7 +262,7 @@ def cli_prepare(argv:list[str]|None=None)->int:
     p.add_argument('--pii', action='store_true', help="scrub e-mails, phone numbers and account numbers")
     p.add_argument('--no-near-dedup', action='store_true', help="only drop exact duplicates")
     p.add_argument('--near-threshold', type=float, default=0.8, help="Jaccard similarity for near duplicates (default 0.8)")
-    p.add_argument('--augment', action='append', choices=('paraphrase', 'glossary'), help="augment train (repeatable)")
+    p.add_argument('--augment', action='append', choices=('paraphrase', 'glossary', 'numbers'), help="augment train (repeatable)")
     p.add_argument('--glossary', metavar='JSON', help="JSON file: term -> list of synonyms, for --augment glossary")
     p.add_argument('--encoding', default='utf-8', help="file encoding (default utf-8)")
     p.add_argument('--chunk-chars', type=int, default=2000, help="cut text documents into chunks of about N characters")

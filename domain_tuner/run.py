@@ -44,7 +44,7 @@ class DataSpec:
     lenient:bool = False             # set bad rows aside in rejected.jsonl instead of stopping
     near_dedup:bool = True           # also drop near duplicates (MinHash)
     pii:bool = False                 # scrub e-mails, phone and account numbers
-    augment:list[str] = field(default_factory=list) # 'paraphrase', 'glossary'
+    augment:list[str] = field(default_factory=list) # 'paraphrase', 'glossary', 'numbers'
     chunk_chars:int|None = 2000      # text documents are cut into chunks of about this many characters
     limit:int|None = None            # use only the first N accepted training records (quick runs)
 

@@ -152,3 +152,14 @@ def test_cli_prepare_end_to_end(tmp_path, tiny_dir):
     run_cli('prepare', p, '--out', tmp_path/'out2', '--lenient', '--tokenizer', tiny_dir, '--eval-fraction', '0.2')
     for f in ('train.jsonl', 'eval.jsonl', 'rejected.jsonl', 'report.json'):
         assert (out/f).read_bytes() == (tmp_path/'out2'/f).read_bytes()
+
+
+def test_prepare_numbers_augmentation_keeps_extraction_answers_true(tmp_path):
+    "Figure perturbation through `prepare`: the new copies are counted as synthetic, and each answer is still what the statement says."
+    from domain_tuner.domains import finance_dataset, write_domain, recompute_answer
+    paths = write_domain(tmp_path/'fin', finance_dataset(n=400, seed=3, n_bench=5, n_bench_companies=2))
+    res = prepare(paths['train'], out=tmp_path/'out', eval_fraction=0.0, augment=['numbers'])
+    made = [r for r in res.train if (r.get('meta') or {}).get('augmentation') == 'numbers']
+    extract = sum((r.get('meta') or {}).get('task') == 'extract' for r in res.train if r not in made)
+    assert made and len(made) <= extract and all(r['synthetic'] and r['meta']['task'] == 'extract' for r in made)
+    for r in made: assert recompute_answer(r) == r['messages'][-1]['content'], r['meta']['source']
