@@ -198,6 +198,13 @@ class RunResult:
     curricula:dict = field(default_factory=dict)              # method -> CurriculumResult
     timings:dict = field(default_factory=dict)                # method -> seconds
     report:dict = field(default_factory=dict)                 # paths of report.md/html and figures
+    def final_evals(self)->dict:
+        "The base's evaluation and each method's after its last stage: {'base' or method: EvalResult}, missing ones left out."
+        out = {'base': self.base_eval} if self.base_eval is not None else {}
+        for m, cr in self.curricula.items():
+            if (r := self.evals.get((m, cr.stages[-1]['name']))) is not None: out[m] = r
+        return out
+
     def summary(self)->list[dict]:
         "One row per model: domain metrics, canary score, trainable parameters, memory and time."
         rows = [dict(model='base', **_row(self.base_eval))]
@@ -356,8 +363,8 @@ def write_run_report(res:RunResult)->dict:
     cols = ['model'] + metric_keys + [k for k in ('canary_exact_match', 'trainable', 'trainable_pct', 'peak_memory_gb',
                                                   'estimate_gb', 'train_seconds', 'wall_seconds') if any(k in r for r in rows)]
     B.append(('table', cols, rows))
-    finals = [res.base_eval] + [res.evals[(m, cr.stages[-1]['name'])] for m, cr in res.curricula.items() if (m, cr.stages[-1]['name']) in res.evals]
-    by_task = {r.name: scores_by(r) for r in finals if r is not None}
+    finals = list(res.final_evals().values())
+    by_task = {r.name: scores_by(r) for r in finals}
     tasks = list(dict.fromkeys(t for s in by_task.values() for t in s))
     if tasks:  # one average hides which task moved: show each
         for k in [m for m in ('exact_match', 'token_f1') if m in metric_keys]:
@@ -408,8 +415,7 @@ def summary_text(res:RunResult)->str:
     keys = [k for k in ('exact_match', 'token_f1', 'perplexity', 'canary_exact_match', 'train_seconds') if any(k in r for r in rows)]
     f = lambda v: '' if v is None else f"{v:.3f}" if isinstance(v, float) and abs(v) < 100 else f"{v:.0f}" if isinstance(v, (int, float)) else str(v)
     out = [f"{'model':<8}" + ''.join(f"{k:>20}" for k in keys)] + [f"{r['model']:<8}" + ''.join(f"{f(r.get(k)):>20}" for k in keys) for r in rows]
-    finals = [('base', res.base_eval)] + [(m, res.evals.get((m, cr.stages[-1]['name']))) for m, cr in res.curricula.items()]
-    by = {n: scores_by(r) for n, r in finals if r is not None}
+    by = {n: scores_by(r) for n, r in res.final_evals().items()}
     tasks = list(dict.fromkeys(t for s in by.values() for t in s))
     if tasks and 'exact_match' in keys:
         out += ['', 'exact_match by task', f"{'model':<8}" + ''.join(f"{t:>12}" for t in tasks)]
