@@ -14,7 +14,8 @@ from .core import DomainTunerError, select_precision, Precision, probe_bitsandby
 # %% auto #0
 __all__ = ['PAD', 'EOS_DOC', 'BOT', 'EOT', 'SPECIAL_TOKENS', 'CHATML_TEMPLATE', 'DEFAULT_CORPUS', 'build_tokenizer',
            'tiny_config', 'tiny_llama', 'tiny_model_dir', 'check_model_dir', 'load_tokenizer', 'load_model',
-           'is_adapter_dir', 'adapter_base', 'trained_quantization', 'load_trained', 'model_device', 'count_parameters']
+           'cpu_4bit_inference_layout', 'is_adapter_dir', 'adapter_base', 'trained_quantization', 'load_trained',
+           'model_device', 'count_parameters']
 
 # %% ../nbs/01_models.ipynb #dd31bc36
 PAD, EOS_DOC, BOT, EOT = "<|pad|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"
@@ -212,7 +213,30 @@ def load_model(name_or_path:str|Path,      # hub id or local folder
         if local: raise DomainTunerError(f"could not load the model: {str(e).splitlines()[0][:300]}", where=name,
                                          fix="re-save it with `save_pretrained`, or check that config.json matches the weights") from None
         raise _hub_error(name, e) from None
+    if quantize: cpu_4bit_inference_layout(model, False)  # a 4-bit base is loaded to be trained; see below
     return model
+
+# %% ../nbs/01_models.ipynb #21c5ba16
+def _repacks_on_cpu()->bool:
+    "Does bitsandbytes repack 4-bit weights for CPU inference here (its own AVX512-BF16 check)?"
+    try:
+        from bitsandbytes.nn import modules
+        return bool(modules.has_avx512bf16())
+    except Exception: return False
+
+def cpu_4bit_inference_layout(model,       # a model with bitsandbytes 4-bit layers (others are left alone)
+                              allow:bool): # True: bitsandbytes may repack for fast CPU inference; False: never
+    "Allow or forbid bitsandbytes' CPU inference layout; forbidding converts back layers already repacked (returns how many)."
+    converted = 0
+    for m in model.modules():
+        if not hasattr(m, 'support_avx512bf16_for_cpu'): continue
+        m.support_avx512bf16_for_cpu = allow and _repacks_on_cpu()
+        qs = getattr(m.weight, 'quant_state', None)
+        if not allow and getattr(qs, 'packing_format_for_cpu', False):
+            from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+            m.weight.data, m.weight.quant_state = _convert_weight_packed_for_cpu_inverse(m.weight.data, qs)
+            converted += 1
+    return converted
 
 # %% ../nbs/01_models.ipynb #58d109f1
 def is_adapter_dir(path)->bool:
@@ -253,6 +277,7 @@ def load_trained(path:str|Path,            # a model folder or a PEFT adapter fo
     else:
         model, tok_src = load_model(path, quantize=quantize, precision=precision, **kwargs), path
     model.eval()
+    if quantize: cpu_4bit_inference_layout(model, True)  # only answering: the fast CPU layout is safe
     return model, load_tokenizer(tok_src)
 
 # %% ../nbs/01_models.ipynb #85d53699

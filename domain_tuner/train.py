@@ -15,7 +15,7 @@ from transformers import Trainer, TrainingArguments, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
 from .core import DomainTunerError, select_precision, seed_everything, progress, environment_info, Precision, quiet
-from .models import load_model, load_tokenizer, count_parameters
+from .models import load_model, load_tokenizer, count_parameters, cpu_4bit_inference_layout
 from .methods import TrainConfig, METHODS, prepare_model, optimizer_name, check_method, training_precision
 from .memory import estimate_memory, PeakMemory, compare_memory
 
@@ -307,6 +307,9 @@ def fit(model,                     # a model prepared by `prepare_model`
         resume = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
         if resume is None: raise DomainTunerError("no checkpoint to resume from", where=args.output_dir,
                                                   fix="train with save_steps=N first, or leave resume off")
+    if n := cpu_4bit_inference_layout(model, False):  # its kernel has no gradient: see `cpu_4bit_inference_layout`
+        warnings.warn(f"{n} 4-bit layers had been repacked by bitsandbytes for CPU inference (no gradients through them); "
+                      "converted back before training (their scales were rounded to bf16 on the way)", stacklevel=2)
     hist = LossHistory(plot, desc=desc or f"train {cfg.method}")
     collator = batch_collator(tokenizer, cfg)
     trainer = DomainTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collator,
