@@ -11,17 +11,21 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 CONFIG ?= settings.ini
 
-.PHONY: setup demo test test-slow sync-check export docs wheel-check bench
+.PHONY: setup demo test test-slow test-latest sync-check export docs wheel-check bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# Every install goes through constraints.txt (the versions this project was tested with), so a new upstream release
+# cannot turn CI red overnight; `make test-latest` tries the newest ones.
+CONSTRAINTS ?= -c constraints.txt
+
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
 	@if $(BIN)/python -c "import torch" 2>/dev/null; then echo "torch already installed"; \
-	elif command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install -q torch; \
+	elif command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install -q torch $(CONSTRAINTS); \
 	else $(BIN)/python -m pip install -q "$(TORCH_SPEC)" $(TORCH_PIP_ARGS); fi
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev]" $(CONSTRAINTS)
 	$(BIN)/python -m ipykernel install --user --name python3 >/dev/null 2>&1 || true
 	touch $@
 
@@ -48,6 +52,16 @@ test: setup sync-check
 test-slow: setup
 	$(BIN)/nbdev-test --n-workers 2 --flags slow --timing
 	$(BIN)/python -m pytest tests/ -q -p no:cacheprovider -m "slow"
+
+# The newest releases of every dependency (torch stays the CPU build): not in CI. Prints what changed against
+# constraints.txt, then runs the same tests; refresh constraints.txt from it when they pass.
+test-latest:
+	$(MAKE) setup VENV=.venv-latest CONSTRAINTS= 
+	.venv-latest/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[dev]" "$(TORCH_SPEC)"
+	@.venv-latest/bin/pip freeze --exclude-editable 2>/dev/null | sed 's/+cpu//' | sort > .venv-latest/freeze.txt
+	@echo "changed against constraints.txt (< tested, > latest):"; \
+	diff <(grep -v '^#' constraints.txt | sort) .venv-latest/freeze.txt | grep '^[<>]' || echo "  nothing"
+	$(MAKE) test VENV=.venv-latest CONSTRAINTS= 
 
 export: setup
 	$(BIN)/nbdev-export && $(BIN)/nbdev-clean

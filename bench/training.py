@@ -45,7 +45,8 @@ def _ours(d, tok, train_ds, eval_ds, method='full', lr=LR, **cfg_kw):
     model = _model(d, method)
     with tempfile.TemporaryDirectory() as tmp:
         tr, m, _ = fit(model, tok, train_ds, None, cfg, out=tmp, plot=None)
-    return dict(seconds=m['train_seconds'], steps=m['steps'], loss=response_loss(model, eval_ds) if eval_ds is not None else None)
+    return dict(seconds=m['train_seconds'], steps=m['steps'], records=len(tr.train_dataset),
+                loss=response_loss(model, eval_ds) if eval_ds is not None else None)
 
 def _trl(d, tok, train_ds, eval_ds, packing=False, batch=BATCH, sensible=True, max_steps=-1):
     from trl import SFTConfig, SFTTrainer
@@ -61,8 +62,8 @@ def _trl(d, tok, train_ds, eval_ds, packing=False, batch=BATCH, sensible=True, m
         from transformers.trainer_callback import PrinterCallback
         tr.remove_callback(PrinterCallback)  # printing only; ours prints nothing either
         t = time.perf_counter(); tr.train(); secs = time.perf_counter() - t
-        steps = tr.state.global_step
-    return dict(seconds=secs, steps=steps, loss=response_loss(model, eval_ds) if eval_ds is not None and max_steps < 0 else None)
+        steps, records = tr.state.global_step, len(tr.train_dataset)  # after TRL's own processing (it may drop rows)
+    return dict(seconds=secs, steps=steps, records=records, loss=response_loss(model, eval_ds) if eval_ds is not None and max_steps < 0 else None)
 
 def padding_efficiency(tok, train_ds, seed=0)->Result:
     "(1) real tokens / token slots over one epoch of batches of 8, in a seeded random order."
@@ -104,6 +105,7 @@ def throughput(d, tok, train_ds, eval_ds, repeats=3, trl_default_steps=3)->Resul
         tps = {k: median([real / r['seconds'] for r in v]) for k, v in runs.items()}
         loss = {k: median([r['loss'] for r in v]) for k, v in runs.items()}
         steps = {k: v[0]['steps'] for k, v in runs.items()}
+        records = {k: v[0]['records'] for k, v in runs.items()}
         default = None
         if trl_default_steps:
             try:
@@ -112,9 +114,11 @@ def throughput(d, tok, train_ds, eval_ds, repeats=3, trl_default_steps=3)->Resul
                 default = (real / steps['trl_padded']) * r['steps'] / r['seconds']
             except Exception as e: res.notes.append(f"TRL with its default bf16 autocast + gradient checkpointing failed here: {e!r:.200}")
         r_pad, r_pack = tps['ours'] / tps['trl_padded'], tps['ours'] / tps['trl_packed']
-        res.figures.update(tokens_per_s=tps, response_loss=loss, steps=steps, ratio_vs_padded=r_pad, ratio_vs_packed=r_pack,
+        res.figures.update(tokens_per_s=tps, response_loss=loss, steps=steps, records=records, ratio_vs_padded=r_pad, ratio_vs_packed=r_pack,
                            trl_default_tokens_per_s=default)
-        res.targets += [("ours / TRL padded >= 1.5x", f"{r_pad:.2f}x", r_pad >= 1.5),
+        res.targets += [("both sides train on the same records", f"{records['ours']} vs {records['trl_padded']}",
+                         records['ours'] == records['trl_padded'] == len(train_ds)),
+                        ("ours / TRL padded >= 1.5x", f"{r_pad:.2f}x", r_pad >= 1.5),
                         ("ours / TRL packed >= 1.0x", f"{r_pack:.2f}x", r_pack >= 1.0),
                         (f"equal quality: our response loss <= TRL padded + {QUALITY_TOL}", f"{loss['ours']:.4f} vs {loss['trl_padded']:.4f}",
                          loss['ours'] <= loss['trl_padded'] + QUALITY_TOL)]
@@ -124,8 +128,9 @@ def throughput(d, tok, train_ds, eval_ds, repeats=3, trl_default_steps=3)->Resul
             f"batch {BATCH}, max_length {MAX_LEN}, loss on responses only (the same encoded examples, `labels` -100 "
             f"outside responses, given to both). Tokens/s = real (non-pad) tokens of the epoch / seconds in `train()`; "
             f"median of {repeats} alternated runs.",
-            "| side | tokens/s (median) | optimizer steps | response loss after the epoch (held-out) |", "|---|---|---|---|",
-            *[f"| {k} | {tps[k]:,.0f} | {steps[k]} | {loss[k]:.4f} |" for k in tps],
+            "| side | records trained | tokens/s (median) | optimizer steps | response loss after the epoch (held-out) |",
+            "|---|---|---|---|---|",
+            *[f"| {k} | {records[k]} | {tps[k]:,.0f} | {steps[k]} | {loss[k]:.4f} |" for k in tps],
             f"TRL is configured as a CPU user would: `bf16=False, gradient_checkpointing=False` (TRL's defaults turn both on). "
             f"TRL packed: `packing=True` (strategy bfd, which turns padding-free on), rows of {MAX_LEN} tokens, "
             f"{pack_batch} rows per step so a step holds about as many tokens as ours; it takes "

@@ -7,6 +7,7 @@ Docs: https://domain-tuner.github.io/domain-tuner/train.html.md"""
 # %% ../nbs/22_train.ipynb #2e27350a
 from __future__ import annotations
 import argparse, gc, hashlib, json, math, os, sys, time, warnings
+from collections import Counter
 from dataclasses import dataclass, field, asdict, replace, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -20,9 +21,10 @@ from .methods import TrainConfig, METHODS, prepare_model, optimizer_name, check_
 from .memory import estimate_memory, PeakMemory, compare_memory
 
 # %% auto #0
-__all__ = ['VARLEN_ATTENTION', 'load_training_data', 'data_hash', 'encode_records', 'PaddingFreeCollator', 'batch_collator',
-           'varlen_sdpa', 'use_varlen_attention', 'DomainTrainer', 'check_overfitting', 'LossHistory',
-           'training_arguments', 'fit', 'save_trained', 'TrainResult', 'train', 'train_parser', 'cli_train']
+__all__ = ['VARLEN_ATTENTION', 'load_training_data', 'data_hash', 'encode_records', 'count_encoding', 'accounting_line',
+           'PaddingFreeCollator', 'batch_collator', 'varlen_sdpa', 'use_varlen_attention', 'DomainTrainer',
+           'check_overfitting', 'LossHistory', 'training_arguments', 'fit', 'save_trained', 'TrainResult', 'train',
+           'train_parser', 'cli_train']
 
 # %% ../nbs/22_train.ipynb #7d13dea4
 def _read_jsonl(path:Path)->list[dict]:
@@ -36,11 +38,23 @@ def _read_jsonl(path:Path)->list[dict]:
                                        fix="prepared files hold one record per line; re-run `domain-tuner prepare`") from None
     return out
 
+# %% ../nbs/22_train.ipynb #8996c90f
+def _drops(prep)->tuple[dict, list]:
+    "Counts of dropped records by reason, and the first few with their file and line, from a `prepare` result."
+    c, reasons = prep.report['counts'], Counter(r['reason'].split(':')[0] for r in prep.rejected)
+    if c['duplicates']: reasons['exact duplicate'] += c['duplicates']
+    if c['blank']: reasons['blank row'] += c['blank']
+    where = [dict(file=r['file'], line=r['line'], reason=r['reason'][:200]) for r in prep.rejected[:20]]
+    return dict(reasons), where
+
 def load_training_data(data,                 # records, a prepared folder, a raw data file, or a `prepare` result
-                       eval_data=None,       # eval records or file; the prepared eval split when None
+                       eval_data=None,       # eval records or file; none (or the prepared folder's eval.jsonl) when None
                        tokenizer=None,       # passed to `prepare` for raw files
-                       info:dict|None=None): # filled with the preparation report's counts when raw files are prepared
-    "Training and eval records from a list, a prepared folder (train.jsonl, eval.jsonl) or raw files prepared on the fly."
+                       info:dict|None=None,  # filled with the accounting: read, train, eval, dropped (reason: count)
+                       eval_fraction:float=0.0): # share of a raw file held out for eval; 0: none
+    "Training and eval records from a list, a prepared folder (train.jsonl, eval.jsonl) or a raw file, all of it."
+    acc = info if info is not None else {}
+    acc.update(source=str(data) if isinstance(data, (str, Path)) else 'records', dropped={}, dropped_examples=[])
     if hasattr(data, 'train') and hasattr(data, 'eval'): train, ev = list(data.train), list(data.eval)
     elif isinstance(data, (str, Path)):
         p = Path(data)
@@ -50,26 +64,51 @@ def load_training_data(data,                 # records, a prepared folder, a raw
             train = _read_jsonl(p/'train.jsonl')
             ev = _read_jsonl(p/'eval.jsonl') if (p/'eval.jsonl').exists() else []
         else:
-            from domain_tuner.data import prepare  # raw files: prepared with the data module's defaults
-            prep = prepare([p], tokenizer=tokenizer, figure=False)
+            from domain_tuner.data import prepare
+            prep = prepare([p], tokenizer=tokenizer, figure=False, lenient=True, near_dedup=False, decontaminate=False,
+                           eval_fraction=eval_fraction if eval_data is None else 0.0)
             train, ev = list(prep.train), list(prep.eval)
-            if info is not None: info['prepared'] = prep.report.get('counts', {})
+            acc['read'] = prep.report['counts']['read']
+            acc['dropped'], acc['dropped_examples'] = _drops(prep)
     else: train, ev = list(data), []
+    acc.setdefault('read', len(train) + len(ev))
     if eval_data is not None: ev = load_training_data(eval_data)[0] if isinstance(eval_data, (str, Path)) else list(eval_data)
     if not train: raise DomainTunerError("no training records", where=str(data)[:200], fix="check the data source")
+    acc.update(train=len(train), eval=len(ev))
     return train, ev
 
+# %% ../nbs/22_train.ipynb #d0a17ca6
 def data_hash(records:list)->str:
     "A short SHA-256 of the records (order included), recorded so a run can be matched to its data."
     h = hashlib.sha256()
     for r in records: h.update(json.dumps(r, sort_keys=True, ensure_ascii=False).encode()); h.update(b'\n')
     return h.hexdigest()[:16]
 
-def encode_records(records:list, tokenizer, cfg:TrainConfig, pack:bool|None=None):
+def encode_records(records:list, tokenizer, cfg:TrainConfig, pack:bool|None=None, stats=None):
     "Tokenise and mask records as the run's config says (max_length, loss_on, truncation); packed rows when `pack`."
     from domain_tuner.data import tokenize_records, packed_dataset
-    ds = tokenize_records(records, tokenizer, max_length=cfg.max_length, loss_on=cfg.loss_on, truncation=cfg.truncation)
+    ds = tokenize_records(records, tokenizer, max_length=cfg.max_length, loss_on=cfg.loss_on, truncation=cfg.truncation,
+                          stats=stats)
     return packed_dataset(ds, cfg.max_length) if (cfg.pack if pack is None else pack) else ds
+
+# %% ../nbs/22_train.ipynb #d6167a14
+def count_encoding(acc:dict,    # the accounting `load_training_data` filled
+                   stats)->dict: # the `EncodeStats` of the training records
+    "Add what tokenisation dropped or cut to the accounting."
+    d = acc.setdefault('dropped', {})
+    if stats.dropped_too_long: d['longer than max_length'] = d.get('longer than max_length', 0) + stats.dropped_too_long
+    if n := stats.examples - stats.kept - stats.dropped_too_long: d['no trained token'] = d.get('no trained token', 0) + n
+    acc['dropped_examples'] = acc.get('dropped_examples', []) + [dict(source=s, reason=r) for s, r in stats.dropped[:20]]
+    acc.update(train=stats.kept, truncated=stats.truncated, tokens_cut=stats.tokens_lost)
+    return acc
+
+def accounting_line(acc:dict)->str:
+    "One line: what was read, what trains, what was dropped and why."
+    n = sum(acc.get('dropped', {}).values())
+    why = ', '.join(f"{v:,} {k}" for k, v in sorted(acc.get('dropped', {}).items(), key=lambda kv: -kv[1]))
+    s = f"data: read {acc['read']:,} from {acc['source']}; training on {acc['train']:,}; dropped {n:,}" + (f" ({why})" if n else '')
+    if acc.get('truncated'): s += f"; truncated {acc['truncated']:,} to max_length ({acc['tokens_cut']:,} tokens cut)"
+    return s + (f"; eval {acc['eval']:,}" if acc.get('eval') else "; no eval split")
 
 # %% ../nbs/22_train.ipynb #af413a2c
 class PaddingFreeCollator:
@@ -376,6 +415,7 @@ def train(base:str|Path,             # hub id or folder of the base model (or of
           resume:bool|str|None=None, # continue from the last checkpoint in out (True) or a checkpoint folder
           plot:str|None='auto',      # 'auto', 'plot', 'text' or None: the live loss plot
           callbacks:list=(),         # extra `TrainerCallback`s
+          show_data:bool|None=None,  # print the data accounting line before training; None: unless DOMAIN_TUNER_QUIET
           **overrides)->TrainResult: # `TrainConfig` fields to change, e.g. method='qlora', max_steps=100
     "Fine-tune `base` on `data` with the method in the config; save a standard output folder with a run record."
     known = {f.name for f in fields(TrainConfig)}
@@ -389,10 +429,13 @@ def train(base:str|Path,             # hub id or folder of the base model (or of
     seed_everything(cfg.seed)
     precision = select_precision(cfg.precision)
     tokenizer = load_tokenizer(base)
-    info = {}
-    train_recs, eval_recs = load_training_data(data, eval_data, tokenizer, info=info)
-    train_ds = encode_records(train_recs, tokenizer, cfg)
+    from domain_tuner.data import EncodeStats
+    info, stats = {}, EncodeStats()
+    train_recs, eval_recs = load_training_data(data, eval_data, tokenizer, info=info, eval_fraction=cfg.eval_fraction)
+    train_ds = encode_records(train_recs, tokenizer, cfg, stats=stats)
     eval_ds = encode_records(eval_recs, tokenizer, cfg, pack=False) if eval_recs else None
+    count_encoding(info, stats)
+    if show_data or (show_data is None and not quiet()): print(accounting_line(info), flush=True)  # before training
     plan = estimate_memory(base, cfg, dtype=precision.load_dtype, device=precision.device)
     with PeakMemory(precision.device) as mem:
         model = prepare_model(load_model(base, quantize=cfg.quantize, precision=training_precision(cfg, precision)), cfg)
@@ -400,9 +443,8 @@ def train(base:str|Path,             # hub id or folder of the base model (or of
     metrics.update(memory_estimate_gb=plan.total, memory_measured_gb=mem.delta_gb if mem.device == 'cpu' else mem.peak_gb)
     record = dict(kind='train', created=time.strftime('%Y-%m-%dT%H:%M:%S%z'), base=base, method=cfg.method,
                   quantize=cfg.quantize, optimizer=optimizer_name(cfg, precision), config=cfg.to_dict(), seed=cfg.seed,
-                  data=dict(source=str(data) if isinstance(data, (str, Path)) else 'records', train_hash=data_hash(train_recs),
-                            eval_hash=data_hash(eval_recs), n_train=len(train_recs), n_eval=len(eval_recs),
-                            n_train_rows=len(train_ds), **info),
+                  data=dict(source=info['source'], train_hash=data_hash(train_recs), eval_hash=data_hash(eval_recs),
+                            n_train=info['train'], n_eval=len(eval_recs), n_train_rows=len(train_ds), accounting=info),
                   parameters=count_parameters(model), precision=asdict(precision), environment=environment_info(),
                   memory=dict(estimate_gb=asdict(plan) | dict(total=plan.total), measured=dict(device=mem.device,
                               peak_gb=mem.peak_gb, above_start_gb=mem.delta_gb)),
@@ -446,7 +488,7 @@ def cli_train(argv:list[str]|None=None)->int:
     if isinstance(over.get('target_modules'), str) and over['target_modules'] != 'all-linear':
         over['target_modules'] = [t.strip() for t in over['target_modules'].split(',')]
     res = train(a.base, a.data, TrainConfig(**over), out=a.out, eval_data=a.eval_data, resume=a.resume or None,
-                plot=None if a.plot == 'none' else 'text')
+                plot=None if a.plot == 'none' else 'text', show_data=True)
     m = res.metrics
     print(f"saved {res.out}  train loss {m['train_loss']:.4f}" + (f"  eval loss {m['eval_loss']:.4f}" if 'eval_loss' in m else '')
           + f"  {m['tokens_per_second']:.0f} tokens/s  memory estimated {m['memory_estimate_gb']:.3f} GB,"
