@@ -13,6 +13,7 @@ _API = {
     'domain_tuner.memory': ['estimate_memory'],
     'domain_tuner.train': ['train'],
     'domain_tuner.merge': ['merge'],
+    'domain_tuner.export': ['export_gguf'],
     'domain_tuner.staged': ['Stage', 'Curriculum'],
     'domain_tuner.evaluate': ['evaluate', 'EvalResult', 'perplexity', 'generate', 'chat', 'compare', 'ForgettingGuard',
                               'ReviewSession', 'review_widget', 'compare_with_experts', 'write_report'],

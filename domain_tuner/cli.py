@@ -18,6 +18,7 @@ COMMANDS = {
     'prepare': ('domain_tuner.prepare', 'cli_prepare', "load, validate, clean, dedupe, split and tokenise data; write a data report"),
     'train':   ('domain_tuner.train', 'cli_train', "fine-tune a base model: full, lora, dora or qlora"),
     'merge':   ('domain_tuner.merge', 'cli_merge', "merge a LoRA/QLoRA adapter into a plain transformers model"),
+    'export':  ('domain_tuner.export', 'cli_export', "export a model or adapter to GGUF for llama.cpp and Ollama (checked)"),
     'eval':    ('domain_tuner.evaluate', 'cli_eval', "evaluate a model on a benchmark: metrics, perplexity, report"),
     'run':     ('domain_tuner.run', 'cli_run', "a whole multi-stage run from a settings file (settings.ini)"),
     'demo':    ('domain_tuner.run', 'cli_demo', "the offline finance case study (the default settings.ini run)"),

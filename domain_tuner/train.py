@@ -22,9 +22,9 @@ from .memory import estimate_memory, PeakMemory, compare_memory
 
 # %% auto #0
 __all__ = ['VARLEN_ATTENTION', 'load_training_data', 'data_hash', 'encode_records', 'count_encoding', 'accounting_line',
-           'PaddingFreeCollator', 'batch_collator', 'varlen_sdpa', 'use_varlen_attention', 'DomainTrainer',
-           'check_overfitting', 'LossHistory', 'training_arguments', 'fit', 'save_trained', 'TrainResult', 'train',
-           'train_parser', 'cli_train']
+           'PaddingFreeCollator', 'batch_collator', 'varlen_sdpa', 'use_varlen_attention', 'standard_causal_loss',
+           'supervised_loss', 'DomainTrainer', 'check_overfitting', 'LossHistory', 'training_arguments', 'fit',
+           'save_trained', 'TrainResult', 'train', 'train_parser', 'cli_train']
 
 # %% ../nbs/22_train.ipynb #7d13dea4
 def _read_jsonl(path:Path)->list[dict]:
@@ -175,6 +175,30 @@ def use_varlen_attention(model)->str|None:
     base.set_attn_implementation(VARLEN_ATTENTION)
     return old
 
+# %% ../nbs/22_train.ipynb #13cfab65
+def standard_causal_loss(model)->bool:
+    "Does this model (or the model inside a peft wrapper) compute transformers' standard causal-LM loss and take `logits_to_keep`?"
+    import inspect
+    base = model.get_base_model() if hasattr(model, 'get_base_model') else model
+    base = getattr(base, 'module', base)  # DDP
+    fn = getattr(base, 'loss_function', None)
+    if getattr(fn, '__name__', '') != 'ForCausalLMLoss': return False
+    try: return 'logits_to_keep' in inspect.signature(base.forward).parameters
+    except (TypeError, ValueError): return False
+
+def supervised_loss(model,                         # a causal LM (or peft model) for which `standard_causal_loss` holds
+                    inputs:dict,                   # a batch with input_ids and labels (-100 where no loss)
+                    num_items_in_batch=None):      # trained tokens in the whole (accumulated) batch: sum / this; else mean
+    "Causal-LM cross-entropy with the output layer computed only at positions whose next token is trained; (loss, outputs)."
+    labels = inputs['labels']
+    target = torch.full_like(labels, -100)
+    target[:, :-1] = labels[:, 1:]                 # position t predicts token t+1, as transformers' shift does
+    keep = target != -100
+    out = model(**{k: v for k, v in inputs.items() if k != 'labels'}, logits_to_keep=keep)
+    loss = torch.nn.functional.cross_entropy(out.logits.float().reshape(-1, out.logits.shape[-1]), target[keep],
+                                             reduction='sum')
+    return loss / (num_items_in_batch if num_items_in_batch is not None else keep.sum().clamp(min=1)), out
+
 # %% ../nbs/22_train.ipynb #86617e5c
 def _nonfinite(what, value, step, cfg, precision):
     fixes = [f"lower the learning rate (now {cfg.learning_rate:g})"]
@@ -185,10 +209,12 @@ def _nonfinite(what, value, step, cfg, precision):
                             where=f"step {step}", fix='; '.join(fixes))
 
 class DomainTrainer(Trainer):
-    "transformers' `Trainer` with per-step non-finite guards and a count of real (non-pad) tokens."
+    "transformers' `Trainer` with logits only where the loss is, per-step non-finite guards and a count of real tokens."
     def __init__(self, *args, run_config:TrainConfig|None=None, precision:Precision|None=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.run_config, self.precision, self.tokens_seen = run_config or TrainConfig(), precision, 0
+        self._supervised_only = standard_causal_loss(self.model)  # logits only where the loss is (see `supervised_loss`)
+        self._loss_only = self.compute_metrics is None               # evaluation needs the loss, not every logit
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         inputs['use_cache'] = False  # with a cache, transformers ignores the position ids that separate packed examples
@@ -201,6 +227,14 @@ class DomainTrainer(Trainer):
         if not torch.isfinite(loss).all():
             raise _nonfinite('training loss', float(loss), self.state.global_step + 1, self.run_config, self.precision)
         return loss
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not (self._supervised_only and 'labels' in inputs and (self._loss_only or not return_outputs)):
+            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        scaled = self.model_accepts_loss_kwargs and num_items_in_batch is not None  # as the model itself would scale it
+        loss, out = supervised_loss(model, inputs, num_items_in_batch if scaled else None)
+        if scaled and self.args.average_tokens_across_devices: loss = loss * (self.accelerator.num_processes // self.get_tp_size())
+        return (loss, out) if return_outputs else loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs['use_cache'] = False
