@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 from .core import DomainTunerError
 from .metrics import resolve_metrics, score_example, parse_numbers, _NUM, _close
-from .generation import generate
+from .generation import generate, answer_and_score
 from .scoring import record_nll, mc_choices, mc_predict
 
 # %% auto #0
@@ -114,6 +114,7 @@ def evaluate(model,                       # a causal LM (transformers or PEFT)
              name:str|None=None,          # the model's label in tables
              do_sample:bool=False,        # greedy by default: reproducible answers
              canary=None,                 # a general-ability benchmark scored next to the domain one (forgetting)
+             canary_metrics=None,         # metrics for the canary; `metrics` when None
              grounding:bool|None=None,    # check answers against meta.context (None), against the prompt too (True), or not (False)
              normalize_mc:bool=False,     # multiple choice by mean instead of summed token log-likelihood
              **gen_kwargs)->EvalResult:
@@ -123,12 +124,19 @@ def evaluate(model,                       # a causal LM (transformers or PEFT)
     mc_idx = [i for i, r in enumerate(recs) if (r.get('meta') or {}).get('choices')]
     gen_idx = [i for i in range(len(recs)) if i not in set(mc_idx)]
     preds = [None]*len(recs)
-    answers = generate(model, tokenizer, [prompt_messages(recs[i]) for i in gen_idx], max_new_tokens=max_new_tokens,
-                       batch_size=batch_size, do_sample=do_sample, **gen_kwargs) if gen_idx else []
-    for i, a in zip(gen_idx, answers): preds[i] = a
+    if not do_sample and not gen_kwargs:  # greedy: answer and score the reference in one pass over each prompt
+        both = answer_and_score(model, tokenizer, [recs[i] for i in gen_idx], max_new_tokens, batch_size) if gen_idx else []
+        nll = [None]*len(recs)
+        for i, (a, s, n) in zip(gen_idx, both): preds[i], nll[i] = a, (s, n)
+        if mc_idx:
+            for i, x in zip(mc_idx, record_nll(model, tokenizer, [recs[i] for i in mc_idx], loss_on='last', batch_size=batch_size)): nll[i] = x
+    else:
+        nll = record_nll(model, tokenizer, recs, loss_on='last', batch_size=batch_size)
+        answers = generate(model, tokenizer, [prompt_messages(recs[i]) for i in gen_idx], max_new_tokens=max_new_tokens,
+                           batch_size=batch_size, do_sample=do_sample, **gen_kwargs) if gen_idx else []
+        for i, a in zip(gen_idx, answers): preds[i] = a
     t_gen = time.perf_counter() - t0
     mc_pred = mc_predict(model, tokenizer, [recs[i] for i in mc_idx], batch_size, normalize_mc) if mc_idx else []
-    nll = record_nll(model, tokenizer, recs, loss_on='last', batch_size=batch_size)
     examples = []
     for i, r in enumerate(recs):
         meta, ex = r.get('meta') or {}, {}
@@ -157,7 +165,7 @@ def evaluate(model,                       # a causal LM (transformers or PEFT)
                           max_new_tokens=max_new_tokens, do_sample=do_sample, seconds=round(secs, 3),
                           generate_seconds=round(t_gen, 3)))
     if canary is not None:
-        res.canary = evaluate(model, tokenizer, canary, metrics, batch_size, max_new_tokens, name=f"{res.name} (canary)",
+        res.canary = evaluate(model, tokenizer, canary, canary_metrics or metrics, batch_size, max_new_tokens, name=f"{res.name} (canary)",
                               do_sample=do_sample, grounding=False, **gen_kwargs)
     return res
 

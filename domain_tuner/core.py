@@ -13,7 +13,7 @@ from typing import Any
 
 # %% auto #0
 __all__ = ['DomainTunerError', 'Probe', 'probe_cuda', 'probe_bitsandbytes', 'probe_flash_attention', 'Precision',
-           'select_precision', 'seed_everything', 'quiet', 'cache_dir', 'progress', 'environment_info']
+           'select_precision', 'seed_everything', 'quiet', 'cache_dir', 'progress', 'cpu_info', 'environment_info']
 
 # %% ../nbs/00_core.ipynb #11b45213
 class DomainTunerError(Exception):
@@ -157,6 +157,16 @@ def progress(iterable=None, total:int|None=None, desc:str='', leave:bool=False, 
     return tqdm(iterable, total=total, desc=desc, leave=leave, disable=quiet() or kwargs.pop('disable', False), **kwargs)
 
 # %% ../nbs/00_core.ipynb #49789b65
+def cpu_info()->dict:
+    "The CPU's model name and whether it has the bf16 instructions (AVX512-BF16, AMX) that decide CPU speed in bf16."
+    name, flags = platform.processor() or 'unknown', set()
+    try:
+        for line in open('/proc/cpuinfo'):
+            if line.startswith('model name') and name in ('unknown', '', platform.processor()): name = line.split(':', 1)[1].strip()
+            elif line.startswith('flags'): flags = set(line.split(':', 1)[1].split()); break
+    except OSError: pass
+    return dict(model=name, avx512_bf16='avx512_bf16' in flags, amx_bf16='amx_bf16' in flags)
+
 def environment_info()->dict:
     "Library versions and hardware, as saved in every run record and printed by `domain-tuner info`."
     from importlib.metadata import version, PackageNotFoundError
@@ -164,7 +174,7 @@ def environment_info()->dict:
         try: return version(p)
         except PackageNotFoundError: return None
     import torch
-    info = dict(python=platform.python_version(), platform=platform.platform(), cpu_count=os.cpu_count(),
+    info = dict(python=platform.python_version(), platform=platform.platform(), cpu=cpu_info(), cpu_count=os.cpu_count(),
                 **{p: _v(p) for p in ('domain-tuner', 'torch', 'transformers', 'peft', 'accelerate', 'datasets', 'bitsandbytes', 'tokenizers')},
                 torch_threads=torch.get_num_threads(), cuda=str(probe_cuda()), cuda_ok=probe_cuda().ok,
                 bitsandbytes_ok=probe_bitsandbytes().ok, flash_attention_ok=probe_flash_attention().ok)

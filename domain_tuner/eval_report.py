@@ -6,7 +6,7 @@ Docs: https://domain-tuner.github.io/domain-tuner/report.html.md"""
 
 # %% ../nbs/36_report.ipynb #9cc76b23
 from __future__ import annotations
-import base64, html, json, math, time
+import base64, html, json, math, re, time
 from pathlib import Path
 from .core import DomainTunerError
 from .benchmark import EvalResult, Comparison, compare, LOWER_IS_BETTER
@@ -16,8 +16,17 @@ __all__ = ['plot_metrics', 'report_blocks', 'write_report']
 
 # %% ../nbs/36_report.ipynb #3b59c16b
 def _fmt(v)->str:
-    if isinstance(v, float): return '' if v != v else f"{v:.4g}"
-    return '' if v is None else str(v)
+    "A cell for reading: intervals as `0.49 [0.40, 0.58]`, rates to 3 decimals, large numbers with separators."
+    if isinstance(v, (tuple, list)) and len(v) == 3 and all(isinstance(x, (int, float)) for x in v):
+        m, lo, hi = v
+        sign = '+' if lo < 0 or m < 0 else ''  # a difference: show its sign
+        return '' if m != m else f"{m:{sign}.2f} [{lo:{sign}.2f}, {hi:{sign}.2f}]"
+    if isinstance(v, bool) or v is None: return '' if v is None else str(v)
+    if isinstance(v, int): return f"{v:,}"
+    if isinstance(v, float):
+        if v != v: return ''
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:,.1f}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
 
 def _short(s, n=160)->str:
     s = ' '.join(str(s).split())
@@ -38,20 +47,39 @@ def _md(blocks, figdir_rel)->str:
         elif k == 'img': out.append(f"![{b[2]}]({figdir_rel}/{Path(b[1]).name})\n")
     return '\n'.join(out)
 
-_CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0;font-size:90%}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;"
-        "vertical-align:top}th{background:#f3f3f3}img{max-width:100%}")
+_CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}"
+        ".wrap{overflow-x:auto;max-width:100%}table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:85%}"
+        "td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top;max-width:28em;overflow-wrap:anywhere}"
+        "td.n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}th{background:#f3f3f3}"
+        "img{max-width:100%}code{background:#f3f3f3;padding:0 3px;border-radius:3px}")
+
+def _inline(s:str)->str:
+    "Escape, then render the inline markdown a report paragraph uses: **bold**, *italic*, `code`."
+    s = html.escape(s)
+    s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
+    s = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", s)
+    return re.sub(r"(?<![*\w])\*([^*\n]+)\*(?![*\w])", r"<i>\1</i>", s)
+
+def _paragraph(s:str)->str:
+    "A report paragraph as HTML: `- ` lines become a list, the rest a paragraph."
+    lines = s.split('\n')
+    if all(l.startswith('- ') for l in lines if l.strip()):
+        return '<ul>' + ''.join(f"<li>{_inline(l[2:])}</li>" for l in lines if l.strip()) + '</ul>'
+    return f"<p>{_inline(s)}</p>"
+
+def _numeric(v)->bool: return isinstance(v, (int, float)) or (isinstance(v, (tuple, list)) and len(v) == 3)
 
 def _html(blocks, title)->str:
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"]
     for b in blocks:
         k = b[0]
         if k in ('h1', 'h2'): out.append(f"<{k}>{html.escape(b[1])}</{k}>")
-        elif k == 'p': out.append(f"<p>{html.escape(b[1])}</p>")
+        elif k == 'p': out.append(_paragraph(b[1]))
         elif k == 'table':
             cols, rows = b[1], b[2]
-            out.append('<table><tr>' + ''.join(f"<th>{html.escape(c)}</th>" for c in cols) + '</tr>' +
-                       ''.join('<tr>' + ''.join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + '</tr>' for r in rows) + '</table>')
+            td = lambda v: f"<td class='n'>{html.escape(_fmt(v))}</td>" if _numeric(v) else f"<td>{html.escape(_fmt(v))}</td>"
+            out.append("<div class='wrap'><table><tr>" + ''.join(f"<th>{html.escape(c)}</th>" for c in cols) + '</tr>' +
+                       ''.join('<tr>' + ''.join(td(r.get(c)) for c in cols) + '</tr>' for r in rows) + '</table></div>')
         elif k == 'img':
             data = base64.b64encode(Path(b[1]).read_bytes()).decode()
             out.append(f"<figure><img alt='{html.escape(b[2])}' src='data:image/png;base64,{data}'><figcaption>{html.escape(b[2])}</figcaption></figure>")

@@ -12,7 +12,7 @@ from .core import DomainTunerError, progress
 from .models import EOT, load_trained, model_device
 
 # %% auto #0
-__all__ = ['stop_token_ids', 'render_prompts', 'generate', 'chat']
+__all__ = ['stop_token_ids', 'render_prompts', 'generate', 'answer_and_score', 'chat']
 
 # %% ../nbs/31_generate.ipynb #46934535
 def stop_token_ids(model, tokenizer)->list[int]:
@@ -91,6 +91,82 @@ def generate(model,                      # a causal LM (transformers or PEFT)
     finally:
         if was_training: model.train()
     return out
+
+# %% ../nbs/31_generate.ipynb #e4ec701a
+def _cache_kw(model)->str:
+    "The forward argument that takes a KV cache: `cache` in newer transformers, `past_key_values` before."
+    import inspect
+    base = model.get_base_model() if hasattr(model, 'get_base_model') else model
+    return 'cache' if 'cache' in inspect.signature(base.forward).parameters else 'past_key_values'
+
+def _positions(mask):
+    "Position ids from an attention mask, as transformers' generate computes them (left padding starts at 0)."
+    pos = mask.long().cumsum(-1) - 1
+    return pos.masked_fill(mask == 0, 1)
+
+# %% ../nbs/31_generate.ipynb #4d89f2b6
+def _answer_batch(model, prompts:list, refs:list, stops:set, pad:int, max_new_tokens:int, kw:str):
+    "Greedy answers (token lists), reference NLL sums and whether greedy reproduces each reference, for one batch."
+    import copy, torch
+    from transformers import DynamicCache
+    B, P, R = len(prompts), max(map(len, prompts)), max(map(len, refs))
+    dev = model_device(model)
+    ids = torch.tensor([[pad]*(P - len(p)) + p for p in prompts], device=dev)
+    pm = torch.tensor([[0]*(P - len(p)) + [1]*len(p) for p in prompts], device=dev)
+    cache = DynamicCache()
+    last = model(input_ids=ids, attention_mask=pm, position_ids=_positions(pm), use_cache=True, **{kw: cache}).logits[:, -1].float()
+    rid = torch.tensor([r + [pad]*(R - len(r)) for r in refs], device=dev)
+    rm = torch.tensor([[1]*len(r) + [0]*(R - len(r)) for r in refs], device=dev)
+    full = torch.cat([pm, rm], 1)
+    logits = model(input_ids=rid, attention_mask=full, position_ids=_positions(full)[:, P:], use_cache=True,
+                   **{kw: copy.deepcopy(cache)}).logits.float()
+    pred = torch.cat([last[:, None], logits[:, :-1]], 1)  # the logits that predict each reference token
+    nll = torch.nn.functional.cross_entropy(pred.transpose(1, 2), rid, reduction='none').double()
+    sums, same = (nll*rm).sum(1).tolist(), ((pred.argmax(-1) == rid) | (rm == 0)).all(1).tolist()
+    out, done = [[] for _ in range(B)], [bool(s and len(r) <= max_new_tokens) for s, r in zip(same, refs)]
+    nxt, mask = last.argmax(-1), pm
+    for _ in range(max_new_tokens):
+        for b in range(B):
+            if not done[b]:
+                t = int(nxt[b]); done[b] = t in stops
+                if not done[b]: out[b].append(t)
+        if all(done): break
+        mask = torch.cat([mask, torch.ones(B, 1, dtype=mask.dtype, device=dev)], 1)
+        step = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=_positions(mask)[:, -1:], use_cache=True,
+                     **{kw: cache}).logits[:, -1]
+        nxt = step.argmax(-1)
+    return out, sums, same
+
+def answer_and_score(model,                # a causal LM (transformers or PEFT)
+                     tokenizer,            # its tokenizer, with a chat template
+                     records:list,         # records whose last message is the reference answer
+                     max_new_tokens:int=64, batch_size:int=16, desc:str='answer')->list[tuple[str, float, int]]:
+    "Per record: (greedy answer, NLL sum of the reference's tokens, their count), from one pass over each prompt."
+    import torch
+    from domain_tuner.data import encode
+    prompts = [tokenizer(p, add_special_tokens=False)['input_ids'] for p in render_prompts(tokenizer, [r['messages'][:-1] for r in records])]
+    refs = []
+    for r in records:
+        e = encode(r, tokenizer, loss_on='last')
+        refs.append([t for t, l in zip(e['input_ids'], e['labels']) if l != -100])
+    stops = stop_token_ids(model, tokenizer); pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    order = sorted(range(len(records)), key=lambda i: -len(prompts[i]))
+    res, kw, was_training = [None]*len(records), _cache_kw(model), model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), progress(total=len(records), desc=desc) as bar:
+            for s in range(0, len(order), batch_size):
+                idx = order[s:s+batch_size]
+                out, sums, same = _answer_batch(model, [prompts[i] for i in idx], [refs[i] for i in idx], set(stops), pad,
+                                                max_new_tokens, kw)
+                for j, i in enumerate(idx):
+                    known = same[j] and len(refs[i]) <= max_new_tokens
+                    toks = [t for t in refs[i] if t not in set(stops)] if known else out[j]
+                    res[i] = (tokenizer.decode(toks, skip_special_tokens=True).strip(), sums[j], len(refs[i]))
+                bar.update(len(idx))
+    finally:
+        if was_training: model.train()
+    return res
 
 # %% ../nbs/31_generate.ipynb #4830de62
 @functools.lru_cache(maxsize=2)

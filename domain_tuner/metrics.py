@@ -13,7 +13,7 @@ from .core import DomainTunerError
 
 # %% auto #0
 __all__ = ['METRICS', 'DEFAULT_METRICS', 'normalize_answer', 'exact_match', 'token_f1', 'rouge_l', 'bleu', 'corpus_bleu', 'chrf',
-           'parse_numbers', 'numeric_match', 'resolve_metrics', 'score_example']
+           'parse_numbers', 'numeric_match', 'invented_figure', 'contains', 'resolve_metrics', 'score_example']
 
 # %% ../nbs/30_metrics.ipynb #453ea826
 _PUNCT = set(string.punctuation) | {'“', '”', '‘', '’', '—', '–', '€', '£'}
@@ -165,9 +165,27 @@ def numeric_match(prediction:str, reference:str, record:dict|None=None,
     preds = preds if match == 'any' else [preds[0] if match == 'first' else preds[-1]]
     return float(any(_close(p, refs[0], rel_tol, abs_tol) for p in preds))
 
+# %% ../nbs/30_metrics.ipynb #bf4685b3
+def _prompt_text(record:dict|None)->str:
+    msgs = (record or {}).get('messages') or []
+    return '\n'.join(m['content'] for m in msgs[:-1]) if msgs else str((record or {}).get('prompt', ''))
+
+def invented_figure(prediction:str, reference:str, record:dict|None=None, rel_tol:float=1e-9)->float:
+    "1.0 when the answer states a figure it could not have read (any figure, when the reference has none)."
+    preds = parse_numbers(prediction)
+    if not preds: return 0.0
+    if not parse_numbers(reference): return 1.0  # the honest answer has no figure: any figure is made up
+    allowed = parse_numbers(f"{_prompt_text(record)}\n{reference}")
+    return float(any(not any(_close(p, a, rel_tol, 1e-9) for a in allowed) for p in preds))
+
+def contains(prediction:str, reference:str, record:dict|None=None)->float:
+    "1.0 when the normalised reference occurs in the normalised answer (on word boundaries)."
+    p, r = f" {normalize_answer(prediction)} ", f" {normalize_answer(reference)} "
+    return float(r.strip() != '' and r in p)
+
 # %% ../nbs/30_metrics.ipynb #64a43e8c
 METRICS:dict[str, Callable] = dict(exact_match=exact_match, token_f1=token_f1, rouge_l=rouge_l, bleu=bleu,
-                                   chrf=chrf, numeric_match=numeric_match)
+                                   chrf=chrf, numeric_match=numeric_match, invented_figure=invented_figure, contains=contains)
 DEFAULT_METRICS = ('exact_match', 'token_f1', 'rouge_l')
 
 def resolve_metrics(metrics=None)->dict[str, Callable]:

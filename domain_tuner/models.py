@@ -15,7 +15,8 @@ from .core import DomainTunerError, select_precision, Precision, probe_bitsandby
 __all__ = ['PAD', 'EOS_DOC', 'BOT', 'EOT', 'SPECIAL_TOKENS', 'CHATML_TEMPLATE', 'DEFAULT_CORPUS', 'BUILTIN_MODELS',
            'build_tokenizer', 'tiny_config', 'tiny_llama', 'tiny_model_dir', 'check_model_dir', 'gguf_to_folder',
            'builtin_model', 'load_tokenizer', 'load_model', 'cpu_4bit_inference_layout', 'is_adapter_dir',
-           'adapter_base', 'trained_quantization', 'load_trained', 'model_device', 'count_parameters']
+           'adapter_base', 'trained_quantization', 'load_trained', 'model_device', 'count_parameters',
+           'standard_causal_loss']
 
 # %% ../nbs/01_models.ipynb #dd31bc36
 PAD, EOS_DOC, BOT, EOT = "<|pad|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"
@@ -393,3 +394,14 @@ def count_parameters(model)->dict:
         total += n
         if p.requires_grad: trainable += n
     return dict(total=total, trainable=trainable, trainable_pct=100*trainable/max(total, 1))
+
+# %% ../nbs/01_models.ipynb #b1f836bb
+def standard_causal_loss(model)->bool:
+    "Does this model (or the model inside a peft wrapper) compute transformers' standard causal-LM loss and take `logits_to_keep`?"
+    import inspect
+    base = model.get_base_model() if hasattr(model, 'get_base_model') else model
+    base = getattr(base, 'module', base)  # DDP
+    fn = getattr(base, 'loss_function', None)
+    if getattr(fn, '__name__', '') != 'ForCausalLMLoss': return False
+    try: return 'logits_to_keep' in inspect.signature(base.forward).parameters
+    except (TypeError, ValueError): return False

@@ -15,8 +15,9 @@ from .settings import Settings, Setting, read_settings, from_section, parse_sett
 from .methods import TrainConfig, METHODS
 
 # %% auto #0
-__all__ = ['RunSpec', 'ModelSpec', 'DataSpec', 'EvalSpec', 'RunPlan', 'plan_run', 'resolve_files', 'resolve_base', 'RunResult',
-           'run', 'write_run_report', 'summary_text', 'cli_run', 'cli_demo']
+__all__ = ['RunSpec', 'ModelSpec', 'DataSpec', 'EvalSpec', 'RunPlan', 'plan_run', 'plan_problems', 'resolve_files',
+           'resolve_base', 'RunResult', 'score_table', 'task_table', 'paired_table', 'run', 'write_run_report',
+           'summary_text', 'cli_run', 'cli_demo', 'results_markdown']
 
 # %% ../nbs/50_run.ipynb #06d55860
 @dataclass
@@ -54,6 +55,8 @@ class EvalSpec:
     bench:list[str] = field(default_factory=list) # benchmark files or builtin:DOMAIN/bench (all tasks) / builtin:DOMAIN/bench/TASK
     canary:str|None = None           # a general-ability set scored next to the benchmark (forgetting)
     metrics:list[str] = field(default_factory=lambda: ['exact_match', 'numeric_match', 'token_f1'])
+    canary_metrics:list[str]|None = None # how canary answers are scored; `metrics` when None ('contains' suits chatty models)
+    canary_limit:int|None = None     # score only the first N canary items
     limit:int|None = None            # score only the first N benchmark items of each file (quick runs)
     batch_size:int = 32              # prompts per generation batch
     max_new_tokens:int = 48          # answer length limit
@@ -135,22 +138,40 @@ def plan_run(settings:Settings|str|Path, overrides:list[str]|None=None)->RunPlan
     ev = from_section(EvalSpec, settings.get('eval'), 'eval')
     return RunPlan(run, from_section(ModelSpec, settings.get('model'), 'model'), data, train, stages, ev, settings)
 
+def plan_problems(plan:RunPlan)->list[str]:
+    "What this machine lacks for the plan (QLoRA without bitsandbytes, a built-in base not installed), as sentences."
+    from domain_tuner.methods import check_method
+    out = []
+    for m in plan.run.methods:
+        try: check_method(m)
+        except DomainTunerError as e: out.append(f"method {m}: {e.what}; fix: {e.fix}")
+    b = plan.model.base
+    if b.startswith('builtin:') and b[len('builtin:'):] not in ('tiny', 'finance-base'):
+        from domain_tuner.models import BUILTIN_MODELS
+        import importlib.util
+        key = b[len('builtin:'):]
+        if key in BUILTIN_MODELS and importlib.util.find_spec(BUILTIN_MODELS[key][0]) is None:
+            out.append(f"model {b}: its wheel is not installed; fix: {BUILTIN_MODELS[key][2]}")
+    return out
+
 # %% ../nbs/50_run.ipynb #322d8ff0
 def _builtin_files(name:str, root:Path, seed:int, n:int)->list[Path]:
     "Write (once) and return the files a `builtin:DOMAIN/PART` name stands for."
     from domain_tuner import domains as D
     parts = name.split('/')
     dom, part = parts[0], '/'.join(parts[1:])
-    folder = root/(f"{dom}-seed{seed}" + (f"-n{n}" if dom == 'finance' else ''))
-    makers = dict(finance=lambda: D.finance_dataset(n=n, seed=seed), medical=lambda: D.medical_dataset(seed=seed),
-                  legal=lambda: D.legal_dataset(seed=seed))
+    folder = root/(f"{dom}-seed{seed}" + (f"-n{n}" if dom.startswith('finance') else ''))
+    from domain_tuner.case_study import finance_case_study
+    makers = {'finance': lambda: D.finance_dataset(n=n, seed=seed), 'medical': lambda: D.medical_dataset(seed=seed),
+              'legal': lambda: D.legal_dataset(seed=seed), 'finance-reports': lambda: finance_case_study(n=n, seed=seed)}
     if dom in ('canary', 'general'):
         f = root/f"{dom}-seed{seed}.jsonl"
         if not f.exists(): D.write_jsonl(D.canary_set(seed=seed) if dom == 'canary' else D.general_tasks(2000, seed=seed+1), f)
         return [f]
     if dom not in makers:
         raise DomainTunerError(f"unknown built-in data {name!r}", where=f"builtin:{name}",
-                               fix="use builtin:finance/..., builtin:medical/..., builtin:legal/..., builtin:canary or builtin:general")
+                               fix="use builtin:finance-reports/..., builtin:finance/..., builtin:medical/..., builtin:legal/..., "
+                                   "builtin:canary or builtin:general")
     if not (folder/'train.jsonl').exists():
         tmp = folder.with_name(folder.name + '.tmp'); shutil.rmtree(tmp, ignore_errors=True)
         D.write_domain(tmp, makers[dom]()); shutil.rmtree(folder, ignore_errors=True); tmp.rename(folder)
@@ -190,6 +211,7 @@ class RunResult:
     curricula:dict = field(default_factory=dict)              # method -> CurriculumResult
     timings:dict = field(default_factory=dict)                # method -> seconds
     report:dict = field(default_factory=dict)                 # paths of report.md/html and figures
+    base_dir:str|None = None                                  # the base model's local folder (or hub id) as loaded
     def final_evals(self)->dict:
         "The base's evaluation and each method's after its last stage: {'base' or method: EvalResult}, missing ones left out."
         out = {'base': self.base_eval} if self.base_eval is not None else {}
@@ -214,8 +236,52 @@ def _row(ev)->dict:
     if ev is None: return {}
     d = {k: v for k, v in ev.metrics.items()}
     if ev.canary is not None:
-        d.update({f"canary_{k}": v for k, v in ev.canary.metrics.items() if k in ('exact_match', 'token_f1')})
+        d.update({f"canary_{k}": v for k, v in ev.canary.metrics.items() if k in ('exact_match', 'token_f1', 'contains')})
     return d
+
+# %% ../nbs/50_run.ipynb #eccdbe4c
+def _primary(ev)->str|None:
+    "The canary's headline metric: the first it was scored with."
+    return next(iter(ev.metrics), None) if ev is not None else None
+
+def score_table(res:RunResult)->list[dict]:
+    "One row per model: each benchmark metric as (mean, low, high), perplexity, the canary with its interval, cost."
+    from domain_tuner.intervals import scores_with_intervals
+    summ = {r['model']: r for r in res.summary()}
+    rows = []
+    for name, ev in res.final_evals().items():
+        ms = [k for k in ev.metrics if k not in ('perplexity', 'mc_accuracy')]
+        row = dict(model=name, **scores_with_intervals(ev.examples, ms))
+        if 'perplexity' in ev.metrics: row['perplexity'] = ev.metrics['perplexity']
+        if ev.canary is not None and (cm := _primary(ev.canary)):
+            row[f"canary {cm}"] = scores_with_intervals(ev.canary.examples, [cm])[cm]
+        row.update({k: summ.get(name, {}).get(k) for k in ('trainable', 'train_seconds') if summ.get(name, {}).get(k) is not None})
+        rows.append(row)
+    return rows
+
+def task_table(res:RunResult, metric:str='exact_match')->list[dict]:
+    "One row per benchmark task: each model's `metric` as (mean, low, high)."
+    from domain_tuner.intervals import scores_with_intervals
+    by = {n: scores_with_intervals(ev.examples, [metric], key='task') for n, ev in res.final_evals().items()}
+    tasks = list(dict.fromkeys(t for s in by.values() for t in s))
+    return [dict(task=t, **{n: s[t][metric] for n, s in by.items() if t in s and metric in s[t]}) for t in tasks]
+
+def paired_table(res:RunResult, metric:str='exact_match')->list[dict]:
+    "One row per task (and 'all'): each method's paired difference from the base, (diff, low, high), and what it supports."
+    from domain_tuner.intervals import paired_by, supported
+    finals = res.final_evals()
+    if 'base' not in finals: return []
+    base = finals.pop('base')
+    d = {m: {**paired_by(base.examples, ev.examples, metric), **paired_by(base.examples, ev.examples, metric, key='task')}
+         for m, ev in finals.items()}
+    keys = list(dict.fromkeys(k for v in d.values() for k in v))
+    rows = []
+    for k in keys:
+        row = dict(task=k)
+        for m, v in d.items():
+            if k in v: row[f"{m} - base"] = v[k]; row[f"{m}: claim"] = supported(v[k])
+        rows.append(row)
+    return rows
 
 # %% ../nbs/50_run.ipynb #6114bc99
 def _prepare_all(plan:RunPlan, out:Path, tok, bench_files:list[str])->dict:
@@ -244,7 +310,7 @@ def _bench_records(plan:RunPlan, out:Path)->tuple[list, list, list]:
     canary = []
     if plan.eval.canary:
         cf = resolve_files([plan.eval.canary], out/'data'/'builtin', plan.run.seed, plan.run.builtin_examples)
-        canary = load_records(cf).records
+        canary = load_records(cf).records[:plan.eval.canary_limit or None]
     return files, recs, canary
 
 # %% ../nbs/50_run.ipynb #4e9ee29c
@@ -261,15 +327,19 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
     from domain_tuner.staged import Curriculum
     from domain_tuner.evaluate import evaluate
     plan = settings if isinstance(settings, RunPlan) else plan_run(settings, overrides)
+    if problems := plan_problems(plan):  # before anything is loaded or trained, not after two methods have run
+        raise DomainTunerError("this machine cannot run the plan as written: " + ' | '.join(problems), where=str(
+            plan.settings.path if plan.settings else 'settings'), fix="install what is named, or drop the method with --set run.methods=...")
     _quiet_loading()
     out = Path(plan.run.out); out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     base = resolve_base(plan.model.base)
     tok = load_tokenizer(base)
     bench_files, bench, canary = _bench_records(plan, out)
-    res = RunResult(out, plan)
+    res = RunResult(out, plan, base_dir=base)
     res.prepared = _prepare_all(plan, out, tok, bench_files)
-    ev_kw = dict(metrics=plan.eval.metrics, batch_size=plan.eval.batch_size, max_new_tokens=plan.eval.max_new_tokens)
+    ev_kw = dict(metrics=plan.eval.metrics, batch_size=plan.eval.batch_size, max_new_tokens=plan.eval.max_new_tokens,
+                 canary_metrics=plan.eval.canary_metrics)
     if bench:
         seed_everything(plan.run.seed)
         res.base_eval = evaluate(load_model(base), tok, bench, name='base', canary=canary or None, **ev_kw)
@@ -297,7 +367,7 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
         replay = res.prepared[plan.run.replay].train if plan.run.replay else None
         cur = Curriculum(base, stages, config=plan.train[method], canary=canary or None, evaluate_stage=hook, replay_data=replay,
                          max_forgetting=plan.eval.max_forgetting, on_forgetting=plan.eval.on_forgetting,
-                         forgetting_metric='canary_exact_match' if canary else 'canary_perplexity')
+                         forgetting_metric=f"canary_{(plan.eval.canary_metrics or plan.eval.metrics)[0]}" if canary else 'canary_perplexity')
         res.curricula[method] = cur.run(out/method, plot=plot)
         res.timings[method] = time.perf_counter() - t0
     res.timings['total'] = time.perf_counter() - t_start
@@ -307,7 +377,7 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
 
 def _fmt_metrics(r)->str:
     s = ', '.join(f"{k} {v:.3f}" for k, v in r.metrics.items() if k != 'mc_accuracy')
-    if r.canary is not None: s += f"; canary exact_match {r.canary.metrics.get('exact_match', float('nan')):.3f}"
+    if r.canary is not None and (cm := _primary(r.canary)): s += f"; canary {cm} {r.canary.metrics[cm]:.3f}"
     return s
 
 # %% ../nbs/50_run.ipynb #ee85c4d7
@@ -352,16 +422,20 @@ def write_run_report(res:RunResult)->dict:
                f"Stages: {' → '.join(s.name for s in next(iter(res.plan.stages.values())))}. "
                f"Total time {res.timings.get('total', 0)/60:.1f} min on {environment_info()['precision']['device']}."),
          ('h2', 'Method comparison')]
-    cols = ['model'] + metric_keys + [k for k in ('canary_exact_match', 'trainable', 'trainable_pct', 'peak_memory_gb',
-                                                  'estimate_gb', 'train_seconds', 'wall_seconds') if any(k in r for r in rows)]
-    B.append(('table', cols, rows))
+    st = score_table(res)
+    B += [('table', list(dict.fromkeys(k for r in st for k in r)), st),
+          ('p', "Each score is the mean over the held-out benchmark items, with its 95% interval in brackets (Wilson for "
+                "rates, bootstrap otherwise). `invented_figure` is the share of answers stating a figure the document does "
+                "not hold (lower is better); the canary is the general-ability set scored before and after (forgetting).")]
     finals = list(res.final_evals().values())
     by_task = {r.name: scores_by(r) for r in finals}
-    tasks = list(dict.fromkeys(t for s in by_task.values() for t in s))
-    if tasks:  # one average hides which task moved: show each
-        for k in [m for m in ('exact_match', 'token_f1') if m in metric_keys]:
-            B += [('p', f"**{k} by task** (held-out benchmark):"),
-                  ('table', ['model'] + tasks, [dict(model=n, **{t: s[t].get(k) for t in tasks if t in s}) for n, s in by_task.items()])]
+    for k in [m for m in ('exact_match', 'invented_figure') if m in metric_keys]:  # one average hides which task moved
+        tt = task_table(res, k)
+        if tt: B += [('p', f"**{k} by task** (95% intervals):"), ('table', list(dict.fromkeys(c for r in tt for c in r)), tt)]
+    pt = paired_table(res, 'exact_match') if 'exact_match' in metric_keys else []
+    if pt:
+        B += [('p', "**Each method minus the base**, exact match, paired 95% interval over the same items; *better* or *worse* "
+                    "only where the interval excludes 0:"), ('table', list(dict.fromkeys(c for r in pt for c in r)), pt)]
     B.append(('p', "Domain metrics are on the held-out benchmark (never in training); `canary_exact_match` is the general-ability "
                    "canary (forgetting check); perplexity is on the reference answers' tokens. Peak memory is the measured "
                    "growth in process memory during training (CPU) or peak allocated GPU memory, next to the planner's estimate."))
@@ -390,7 +464,11 @@ def write_run_report(res:RunResult)->dict:
         B += [('h2' if k == 'h1' else k, *rest) for k, *rest in ev_blocks[1:]]
     (out/'report.md').write_text(_md(B, 'figures'), encoding='utf-8')
     (out/'report.html').write_text(_html(B, f"domain-tuner run: {res.plan.run.name}"), encoding='utf-8')
-    record = dict(name=res.plan.run.name, summary=rows, timings=res.timings, environment=environment_info(),
+    record = dict(name=res.plan.run.name, created=time.strftime('%Y-%m-%d %H:%M %Z'), seed=res.plan.run.seed,
+                  summary=rows, timings=res.timings, environment=environment_info(),
+                  base_dir=res.base_dir, final_models={m: str(cr.final) for m, cr in res.curricula.items()},
+                  scores=st, by_task_intervals={k: task_table(res, k) for k in ('exact_match', 'invented_figure') if k in metric_keys},
+                  paired=pt,
                   settings={s: res.plan.settings.section(s) for s in res.plan.settings} if res.plan.settings else None,
                   evals={f"{m}/{s}": r.metrics for (m, s), r in res.evals.items()}, by_task=by_task,
                   base_eval=res.base_eval.metrics if res.base_eval else None)
@@ -400,18 +478,31 @@ def write_run_report(res:RunResult)->dict:
     return dict(markdown=out/'report.md', html=out/'report.html', record=out/'run.json', figures=sorted(figs.glob('*.png')))
 
 # %% ../nbs/50_run.ipynb #28e0a366
+def _cells(rows:list[dict], cols:list[str], first:str, w:int=20)->list[str]:
+    "Rows of a text table; (mean, low, high) cells as `0.49 [0.40, 0.58]`."
+    from domain_tuner.intervals import fmt_interval
+    def f(v):
+        if isinstance(v, (tuple, list)) and len(v) == 3: return fmt_interval(v)
+        if isinstance(v, float): return f"{v:.3f}" if abs(v) < 100 else f"{v:,.0f}"
+        return '' if v is None else f"{v:,}" if isinstance(v, int) else str(v)
+    head = f"{first:<16}" + ''.join(f"{c:>{w}}" for c in cols)
+    return [head] + [f"{str(r.get(first, ''))[:15]:<16}" + ''.join(f"{f(r.get(c)):>{w}}" for c in cols) for r in rows]
+
 def summary_text(res:RunResult)->str:
-    "The run's results as plain text for a terminal: each model's scores, then exact match per benchmark task."
-    from domain_tuner.benchmark import scores_by
-    rows = res.summary()
-    keys = [k for k in ('exact_match', 'token_f1', 'perplexity', 'canary_exact_match', 'train_seconds') if any(k in r for r in rows)]
-    f = lambda v: '' if v is None else f"{v:.3f}" if isinstance(v, float) and abs(v) < 100 else f"{v:.0f}" if isinstance(v, (int, float)) else str(v)
-    out = [f"{'model':<8}" + ''.join(f"{k:>20}" for k in keys)] + [f"{r['model']:<8}" + ''.join(f"{f(r.get(k)):>20}" for k in keys) for r in rows]
-    by = {n: scores_by(r) for n, r in res.final_evals().items()}
-    tasks = list(dict.fromkeys(t for s in by.values() for t in s))
-    if tasks and 'exact_match' in keys:
-        out += ['', 'exact_match by task', f"{'model':<8}" + ''.join(f"{t:>12}" for t in tasks)]
-        out += [f"{n:<8}" + ''.join(f"{f(s.get(t, {}).get('exact_match')):>12}" for t in tasks) for n, s in by.items()]
+    "The run's results for a terminal: scores with 95% intervals, exact match by task, and what each method's gain supports."
+    st = score_table(res)
+    keys = [k for k in ('exact_match', 'invented_figure', 'token_f1', 'perplexity') if any(k in r for r in st)]
+    keys += [k for k in dict.fromkeys(c for r in st for c in r) if k.startswith('canary')] + ['train_seconds']
+    out = ["scores on the held-out benchmark, 95% intervals in brackets"] + _cells(st, keys, 'model')
+    tt = task_table(res, 'exact_match')
+    if tt: out += ['', 'exact_match by task'] + _cells(tt, [c for c in tt[0] if c != 'task'], 'task')
+    pt = paired_table(res, 'exact_match')
+    if pt:
+        out += ['', 'each method minus the base (exact match, paired 95% interval): where the interval excludes 0']
+        for m in [c[:-len(' - base')] for c in pt[0] if c.endswith(' - base')]:
+            better = [r['task'] for r in pt if r.get(f"{m}: claim") == 'better']
+            worse = [r['task'] for r in pt if r.get(f"{m}: claim") == 'worse']
+            out.append(f"  {m}: better on {', '.join(better) or 'nothing'}" + (f"; worse on {', '.join(worse)}" if worse else ''))
     return '\n'.join(out)
 
 def cli_run(argv:list[str]|None=None)->int:
@@ -430,6 +521,7 @@ def cli_run(argv:list[str]|None=None)->int:
         print(f"run {plan.run.name!r} → {plan.run.out}; base {plan.model.base}; methods {', '.join(plan.run.methods)}")
         for m, ss in plan.stages.items():
             print(f"  {m}: " + ' → '.join(f"{s.name}({s.data}, {s.config(plan.train[m]).max_steps} steps)" for s in ss))
+        for pr in plan_problems(plan): print(f"  cannot run here: {pr}")
         return 0
     print(summary_text(run(plan, plot=None if a.plot == 'none' else a.plot)))
     return 0
@@ -441,3 +533,57 @@ def cli_demo(argv:list[str]|None=None)->int:
     a = p.parse_args(argv)
     cfg = Path('settings.ini') if Path('settings.ini').exists() else Path(__file__).parent/'assets'/'settings.ini'
     return cli_run([str(cfg)] + [x for o in a.overrides for x in ('--set', o)])
+
+# %% ../nbs/50_run.ipynb #87fbf38e
+def _iv(v)->str:
+    from domain_tuner.intervals import fmt_interval
+    return fmt_interval(tuple(v)) if isinstance(v, (list, tuple)) and len(v) == 3 else ('' if v is None else f"{v:.3g}" if isinstance(v, float) else str(v))
+
+def _md_table(cols:list[str], rows:list[list[str]])->str:
+    return '\n'.join(['| ' + ' | '.join(cols) + ' |', '|' + '---|'*len(cols)] + ['| ' + ' | '.join(r) + ' |' for r in rows])
+
+def _spread(records:list[dict], metric:str='exact_match')->tuple[float, float]:
+    "The largest change of `metric` between runs: overall per model, and per model and task."
+    overall = by_task = 0.0
+    for a in records[1:]:
+        x = {r['model']: r for r in records[0]['scores']}; y = {r['model']: r for r in a['scores']}
+        for m in x.keys() & y.keys():
+            if metric in x[m] and metric in y[m]: overall = max(overall, abs(x[m][metric][0] - y[m][metric][0]))
+        tx = {r['task']: r for r in records[0]['by_task_intervals'].get(metric, [])}
+        ty = {r['task']: r for r in a['by_task_intervals'].get(metric, [])}
+        for t in tx.keys() & ty.keys():
+            for m in tx[t].keys() & ty[t].keys() - {'task'}: by_task = max(by_task, abs(tx[t][m][0] - ty[t][m][0]))
+    return overall, by_task
+
+def results_markdown(records:list[dict])->str:
+    "Markdown of a run's results (the first record) with intervals, and how much other runs (other seeds) moved them."
+    r = records[0]; env = r['environment']; cpu = env.get('cpu') or {}
+    bf16 = 'with' if cpu.get('avx512_bf16') else 'without'
+    out = [f"Measured by `domain-tuner run settings.ini` on {r.get('created', '?')}: a {env['cpu_count']}-core "
+           f"{cpu.get('model', 'CPU')} ({bf16} AVX512-BF16), no GPU, torch {env['torch']}, transformers {env['transformers']}; "
+           f"the run took {r['timings']['total']/60:.1f} minutes. Scores are on the held-out benchmark, with 95% intervals.", '']
+    names = {'exact_match': 'exact match', 'invented_figure': 'invented figures', 'token_f1': 'token F1', 'perplexity': 'perplexity'}
+    canary = next((k for row in r['scores'] for k in row if k.startswith('canary')), None)
+    cols = [k for k in names if any(k in row for row in r['scores'])] + ([canary] if canary else [])
+    rows = [[row['model']] + [_iv(row.get(k)) for k in cols] + [f"{row['train_seconds']:.0f} s" if row.get('train_seconds') else '']
+            for row in r['scores']]
+    out += [_md_table(['model'] + [names.get(k, k) for k in cols] + ['training time'], rows), '']
+    tt = r['by_task_intervals'].get('exact_match', [])
+    if tt:
+        models = [row['model'] for row in r['scores']]
+        out += ['Exact match by task:', '', _md_table(['task'] + models, [[t['task']] + [_iv(t.get(m)) for m in models] for t in tt]), '']
+    if r.get('paired'):
+        out += ['Each method minus the base (exact match, paired 95% interval over the same items):', '']
+        for m in [c[:-len(' - base')] for c in r['paired'][0] if c.endswith(' - base')]:
+            better = [p['task'] for p in r['paired'] if p.get(f"{m}: claim") == 'better' and p['task'] != 'all']
+            worse = [p['task'] for p in r['paired'] if p.get(f"{m}: claim") == 'worse' and p['task'] != 'all']
+            allv = next((p[f"{m} - base"] for p in r['paired'] if p['task'] == 'all'), None)
+            out.append(f"- **{m}**: {_iv(allv)} overall; better on {', '.join(better) or 'no task'}"
+                       + (f"; worse on {', '.join(worse)}" if worse else '') + '.')
+        out.append('')
+    if len(records) > 1:
+        o, t = _spread(records)
+        seeds = ', '.join(str(x.get('seed', '?')) for x in records)
+        out.append(f"Run to run: with seeds {seeds} (same machine), overall exact match moved by at most {o:.3f} per model and "
+                   f"exact match per task by at most {t:.2f}; each seed's intervals hold the other's scores where they overlap.")
+    return '\n'.join(out).rstrip() + '\n'

@@ -8,13 +8,28 @@ Docs: https://domain-tuner.github.io/domain-tuner/perplexity.html.md"""
 from __future__ import annotations
 import math
 from .core import DomainTunerError, progress
-from .models import model_device
+from .models import model_device, standard_causal_loss
 from .data import encode_batch
 
 # %% auto #0
 __all__ = ['token_nll', 'encode_for_scoring', 'record_nll', 'perplexity', 'mc_choices', 'choice_logprobs', 'mc_predict']
 
 # %% ../nbs/32_perplexity.ipynb #b06fd2a5
+def _row_nll(model, ids, mask, lab, keep_only:bool):
+    "Per-row NLL sums and counts of the scored tokens."
+    import torch
+    tgt = torch.full_like(lab, -100); tgt[:, :-1] = lab[:, 1:]
+    keep = tgt != -100
+    if keep_only:  # the output layer only where a token is scored (`standard_causal_loss`)
+        logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits.float()
+        rows, t = keep.nonzero()[:, 0], tgt[keep]
+    else:
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()[keep]
+        rows, t = keep.nonzero()[:, 0], tgt[keep]
+    nll = torch.nn.functional.cross_entropy(logits, t, reduction='none').double()
+    sums = torch.zeros(ids.shape[0], dtype=torch.double, device=nll.device).index_add_(0, rows, nll)
+    return sums.tolist(), keep.sum(1).tolist()
+
 def token_nll(model,                 # a causal LM
               examples:list[dict],   # encoded examples: {'input_ids', 'labels'} with -100 on unscored tokens
               batch_size:int=8,      # examples per forward pass
@@ -24,6 +39,7 @@ def token_nll(model,                 # a causal LM
     import torch
     order = sorted(range(len(examples)), key=lambda i: -len(examples[i]['input_ids']))
     out, dev, was_training = [None]*len(examples), model_device(model), model.training
+    keep_only = standard_causal_loss(model)
     model.eval()
     try:
         with torch.inference_mode(), progress(total=len(examples), desc=desc) as bar:
@@ -34,11 +50,7 @@ def token_nll(model,                 # a causal LM
                 ids = torch.tensor([pad(examples[i]['input_ids'], pad_token_id) for i in idx], device=dev)
                 lab = torch.tensor([pad(examples[i]['labels'], -100) for i in idx], device=dev)
                 mask = torch.tensor([pad([1]*len(examples[i]['input_ids']), 0) for i in idx], device=dev)
-                logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-                tgt = lab[:, 1:]
-                nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), tgt.clamp(min=0), reduction='none')
-                keep = tgt != -100
-                sums, counts = (nll*keep).sum(1).double().tolist(), keep.sum(1).tolist()
+                sums, counts = _row_nll(model, ids, mask, lab, keep_only)
                 for j, i in enumerate(idx): out[i] = (sums[j], int(counts[j]))
                 bar.update(len(idx))
     finally:

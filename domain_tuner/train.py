@@ -16,15 +16,15 @@ from transformers import Trainer, TrainingArguments, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
 from .core import DomainTunerError, select_precision, seed_everything, progress, environment_info, Precision, quiet
-from .models import load_model, load_tokenizer, count_parameters, cpu_4bit_inference_layout
+from .models import load_model, load_tokenizer, count_parameters, cpu_4bit_inference_layout, standard_causal_loss
 from .methods import TrainConfig, METHODS, prepare_model, optimizer_name, check_method, training_precision
 from .memory import estimate_memory, PeakMemory, compare_memory
 
 # %% auto #0
 __all__ = ['VARLEN_ATTENTION', 'load_training_data', 'data_hash', 'encode_records', 'count_encoding', 'accounting_line',
-           'PaddingFreeCollator', 'batch_collator', 'varlen_sdpa', 'use_varlen_attention', 'standard_causal_loss',
-           'supervised_loss', 'DomainTrainer', 'check_overfitting', 'LossHistory', 'training_arguments', 'fit',
-           'save_trained', 'TrainResult', 'train', 'train_parser', 'cli_train']
+           'PaddingFreeCollator', 'batch_collator', 'varlen_sdpa', 'use_varlen_attention', 'supervised_loss',
+           'DomainTrainer', 'check_overfitting', 'LossHistory', 'training_arguments', 'fit', 'save_trained',
+           'TrainResult', 'train', 'train_parser', 'cli_train']
 
 # %% ../nbs/22_train.ipynb #7d13dea4
 def _read_jsonl(path:Path)->list[dict]:
@@ -176,16 +176,6 @@ def use_varlen_attention(model)->str|None:
     return old
 
 # %% ../nbs/22_train.ipynb #13cfab65
-def standard_causal_loss(model)->bool:
-    "Does this model (or the model inside a peft wrapper) compute transformers' standard causal-LM loss and take `logits_to_keep`?"
-    import inspect
-    base = model.get_base_model() if hasattr(model, 'get_base_model') else model
-    base = getattr(base, 'module', base)  # DDP
-    fn = getattr(base, 'loss_function', None)
-    if getattr(fn, '__name__', '') != 'ForCausalLMLoss': return False
-    try: return 'logits_to_keep' in inspect.signature(base.forward).parameters
-    except (TypeError, ValueError): return False
-
 def supervised_loss(model,                         # a causal LM (or peft model) for which `standard_causal_loss` holds
                     inputs:dict,                   # a batch with input_ids and labels (-100 where no loss)
                     num_items_in_batch=None):      # trained tokens in the whole (accumulated) batch: sum / this; else mean

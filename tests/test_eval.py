@@ -117,6 +117,22 @@ def test_evaluate_matches_plain_greedy_and_forward(tm, tmp_path):
     back = EvalResult.from_json(r.to_json(tmp_path/'r.json') and tmp_path/'r.json')
     assert back.metrics == r.metrics
 
+def test_one_pass_answers_equal_generated(tmp_path):
+    "Greedy evaluation answers and scores in one pass (references greedy would reproduce are not decoded): same answers."
+    from domain_tuner.train import train
+    from domain_tuner.methods import TrainConfig
+    d = tiny_model_dir()
+    recs = [qa(f"What is {a} plus {b}?", f"{a + b}") for a, b in [(1, 2), (2, 5), (3, 3), (4, 1), (6, 2), (7, 1)]]
+    res = train(d, recs * 8, TrainConfig(method='full', lr=3e-3, max_steps=60, batch_size=8, max_length=64), out=tmp_path/'m', plot=None)
+    model, tok = res.model.eval(), load_tokenizer(tmp_path/'m')
+    r = evaluate(model, tok, recs, metrics=['exact_match'], max_new_tokens=8)
+    assert r.metrics['exact_match'] >= 0.5, r.metrics                    # memorised: those answers come from the scoring pass
+    assert [e['prediction'] for e in r.examples] == [_plain_greedy(model, tok, x['messages'][:-1], 8) for x in recs]
+    plain = evaluate(model, tok, recs, metrics=['exact_match'], max_new_tokens=8, repetition_penalty=1.0)  # generate + score
+    assert [e['prediction'] for e in plain.examples] == [e['prediction'] for e in r.examples]
+    assert r.metrics['perplexity'] == pytest.approx(plain.metrics['perplexity'], rel=1e-5)
+
+
 def test_grounding_flags_numbers_and_names():
     ctx = "Acme Corp reported revenue of $12.4 million in fiscal 2023 and EBITDA of $2.1 million. It is incorporated in Delaware."
     assert ungrounded_claims("Revenue was $12.4m and EBITDA $3.0 million; Acme is in Nevada, per the SEC.", ctx) == ['$3.0 million', 'Nevada', 'SEC']

@@ -20,8 +20,10 @@ def render(nb:dict)->str:
         ds = _directives(src)
         if any('hide' in d for d in ds): continue
         code = '\n'.join(l for l in src.splitlines() if not l.startswith('#|')).strip()
-        if code: out += ['```python', code, '```', '']
+        if code and not any('echo: false' in d for d in ds): out += ['```python', code, '```', '']
         for o in c.get('outputs', []):
+            md = ''.join(o.get('data', {}).get('text/markdown', ''))
+            if md.strip(): out += [md.rstrip(), '']; continue  # generated markdown (the results tables) goes in as markdown
             txt = ''.join(o.get('text', '') or o.get('data', {}).get('text/plain', ''))
             if txt.strip(): out += ['```', txt.rstrip(), '```', '']
     return '\n'.join(out).rstrip() + '\n'
