@@ -14,8 +14,8 @@ from .core import DomainTunerError, select_precision, Precision, probe_bitsandby
 # %% auto #0
 __all__ = ['PAD', 'EOS_DOC', 'BOT', 'EOT', 'SPECIAL_TOKENS', 'CHATML_TEMPLATE', 'DEFAULT_CORPUS', 'BUILTIN_MODELS',
            'build_tokenizer', 'tiny_config', 'tiny_llama', 'tiny_model_dir', 'check_model_dir', 'gguf_to_folder',
-           'builtin_model', 'load_tokenizer', 'load_model', 'cpu_4bit_inference_layout', 'is_adapter_dir',
-           'adapter_base', 'trained_quantization', 'load_trained', 'model_device', 'count_parameters',
+           'builtin_model', 'load_tokenizer', 'load_model', 'cpu_4bit_inference_layout', 'dequantized_4bit',
+           'is_adapter_dir', 'adapter_base', 'trained_quantization', 'load_trained', 'model_device', 'count_parameters',
            'standard_causal_loss']
 
 # %% ../nbs/01_models.ipynb #dd31bc36
@@ -336,6 +336,25 @@ def cpu_4bit_inference_layout(model,       # a model with bitsandbytes 4-bit lay
             m.weight.data, m.weight.quant_state = _convert_weight_packed_for_cpu_inverse(m.weight.data, qs)
             converted += 1
     return converted
+
+# %% ../nbs/01_models.ipynb #76c9530c
+class dequantized_4bit:
+    "Within the block, 4-bit layers compute with their weight dequantized once (the same values), then are restored."
+    def __init__(self, model): self.model, self.patched = model, []
+    def __enter__(self):
+        import torch
+        for m in self.model.modules():
+            w = getattr(m, 'weight', None)
+            if w is None or w.__class__.__name__ != 'Params4bit' or getattr(w.quant_state, 'packing_format_for_cpu', False): continue
+            import bitsandbytes.functional as bf
+            dense = bf.dequantize_4bit(w.data, w.quant_state).to(m.compute_dtype or torch.float32)
+            def fwd(x, _d=dense, _m=m):
+                return torch.nn.functional.linear(x.to(_d.dtype), _d, None if _m.bias is None else _m.bias.to(_d.dtype)).to(x.dtype)
+            m.forward = fwd; self.patched.append(m)
+        return self.model
+    def __exit__(self, *exc):
+        for m in self.patched: del m.forward
+        self.patched = []
 
 # %% ../nbs/01_models.ipynb #58d109f1
 def is_adapter_dir(path)->bool:

@@ -29,6 +29,8 @@ class RunSpec:
     methods:list[str] = field(default_factory=lambda: ['lora']) # each method trains the whole curriculum from the same base
     builtin_examples:int = 10_000    # size of a generated `builtin:finance` training set
     replay:str|None = None           # a [data.NAME] whose training split stages with `replay > 0` mix in (limits forgetting)
+    export:str|None = None           # a method whose final model is exported to GGUF at the end (for llama.cpp / Ollama)
+    export_type:str = 'q8_0'         # GGUF weight type of that export: 'f16', 'q8_0' or 'f32'
 
 @dataclass
 class ModelSpec:
@@ -212,6 +214,7 @@ class RunResult:
     timings:dict = field(default_factory=dict)                # method -> seconds
     report:dict = field(default_factory=dict)                 # paths of report.md/html and figures
     base_dir:str|None = None                                  # the base model's local folder (or hub id) as loaded
+    export:dict|None = None                                   # what `export_gguf` wrote and checked, when asked for
     def final_evals(self)->dict:
         "The base's evaluation and each method's after its last stage: {'base' or method: EvalResult}, missing ones left out."
         out = {'base': self.base_eval} if self.base_eval is not None else {}
@@ -323,7 +326,7 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
         overrides:list[str]|None=None,       # `section.key=value` strings
         plot:str|None='auto')->RunResult:    # live loss plot mode during training
     "Run a whole domain adaptation from settings: prepare, evaluate the base, train each method's curriculum, report."
-    from domain_tuner.models import load_tokenizer, load_model
+    from domain_tuner.models import load_tokenizer, load_model, dequantized_4bit
     from domain_tuner.staged import Curriculum
     from domain_tuner.evaluate import evaluate
     plan = settings if isinstance(settings, RunPlan) else plan_run(settings, overrides)
@@ -357,7 +360,8 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
             if is_base and res.base_eval is not None:
                 r = res.base_eval
             elif bench and (plan.eval.after_each_stage or stage.name == last):
-                r = evaluate(model, tokenizer, bench, name=f"{_m}/{stage.name}", canary=canary or None, **ev_kw)
+                with dequantized_4bit(model):  # a QLoRA model answers with its 4-bit weights dequantized once, not per step
+                    r = evaluate(model, tokenizer, bench, name=f"{_m}/{stage.name}", canary=canary or None, **ev_kw)
                 res.evals[(_m, stage.name)] = r
                 print(f"{_m} after {stage.name}: {_fmt_metrics(r)}")
             else: return metrics
@@ -365,11 +369,20 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
             if r.canary is not None: metrics.update({f"canary_{k}": v for k, v in r.canary.metrics.items()})
             return metrics
         replay = res.prepared[plan.run.replay].train if plan.run.replay else None
-        cur = Curriculum(base, stages, config=plan.train[method], canary=canary or None, evaluate_stage=hook, replay_data=replay,
+        # forgetting is the canary benchmark's score (generated with the domain benchmark), so the curriculum does not
+        # also score the canary's perplexity after every stage
+        cur = Curriculum(base, stages, config=plan.train[method], canary=None, evaluate_stage=hook, replay_data=replay,
                          max_forgetting=plan.eval.max_forgetting, on_forgetting=plan.eval.on_forgetting,
                          forgetting_metric=f"canary_{(plan.eval.canary_metrics or plan.eval.metrics)[0]}" if canary else 'canary_perplexity')
         res.curricula[method] = cur.run(out/method, plot=plot)
         res.timings[method] = time.perf_counter() - t0
+    if plan.run.export and plan.run.export in res.curricula:
+        from domain_tuner.export import export_gguf
+        name = f"{plan.run.export}.gguf"
+        res.export = export_gguf(res.curricula[plan.run.export].final, out/'export'/name, type=plan.run.export_type)
+        c = res.export['check']
+        print(f"exported {plan.run.export} to {res.export['path']} ({res.export['bytes']/1e6:.0f} MB); loaded back: same next token "
+              f"at {c['argmax_equal']:.0%} of {c['positions']} positions; run it with Ollama: {res.export['ollama']}")
     res.timings['total'] = time.perf_counter() - t_start
     res.report = write_run_report(res)
     print(f"report: {res.report['markdown']} and {res.report['html']} ({res.timings['total']/60:.1f} min)")
@@ -462,13 +475,22 @@ def write_run_report(res:RunResult)->dict:
     if res.base_eval is not None and len(finals) > 1:
         ev_blocks = report_blocks(finals, 'Evaluation detail', figdir=figs)
         B += [('h2' if k == 'h1' else k, *rest) for k, *rest in ev_blocks[1:]]
+    if res.export:
+        c = res.export['check']
+        B += [('h2', 'Take it home: GGUF for llama.cpp and Ollama'),
+              ('p', f"The {res.plan.run.export} model, merged into its base and written as GGUF ({res.export['type']}, "
+                    f"{res.export['bytes']/1e6:.0f} MB): `{res.export['path']}`, with an Ollama `Modelfile` beside it. Loaded back "
+                    f"through transformers' GGUF reader it tokenizes the test prompt the same way ({c['tokens_equal']}), keeps the "
+                    f"chat template ({c['template_equal']}) and predicts the same next token at {c['argmax_equal']:.0%} of "
+                    f"{c['positions']} positions (largest logit difference {c['max_logit_diff']:.3g}). Run it with:"),
+              ('p', f"`{res.export['ollama']}`")]
     (out/'report.md').write_text(_md(B, 'figures'), encoding='utf-8')
     (out/'report.html').write_text(_html(B, f"domain-tuner run: {res.plan.run.name}"), encoding='utf-8')
     record = dict(name=res.plan.run.name, created=time.strftime('%Y-%m-%d %H:%M %Z'), seed=res.plan.run.seed,
                   summary=rows, timings=res.timings, environment=environment_info(),
                   base_dir=res.base_dir, final_models={m: str(cr.final) for m, cr in res.curricula.items()},
                   scores=st, by_task_intervals={k: task_table(res, k) for k in ('exact_match', 'invented_figure') if k in metric_keys},
-                  paired=pt,
+                  paired=pt, export=res.export,
                   settings={s: res.plan.settings.section(s) for s in res.plan.settings} if res.plan.settings else None,
                   evals={f"{m}/{s}": r.metrics for (m, s), r in res.evals.items()}, by_task=by_task,
                   base_eval=res.base_eval.metrics if res.base_eval else None)

@@ -211,7 +211,9 @@ def run(self:Curriculum,
             plan = estimate_memory(cur_base, cfg, dtype=prec.load_dtype, device=prec.device)
             with PeakMemory(prec.device) as mem:
                 model = _load_stage_model(cur_base, adapter_dir, cfg)
-                trainer, metrics, hist = fit(model, tok, train_ds, eval_ds, cfg, sdir, plot=plot,
+                # the stage's eval split is scored once, after the stage (`_evaluate`); fit only scores it on the way
+                # when periodic evaluation is asked for (eval_steps), for its overfitting warning
+                trainer, metrics, hist = fit(model, tok, train_ds, eval_ds if cfg.eval_steps else None, cfg, sdir, plot=plot,
                                              desc=f"stage {k}/{len(self.stages)} {stage.name} ({cfg.method})")
             metrics.update(memory_estimate_gb=plan.total,
                            memory_measured_gb=mem.delta_gb if mem.device == 'cpu' else mem.peak_gb)

@@ -1,13 +1,16 @@
 #!/usr/bin/env python
 """Write README.md from nbs/index.ipynb (nbdev's own README build needs Quarto, which is not installable here).
 
-Markdown cells are copied; code cells become ```python blocks, with their text outputs below them; cells whose
-first lines carry `#| hide` are left out and `#|` directive lines are dropped. `--check` exits 1 if README.md is stale.
+Markdown cells are copied; code cells become ```python blocks (unless `#| echo: false`), with their text outputs
+below them and their markdown outputs as markdown; cells whose first lines carry `#| hide` are left out and `#|`
+directive lines are dropped. `--check` exits 1 if README.md is stale. `--results` first refreshes the index's results
+cell from the run records in nbs/results/ (`domain_tuner.run.results_markdown`): the README's figures are generated.
 """
 import json, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+NB = ROOT/'nbs'/'index.ipynb'
 
 def _directives(src):
     return [l for l in src.splitlines() if l.startswith('#|')]
@@ -28,8 +31,21 @@ def render(nb:dict)->str:
             if txt.strip(): out += ['```', txt.rstrip(), '```', '']
     return '\n'.join(out).rstrip() + '\n'
 
+def refresh_results(nb:dict)->dict:
+    "Set the results cell's output to what `results_markdown` writes from nbs/results/demo_seed*.json."
+    sys.path.insert(0, str(ROOT))
+    from domain_tuner.run import results_markdown
+    records = [json.loads(p.read_text()) for p in sorted((ROOT/'nbs'/'results').glob('demo_seed*.json'))]
+    cell = next(c for c in nb['cells'] if c['cell_type'] == 'code' and 'results_markdown' in ''.join(c['source']))
+    cell['outputs'] = [dict(output_type='execute_result', execution_count=None, metadata={},
+                            data={'text/markdown': results_markdown(records), 'text/plain': '<IPython.core.display.Markdown object>'})]
+    return nb
+
 if __name__ == '__main__':
-    text = render(json.loads((ROOT/'nbs'/'index.ipynb').read_text()))
+    nb = json.loads(NB.read_text())
+    if '--results' in sys.argv:
+        nb = refresh_results(nb); NB.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+    text = render(nb)
     readme = ROOT/'README.md'
     if '--check' in sys.argv:
         ok = readme.exists() and readme.read_text() == text

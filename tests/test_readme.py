@@ -1,0 +1,30 @@
+"""The README's results are generated from run records, not typed: the table in nbs/index.ipynb (and so README.md) is
+what `results_markdown` writes from the committed run records in nbs/results/."""
+import json
+from pathlib import Path
+from domain_tuner.run import results_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _results_cell():
+    nb = json.loads((ROOT/'nbs'/'index.ipynb').read_text())
+    cells = [c for c in nb['cells'] if c['cell_type'] == 'code' and 'results_markdown' in ''.join(c['source'])]
+    assert len(cells) == 1, "index.ipynb should have one results cell"
+    return cells[0]
+
+
+def test_readme_results_come_from_the_run_records():
+    records = [json.loads(p.read_text()) for p in sorted((ROOT/'nbs'/'results').glob('demo_seed*.json'))]
+    assert len(records) >= 2, "the README quotes a run and a second seed"
+    out = ''.join(o['data']['text/markdown'] for o in _results_cell()['outputs'] if 'text/markdown' in o.get('data', {}))
+    assert out == results_markdown(records), "run `python tools/readme.py --results` after a new demo run"
+    assert results_markdown(records) in (ROOT/'README.md').read_text()
+
+
+def test_records_name_the_cpu_and_hold_intervals():
+    for p in sorted((ROOT/'nbs'/'results').glob('demo_seed*.json')):
+        r = json.loads(p.read_text())
+        assert r['environment']['cpu']['model'] and 'avx512_bf16' in r['environment']['cpu']
+        assert all(len(row['exact_match']) == 3 for row in r['scores'])  # (mean, low, high)
+        assert set(r['final_models']) == set(r['settings']['run']['methods'].replace(' ', '').split(','))
