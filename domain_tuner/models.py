@@ -343,10 +343,11 @@ class dequantized_4bit:
     def __init__(self, model): self.model, self.patched = model, []
     def __enter__(self):
         import torch
+        if not probe_bitsandbytes(): return self.model
+        import bitsandbytes as bnb, bitsandbytes.functional as bf
         for m in self.model.modules():
-            w = getattr(m, 'weight', None)
-            if w is None or w.__class__.__name__ != 'Params4bit' or getattr(w.quant_state, 'packing_format_for_cpu', False): continue
-            import bitsandbytes.functional as bf
+            if not isinstance(m, bnb.nn.Linear4bit) or getattr(m.weight.quant_state, 'packing_format_for_cpu', False): continue  # not peft's wrapper
+            w = m.weight
             dense = bf.dequantize_4bit(w.data, w.quant_state).to(m.compute_dtype or torch.float32)
             def fwd(x, _d=dense, _m=m):
                 return torch.nn.functional.linear(x.to(_d.dtype), _d, None if _m.bias is None else _m.bias.to(_d.dtype)).to(x.dtype)
