@@ -115,6 +115,7 @@ def evaluate(model,                       # a causal LM (transformers or PEFT)
              do_sample:bool=False,        # greedy by default: reproducible answers
              canary=None,                 # a general-ability benchmark scored next to the domain one (forgetting)
              canary_metrics=None,         # metrics for the canary; `metrics` when None
+             canary_max_new_tokens:int|None=None, # answer length limit on the canary; `max_new_tokens` when None
              grounding:bool|None=None,    # check answers against meta.context (None), against the prompt too (True), or not (False)
              normalize_mc:bool=False,     # multiple choice by mean instead of summed token log-likelihood
              **gen_kwargs)->EvalResult:
@@ -165,7 +166,8 @@ def evaluate(model,                       # a causal LM (transformers or PEFT)
                           max_new_tokens=max_new_tokens, do_sample=do_sample, seconds=round(secs, 3),
                           generate_seconds=round(t_gen, 3)))
     if canary is not None:
-        res.canary = evaluate(model, tokenizer, canary, canary_metrics or metrics, batch_size, max_new_tokens, name=f"{res.name} (canary)",
+        res.canary = evaluate(model, tokenizer, canary, canary_metrics or metrics, batch_size, canary_max_new_tokens or max_new_tokens,
+                              name=f"{res.name} (canary)",
                               do_sample=do_sample, grounding=False, **gen_kwargs)
     return res
 

@@ -172,11 +172,13 @@ def _prompt_text(record:dict|None)->str:
 
 def invented_figure(prediction:str, reference:str, record:dict|None=None, rel_tol:float=1e-9)->float:
     "1.0 when the answer states a figure it could not have read (any figure, when the reference has none)."
-    preds = parse_numbers(prediction)
+    preds, refs = parse_numbers(prediction), parse_numbers(reference)
     if not preds: return 0.0
-    if not parse_numbers(reference): return 1.0  # the honest answer has no figure: any figure is made up
-    allowed = parse_numbers(f"{_prompt_text(record)}\n{reference}")
-    return float(any(not any(_close(p, a, rel_tol, 1e-9) for a in allowed) for p in preds))
+    if not refs: return 1.0  # the honest answer has no figure: any figure is made up
+    seen = parse_numbers(_prompt_text(record))
+    known = lambda x, pool: any(_close(x, a, rel_tol, 1e-9) for a in pool)
+    if not all(known(r, seen) for r in refs): return 0.0  # a computed answer: errors there are arithmetic, not invention
+    return float(any(not known(p, seen + refs) for p in preds))
 
 def contains(prediction:str, reference:str, record:dict|None=None)->float:
     "1.0 when the normalised reference occurs in the normalised answer (on word boundaries)."

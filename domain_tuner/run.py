@@ -6,7 +6,7 @@ Docs: https://domain-tuner.github.io/domain-tuner/run.html.md"""
 
 # %% ../nbs/50_run.ipynb #54f4870b
 from __future__ import annotations
-import argparse, dataclasses, json, shutil, sys, time, typing
+import argparse, dataclasses, json, shutil, sys, time, typing, warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ class EvalSpec:
     metrics:list[str] = field(default_factory=lambda: ['exact_match', 'numeric_match', 'token_f1'])
     canary_metrics:list[str]|None = None # how canary answers are scored; `metrics` when None ('contains' suits chatty models)
     canary_limit:int|None = None     # score only the first N canary items
+    canary_max_new_tokens:int|None = None # answer length limit on the canary; `max_new_tokens` when None
     limit:int|None = None            # score only the first N benchmark items of each file (quick runs)
     batch_size:int = 32              # prompts per generation batch
     max_new_tokens:int = 48          # answer length limit
@@ -243,6 +244,11 @@ def _row(ev)->dict:
     return d
 
 # %% ../nbs/50_run.ipynb #eccdbe4c
+def _unanswerable(examples:list)->list:
+    "The items whose reference holds no figure: the questions whose figure is not in the document."
+    from domain_tuner.metrics import parse_numbers
+    return [e for e in examples if not parse_numbers(e['reference'])]
+
 def _primary(ev)->str|None:
     "The canary's headline metric: the first it was scored with."
     return next(iter(ev.metrics), None) if ev is not None else None
@@ -253,8 +259,10 @@ def score_table(res:RunResult)->list[dict]:
     summ = {r['model']: r for r in res.summary()}
     rows = []
     for name, ev in res.final_evals().items():
-        ms = [k for k in ev.metrics if k not in ('perplexity', 'mc_accuracy')]
+        ms = [k for k in ev.metrics if k not in ('perplexity', 'mc_accuracy', 'invented_figure')]
         row = dict(model=name, **scores_with_intervals(ev.examples, ms))
+        if 'invented_figure' in ev.metrics:  # the rate on questions the document cannot answer: where invention shows
+            row['invented_figure'] = scores_with_intervals(_unanswerable(ev.examples) or ev.examples, ['invented_figure'])['invented_figure']
         if 'perplexity' in ev.metrics: row['perplexity'] = ev.metrics['perplexity']
         if ev.canary is not None and (cm := _primary(ev.canary)):
             row[f"canary {cm}"] = scores_with_intervals(ev.canary.examples, [cm])[cm]
@@ -342,7 +350,7 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
     res = RunResult(out, plan, base_dir=base)
     res.prepared = _prepare_all(plan, out, tok, bench_files)
     ev_kw = dict(metrics=plan.eval.metrics, batch_size=plan.eval.batch_size, max_new_tokens=plan.eval.max_new_tokens,
-                 canary_metrics=plan.eval.canary_metrics)
+                 canary_metrics=plan.eval.canary_metrics, canary_max_new_tokens=plan.eval.canary_max_new_tokens)
     if bench:
         seed_everything(plan.run.seed)
         res.base_eval = evaluate(load_model(base), tok, bench, name='base', canary=canary or None, **ev_kw)
@@ -379,10 +387,14 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
     if plan.run.export and plan.run.export in res.curricula:
         from domain_tuner.export import export_gguf
         name = f"{plan.run.export}.gguf"
-        res.export = export_gguf(res.curricula[plan.run.export].final, out/'export'/name, type=plan.run.export_type)
-        c = res.export['check']
-        print(f"exported {plan.run.export} to {res.export['path']} ({res.export['bytes']/1e6:.0f} MB); loaded back: same next token "
-              f"at {c['argmax_equal']:.0%} of {c['positions']} positions; run it with Ollama: {res.export['ollama']}")
+        try:
+            res.export = export_gguf(res.curricula[plan.run.export].final, out/'export'/name, type=plan.run.export_type)
+            c = res.export['check']
+            print(f"exported {plan.run.export} to {res.export['path']} ({res.export['bytes']/1e6:.0f} MB); loaded back: same next "
+                  f"token at {c['argmax_equal']:.0%} of {c['positions']} positions; run it with Ollama: {res.export['ollama']}")
+        except DomainTunerError as e:  # the models and scores stand without it: report, do not lose the run
+            res.export = None
+            warnings.warn(f"GGUF export of {plan.run.export} failed: {e}", stacklevel=2)
     res.timings['total'] = time.perf_counter() - t_start
     res.report = write_run_report(res)
     print(f"report: {res.report['markdown']} and {res.report['html']} ({res.timings['total']/60:.1f} min)")
@@ -438,8 +450,9 @@ def write_run_report(res:RunResult)->dict:
     st = score_table(res)
     B += [('table', list(dict.fromkeys(k for r in st for k in r)), st),
           ('p', "Each score is the mean over the held-out benchmark items, with its 95% interval in brackets (Wilson for "
-                "rates, bootstrap otherwise). `invented_figure` is the share of answers stating a figure the document does "
-                "not hold (lower is better); the canary is the general-ability set scored before and after (forgetting).")]
+                "rates, bootstrap otherwise). `invented_figure` is the share of the questions whose figure is not in the "
+                "document that were answered with a figure anyway (lower is better); the canary is the general-ability set "
+                "scored before and after (forgetting).")]
     finals = list(res.final_evals().values())
     by_task = {r.name: scores_by(r) for r in finals}
     for k in [m for m in ('exact_match', 'invented_figure') if m in metric_keys]:  # one average hides which task moved
