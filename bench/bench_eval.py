@@ -42,7 +42,7 @@ def main(argv=None):
     d = tiny_model_dir('bench-eval', hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2, initializer_range=0.4)
     tok, model = load_tokenizer(d), load_model(d)
     bench = make_bench(a.items)
-    metrics = ['exact_match', 'token_f1', 'rouge_l', 'bleu', 'chrf', 'numeric_match']
+    metrics = ['exact_match', 'token_f1', 'rouge_l', 'word_bleu', 'word_chrf', 'numeric_match']
     lens = sorted(len(tok.apply_chat_template(r['messages'][:-1], add_generation_prompt=True, tokenize=True, return_dict=True)['input_ids']) for r in bench)
     print(f"model: {d.name} ({sum(p.numel() for p in model.parameters())/1e6:.2f}M params), torch threads {torch.get_num_threads()}; "
           f"{a.items} items, prompt tokens {lens[0]}..{lens[-1]} (median {lens[len(lens)//2]}), max_new_tokens {a.max_new_tokens}")

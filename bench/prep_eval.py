@@ -38,7 +38,7 @@ def evaluation(items:int=48, batch_size:int=16, new_tokens:int=16, repeats:int=3
         d = tiny_model_dir('bench-eval', hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2, initializer_range=0.4)
         tok, model = load_tokenizer(d), load_model(d)
         bench = be.make_bench(items)
-        metrics = ['exact_match', 'token_f1', 'rouge_l', 'bleu', 'chrf', 'numeric_match']
+        metrics = ['exact_match', 'token_f1', 'rouge_l', 'word_bleu', 'word_chrf', 'numeric_match']
         evaluate(model, tok, bench[:4], metrics=metrics, batch_size=4, max_new_tokens=4)  # warm-up
         got = {}
         def side(bs):

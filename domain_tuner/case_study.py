@@ -126,7 +126,7 @@ def case_questions(company:dict, split:str='train', seed:int=0, operands:bool=Tr
     return out
 
 # %% ../nbs/40a_case_study.ipynb #c0c21aaa
-CASE_STUDY_MIX = dict(extract=0.3, extract_prose=0.3, abstain=0.2, ratio=0.1, growth=0.1)  # of the non-glossary examples
+CASE_STUDY_MIX = dict(extract=0.25, extract_prose=0.25, abstain=0.3, ratio=0.1, growth=0.1)  # of the non-glossary examples
 
 def finance_case_study(n:int=480,             # training examples, glossary included
                        seed:int=0,            # one seed for names, figures, phrasings and sampling

@@ -27,18 +27,37 @@ def clean_text(s:str)->str:
     return re.sub(r"\n{3,}", "\n\n", s).strip()
 
 # %% ../nbs/12_clean.ipynb #3bf91079
-PII_PATTERNS = [
-    ('email', re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"), '[EMAIL]'),
-    ('iban', re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), '[ACCOUNT]'),
-    ('account', re.compile(r"(?<![\d.,$€£])\b\d(?:[ -]?\d){8,18}\b(?![.,]\d)"), '[ACCOUNT]'),
-    ('phone', re.compile(r"(?<![\w$€£])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}\b"), '[PHONE]'),
+def _luhn(digits:str)->bool:
+    "The checksum every payment card number satisfies (and 9 in 10 random digit strings do not)."
+    s = 0
+    for i, c in enumerate(reversed(digits)):
+        d = int(c) * (2 if i % 2 else 1)
+        s += d - 9 if d > 9 else d
+    return s % 10 == 0
+
+def _card(m)->bool:
+    groups = re.split(r"[ -]", m.group(0))
+    if all(re.fullmatch(r"(19|20)\d\d", g) for g in groups): return False  # a row of years
+    return _luhn(''.join(groups))
+
+_NOT_AN_AMOUNT = r"(?!\s*(?:EUR|USD|GBP|CHF|JPY|€|\$|£|million|billion|thousand|units|shares|k\b|m\b|bn\b))"
+PII_PATTERNS = [  # (kind, pattern, placeholder, extra check)
+    ('email', re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"), '[EMAIL]', None),
+    ('iban', re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), '[ACCOUNT]', None),
+    ('card', re.compile(r"(?<![\d.,$€£])\b\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,3})?\b(?![.,]\d)"), '[CARD]', _card),
+    ('phone', re.compile(r"(?<![\w$€£.,])(?:\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,4}[ .-]?\d{2,4}|\(\d{2,4}\)[ .-]?\d{3,4}[ .-]\d{3,4}"
+                        r"|\d{3}[.-]\d{3}[.-]\d{4})\b" + _NOT_AN_AMOUNT), '[PHONE]', None),
+    ('account', re.compile(r"(?<![\d.,$€£])\b\d{9,18}\b(?![.,]\d)" + _NOT_AN_AMOUNT), '[ACCOUNT]', None),
 ]
 
 def scrub_pii(s:str, counts:Counter|None=None)->str:
-    "Replace e-mails, phone numbers and account-like numbers with placeholders, counting each kind."
-    for kind, rx, repl in PII_PATTERNS:
-        s, n = rx.subn(repl, s)
-        if counts is not None and n: counts[kind] += n
+    "Replace e-mail addresses, phone numbers, IBANs, card and account numbers with placeholders, counting each kind."
+    for kind, rx, repl, check in PII_PATTERNS:
+        def sub(m):
+            if check is not None and not check(m): return m.group(0)
+            if counts is not None: counts[kind] += 1
+            return repl
+        s = rx.sub(sub, s)
     return s
 
 # %% ../nbs/12_clean.ipynb #cdece43c
@@ -47,7 +66,7 @@ def _map_text(rec, f):
     return {**rec, 'text': f(rec['text'])}
 
 def clean_records(records:list,    # normalized records
-                  pii:bool=False,  # also scrub personal data
+                  pii:bool=False,  # also scrub e-mail addresses, phone, card and account numbers (not names)
                  )->tuple[list, dict]:
     "Clean every record's text (and scrub PII when asked); returns (records, stats with counts)."
     counts, changed, out = Counter(), 0, []

@@ -13,7 +13,8 @@ from typing import Any
 
 # %% auto #0
 __all__ = ['DomainTunerError', 'Probe', 'probe_cuda', 'probe_bitsandbytes', 'probe_flash_attention', 'Precision',
-           'select_precision', 'seed_everything', 'quiet', 'cache_dir', 'progress', 'cpu_info', 'environment_info']
+           'select_precision', 'seed_everything', 'quiet', 'cache_dir', 'progress', 'cpu_info', 'environment_info',
+           'in_notebook']
 
 # %% ../nbs/00_core.ipynb #11b45213
 class DomainTunerError(Exception):
@@ -181,3 +182,14 @@ def environment_info()->dict:
     p = select_precision()
     info['precision'] = asdict(p)
     return info
+
+# %% ../nbs/00_core.ipynb #dc5d1680
+def in_notebook()->bool:
+    "Are we in a notebook kernel (Jupyter, JupyterLab, VS Code, Colab), where plots and HTML display inline?"
+    try:
+        from IPython import get_ipython
+        ip = get_ipython()
+    except Exception: return False
+    if ip is None: return False
+    cls = type(ip)
+    return cls.__name__ == 'ZMQInteractiveShell' or cls.__module__.startswith('google.colab') or hasattr(ip, 'kernel')

@@ -88,15 +88,15 @@ def _html(blocks, title)->str:
 # %% ../nbs/36_report.ipynb #dd2481e4
 def plot_metrics(results:list, path:str|Path, metrics:list|None=None):
     "Grouped bars of each model's score per metric (0–1 metrics only; perplexity has its own scale and its own table)."
-    import matplotlib; matplotlib.use('Agg', force=False); import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the session's backend is left alone
     ms = metrics or [k for k in dict.fromkeys(k for r in results for k in r.metrics) if k not in LOWER_IS_BETTER]
-    fig, ax = plt.subplots(figsize=(max(4, 0.9*len(ms)*len(results)), 3.2))
+    fig = Figure(figsize=(max(4, 0.9*len(ms)*len(results)), 3.2)); ax = fig.subplots()
     w = 0.8/len(results)
     for j, r in enumerate(results):
         ax.bar([i + j*w for i in range(len(ms))], [r.metrics.get(k, float('nan')) for k in ms], w, label=r.name)
     ax.set_xticks([i + w*(len(results)-1)/2 for i in range(len(ms))], ms, fontsize=8)
     ax.set_ylim(0, 1); ax.set_ylabel('score'); ax.legend(fontsize=8); fig.tight_layout()
-    fig.savefig(path, dpi=110); plt.close(fig)
+    fig.savefig(path, dpi=110)
     return Path(path)
 
 # %% ../nbs/36_report.ipynb #4baaa08e

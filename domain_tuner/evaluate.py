@@ -55,10 +55,11 @@ def evaluate_model(path:str|Path,              # a model folder, an adapter fold
 def _base_of(path, base):
     if base: return str(base)
     if is_adapter_dir(path): return adapter_base(path)
-    rr = Path(path)/'run_record.json'
+    rr, cur = Path(path)/'run_record.json', Path(path).parent/'curriculum_record.json'
     if rr.exists():
-        b = json.loads(rr.read_text()).get('base_model') or json.loads(rr.read_text()).get('model')
-        if b: return str(b)
+        rec = json.loads(rr.read_text())
+        if rec.get('kind') == 'stage' and cur.exists(): rec = json.loads(cur.read_text())  # a stage's base is the previous stage
+        if b := rec.get('base') or rec.get('base_model') or rec.get('model'): return str(b)  # train, merge and run write 'base'
     raise DomainTunerError("cannot tell which base model to compare with", where=str(path),
                            fix="pass base='<hub id or folder>' (--base on the command line)")
 

@@ -13,7 +13,8 @@ from .core import DomainTunerError
 
 # %% auto #0
 __all__ = ['METRICS', 'DEFAULT_METRICS', 'normalize_answer', 'exact_match', 'token_f1', 'rouge_l', 'bleu', 'corpus_bleu', 'chrf',
-           'parse_numbers', 'numeric_match', 'invented_figure', 'contains', 'resolve_metrics', 'score_example']
+           'parse_numbers', 'numeric_match', 'invented_figure', 'contains', 'sacre_bleu', 'sacre_chrf',
+           'resolve_metrics', 'score_example']
 
 # %% ../nbs/30_metrics.ipynb #453ea826
 _PUNCT = set(string.punctuation) | {'“', '”', '‘', '’', '—', '–', '€', '£'}
@@ -86,7 +87,7 @@ def _bleu(m, t, c, r, smooth):
 
 def bleu(prediction:str, reference:str, record:dict|None=None,
          max_n:int=4)->float: # highest n-gram order
-    "Sentence BLEU-4 on word tokens with add-one smoothing for orders 2..max_n."
+    "Sentence BLEU-4 on lower-cased word tokens, add-one smoothing for orders 2..max_n (the metric `word_bleu`)."
     p, r = _words(prediction), _words(reference)
     m, t = _bleu_stats(p, r, max_n)
     return _bleu(m, t, len(p), len(r), smooth=True)
@@ -106,7 +107,7 @@ def _char_ngrams(s, n): return Counter(s[i:i+n] for i in range(len(s)-n+1))
 def chrf(prediction:str, reference:str, record:dict|None=None,
          max_n:int=6,       # highest character n-gram order
          beta:float=2.0)->float: # recall is beta times as important as precision
-    "chrF: mean over character n-gram orders of the F-beta score, whitespace removed."
+    "chrF as the mean over character n-gram orders of the F-beta score, whitespace removed (the metric `word_chrf`)."
     p, r = ''.join(str(prediction).split()), ''.join(str(reference).split())
     if not p or not r: return float(p == r)
     fs = []
@@ -186,8 +187,25 @@ def contains(prediction:str, reference:str, record:dict|None=None)->float:
     return float(r.strip() != '' and r in p)
 
 # %% ../nbs/30_metrics.ipynb #64a43e8c
-METRICS:dict[str, Callable] = dict(exact_match=exact_match, token_f1=token_f1, rouge_l=rouge_l, bleu=bleu,
-                                   chrf=chrf, numeric_match=numeric_match, invented_figure=invented_figure, contains=contains)
+def _sacrebleu():
+    try:
+        import sacrebleu
+        return sacrebleu
+    except ImportError:
+        raise DomainTunerError("the metrics 'bleu' and 'chrf' are sacreBLEU's, and sacrebleu is not installed", where="metrics",
+                               fix="pip install sacrebleu, or use 'word_bleu' / 'word_chrf' (domain-tuner's word-level versions)") from None
+
+def sacre_bleu(prediction:str, reference:str, record:dict|None=None)->float:
+    "sacreBLEU's sentence BLEU (its default 13a tokeniser and smoothing), scaled to [0, 1]."
+    return _sacrebleu().sentence_bleu(str(prediction), [str(reference)]).score / 100
+
+def sacre_chrf(prediction:str, reference:str, record:dict|None=None)->float:
+    "sacreBLEU's sentence chrF (character 6-grams, beta 2), scaled to [0, 1]."
+    return _sacrebleu().sentence_chrf(str(prediction), [str(reference)]).score / 100
+
+METRICS:dict[str, Callable] = dict(exact_match=exact_match, token_f1=token_f1, rouge_l=rouge_l, word_bleu=bleu,
+                                   word_chrf=chrf, bleu=sacre_bleu, chrf=sacre_chrf, numeric_match=numeric_match,
+                                   invented_figure=invented_figure, contains=contains)
 DEFAULT_METRICS = ('exact_match', 'token_f1', 'rouge_l')
 
 def resolve_metrics(metrics=None)->dict[str, Callable]:

@@ -10,7 +10,7 @@ import json, argparse, html as _html, sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from .core import DomainTunerError
+from .core import DomainTunerError, in_notebook
 from .formats import FORMATS
 from .load import load_records, Limits
 from .clean import clean_records, dedup_exact, dedup_near, record_text
@@ -94,17 +94,12 @@ def render_tokens(ex:dict,        # an encoded example (input_ids, labels)
     legend = '<div style="font-size:smaller">trained: <span style="background:#c8f7c5">green</span>, masked: <span style="color:#888">grey</span>, special tokens boxed</div>'
     return legend + '<pre style="white-space:pre-wrap">' + "".join(out) + '</pre>'
 
-def _in_notebook():
-    try:
-        from IPython import get_ipython
-        return get_ipython().__class__.__name__ == 'ZMQInteractiveShell'
-    except Exception: return False
 
 def show_example(record_or_ex:dict, tokenizer, **encode_kwargs):
     "Display a record (encoded on the fly) or an encoded example with trained tokens coloured; plain text outside notebooks."
     from domain_tuner.template import encode
     ex = record_or_ex if 'input_ids' in record_or_ex else encode(record_or_ex, tokenizer, **encode_kwargs)
-    if _in_notebook():
+    if in_notebook():
         from IPython.display import HTML, display
         display(HTML(render_tokens(ex, tokenizer, html=True)))
     else: print(render_tokens(ex, tokenizer))

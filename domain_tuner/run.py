@@ -245,9 +245,9 @@ def _row(ev)->dict:
 
 # %% ../nbs/50_run.ipynb #eccdbe4c
 def _unanswerable(examples:list)->list:
-    "The items whose reference holds no figure: the questions whose figure is not in the document."
+    "The questions about a document (the prompt holds figures) whose reference holds none: the figure is not there."
     from domain_tuner.metrics import parse_numbers
-    return [e for e in examples if not parse_numbers(e['reference'])]
+    return [e for e in examples if not parse_numbers(e['reference']) and parse_numbers(e['prompt'])]
 
 def _primary(ev)->str|None:
     "The canary's headline metric: the first it was scored with."
@@ -407,9 +407,8 @@ def _fmt_metrics(r)->str:
 
 # %% ../nbs/50_run.ipynb #ee85c4d7
 def _plot_losses(res:RunResult, path:Path)->Path:
-    import matplotlib; matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    from matplotlib.figure import Figure  # no pyplot: saving a file leaves the session's backend (inline plots) alone
+    fig = Figure(figsize=(7, 3.5)); ax = fig.subplots()
     for m, cr in res.curricula.items():
         offset = 0
         for s in cr.stages[1:]:
@@ -418,20 +417,19 @@ def _plot_losses(res:RunResult, path:Path)->Path:
             offset += s['train'].get('steps', max([p[0] - offset for p in pts], default=0))
     ax.set_xlabel('optimizer step (stages in sequence)'); ax.set_ylabel('train loss'); ax.legend(fontsize=7); ax.grid(alpha=.3)
     ax.set_title('Training loss per method and stage')
-    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
+    fig.tight_layout(); fig.savefig(path, dpi=110)
     return path
 
 def _plot_bars(rows:list[dict], keys:list[str], path:Path, title:str, ylabel:str)->Path:
-    import matplotlib; matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(7, 3.2)); ax = fig.subplots()
     w = 0.8/max(len(keys), 1)
     for j, k in enumerate(keys):
         xs = [i + j*w for i in range(len(rows))]
         ax.bar(xs, [r.get(k) or 0 for r in rows], w, label=k)
     ax.set_xticks([i + w*(len(keys)-1)/2 for i in range(len(rows))], [r['model'] for r in rows])
     ax.set_ylabel(ylabel); ax.set_title(title); ax.legend(fontsize=7); ax.grid(axis='y', alpha=.3)
-    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
+    fig.tight_layout(); fig.savefig(path, dpi=110)
     return path
 
 # %% ../nbs/50_run.ipynb #502c7fae
@@ -462,8 +460,8 @@ def write_run_report(res:RunResult)->dict:
     if pt:
         B += [('p', "**Each method minus the base**, exact match, paired 95% interval over the same items; *better* or *worse* "
                     "only where the interval excludes 0:"), ('table', list(dict.fromkeys(c for r in pt for c in r)), pt)]
-    B.append(('p', "Domain metrics are on the held-out benchmark (never in training); `canary_exact_match` is the general-ability "
-                   "canary (forgetting check); perplexity is on the reference answers' tokens. Peak memory is the measured "
+    B.append(('p', "Domain metrics are on the held-out benchmark (never in training); the canary columns are the general-ability "
+                   "set (forgetting check); perplexity is on the reference answers' tokens. Peak memory is the measured "
                    "growth in process memory during training (CPU) or peak allocated GPU memory, next to the planner's estimate."))
     if res.curricula:
         B.append(('img', _plot_losses(res, figs/'loss_curves.png'), 'Training loss'))

@@ -15,7 +15,7 @@ import torch
 from transformers import Trainer, TrainingArguments, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
-from .core import DomainTunerError, select_precision, seed_everything, progress, environment_info, Precision, quiet
+from .core import DomainTunerError, select_precision, seed_everything, progress, environment_info, Precision, quiet, in_notebook
 from .models import load_model, load_tokenizer, count_parameters, cpu_4bit_inference_layout, standard_causal_loss
 from .methods import TrainConfig, METHODS, prepare_model, optimizer_name, check_method, training_precision
 from .memory import estimate_memory, PeakMemory, compare_memory
@@ -248,13 +248,6 @@ def check_overfitting(evals:list[tuple])->str|None:
     return None
 
 # %% ../nbs/22_train.ipynb #5de6b381
-def _in_notebook()->bool:
-    try:
-        from IPython import get_ipython
-        return get_ipython().__class__.__name__ == 'ZMQInteractiveShell'
-    except Exception: return False
-
-
 class LossHistory(TrainerCallback):
     "Collects logs, warns on overfitting, shows a progress bar and a live loss/LR plot (or text lines)."
     def __init__(self, plot:str|None='auto', # 'auto' (plot in a notebook, text elsewhere), 'plot', 'text' or None
@@ -264,7 +257,7 @@ class LossHistory(TrainerCallback):
         self._bar = self._fig = self._handle = None; self._last_draw = 0.0
 
     def _mode(self):
-        if self.plot == 'auto': return None if quiet() else ('plot' if _in_notebook() else 'text')
+        if self.plot == 'auto': return None if quiet() else ('plot' if in_notebook() else 'text')
         return self.plot  # 'plot' or 'text' asked for explicitly: shown even when quiet
 
     def on_train_begin(self, args, state, control, **kw):
@@ -501,7 +494,7 @@ def train_parser()->argparse.ArgumentParser:
     for f in fields(TrainConfig):
         t = _arg_type(f.type); name = '--' + f.name.replace('_', '-'); h = (docs.get(f.name) or '').replace('%', '%%')
         if f.name == 'method': p.add_argument(name, default=f.default, choices=METHODS, help=h)
-        elif t is bool: p.add_argument(name, action='store_true', default=None, help=h)
+        elif t is bool: p.add_argument(name, action=argparse.BooleanOptionalAction, default=None, help=h + f" (default: {f.default})")
         else: p.add_argument(name, type=t, default=None, help=h + f" (default: {f.default})")
     return p
 

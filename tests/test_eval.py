@@ -205,6 +205,26 @@ def test_cli_eval_adapter_with_base_comparison(tm, tmp_path):
                                                                             for l in bench.read_text().splitlines()], loss_on='last'), rel=1e-5)
     assert (ad/'eval_report'/'report.md').exists() and (ad/'eval_report'/'report.html').exists()
 
+@pytest.mark.parametrize('kind', ['full', 'merged'])
+def test_cli_eval_compare_base_full_and_merged(kind, tmp_path):
+    "--compare-base finds the base of a fully fine-tuned folder and of a merged adapter from their run records."
+    from domain_tuner.evaluate import cli_eval
+    from domain_tuner.train import train
+    from domain_tuner.methods import TrainConfig
+    from domain_tuner.merge import merge
+    d = tiny_model_dir()
+    recs = [qa(f"What is {a} plus {a}?", str(2*a)) for a in range(1, 9)]
+    res = train(d, recs, TrainConfig(method='full' if kind == 'full' else 'lora', lr=1e-3, max_steps=2, batch_size=4,
+                                     max_length=64), out=tmp_path/'trained', plot=None)
+    model = res.out
+    if kind == 'merged': merge(res.out, tmp_path/'merged'); model = tmp_path/'merged'
+    bench = tmp_path/'bench.jsonl'; bench.write_text('\n'.join(json.dumps(r) for r in recs[:3]) + '\n')
+    assert cli_eval(['--model', str(model), '--bench', str(bench), '--out', str(tmp_path/'R.json'), '--compare-base',
+                     '--max-new-tokens', '4', '--no-report']) == 0
+    rep = json.loads((tmp_path/'R.json').read_text())
+    assert rep['baseline']['name'] == 'base' and rep['baseline']['metrics']['perplexity'] != rep['metrics']['perplexity']
+
+
 def test_cli_eval_errors_name_the_input(tm, tmp_path):
     from domain_tuner.evaluate import cli_eval
     bad = tmp_path/'bench.jsonl'; bad.write_text('{"text": "no answer here"}\n')
