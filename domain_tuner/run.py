@@ -588,7 +588,8 @@ def _spread(records:list[dict], metric:str='exact_match')->tuple[float, float]:
             for m in tx[t].keys() & ty[t].keys() - {'task'}: by_task = max(by_task, abs(tx[t][m][0] - ty[t][m][0]))
     return overall, by_task
 
-def results_markdown(records:list[dict])->str:
+def results_markdown(records:list[dict],      # run.json records: the run to show first, then runs with other seeds
+                     stage1:dict|None=None)->str: # what `tools/stage_probe.py` measured (staged vs tasks only), if any
     "Markdown of a run's results (the first record) with intervals, and how much other runs (other seeds) moved them."
     r = records[0]; env = r['environment']; cpu = env.get('cpu') or {}
     bf16 = 'with' if cpu.get('avx512_bf16') else 'without'
@@ -617,6 +618,14 @@ def results_markdown(records:list[dict])->str:
     if len(records) > 1:
         o, t = _spread(records)
         seeds = ', '.join(str(x.get('seed', '?')) for x in records)
-        out.append(f"Run to run: with seeds {seeds} (same machine), overall exact match moved by at most {o:.3f} per model and "
-                   f"exact match per task by at most {t:.2f}; each seed's intervals hold the other's scores where they overlap.")
+        out.append(f"Run to run: with seeds {seeds} (same machine; the seed draws the data, the split and the adapters' "
+                   f"initialisation), overall exact match moved by at most {o:.3f} per model, and exact match per task by at "
+                   f"most {t:.2f}.")
+        out.append('')
+    if stage1:
+        d = stage1['staged_minus_tasks_only']
+        gains = [t for t, v in d.items() if v['claim'] == 'better' and t != 'all']
+        out.append(f"What stage 1 (financial text, {stage1['stage1_steps']} steps) adds, measured once with {stage1['method']}: "
+                   f"staged minus tasks-only exact match {_iv(d['all']['diff'])} overall ({d['all']['claim']}); "
+                   + (f"better on {', '.join(gains)}." if gains else "no task where the paired interval excludes 0."))
     return '\n'.join(out).rstrip() + '\n'

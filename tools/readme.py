@@ -36,9 +36,10 @@ def refresh_results(nb:dict)->dict:
     sys.path.insert(0, str(ROOT))
     from domain_tuner.run import results_markdown
     records = [json.loads(p.read_text()) for p in sorted((ROOT/'nbs'/'results').glob('demo_seed*.json'))]
+    s1 = ROOT/'nbs'/'results'/'stage1.json'
     cell = next(c for c in nb['cells'] if c['cell_type'] == 'code' and 'results_markdown' in ''.join(c['source']))
     cell['outputs'] = [dict(output_type='execute_result', execution_count=None, metadata={},
-                            data={'text/markdown': results_markdown(records), 'text/plain': '<IPython.core.display.Markdown object>'})]
+                            data={'text/markdown': results_markdown(records, json.loads(s1.read_text()) if s1.exists() else None), 'text/plain': '<IPython.core.display.Markdown object>'})]
     return nb
 
 if __name__ == '__main__':
