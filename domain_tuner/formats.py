@@ -34,7 +34,8 @@ def detect_format(row)->str|None:
 
 # %% ../nbs/10_formats.ipynb #699adf35
 ROLE_ALIASES = {'system': 'system', 'developer': 'system', 'user': 'user', 'human': 'user',
-                'assistant': 'assistant', 'gpt': 'assistant', 'model': 'assistant', 'bot': 'assistant', 'chatgpt': 'assistant'}
+                'assistant': 'assistant', 'gpt': 'assistant', 'model': 'assistant', 'bot': 'assistant', 'chatgpt': 'assistant',
+                'tool': 'tool', 'function': 'tool', 'observation': 'tool', 'ipython': 'tool', 'function_call': 'tool_call'}
 GROUP_KEYS = ('group', 'doc_id', 'document_id')
 
 def _str(row, key, fmt, required=True, target=False):
@@ -47,11 +48,19 @@ def _str(row, key, fmt, required=True, target=False):
     if target and not v.strip(): raise FormatError(f"empty target: field {key!r} is blank", fmt)
     return v
 
+def _part_text(p):
+    "The text of a content part: OpenAI/transformers `{'type': 'text', 'text': ...}`, LLaMA-Factory `{'type': 'text', 'value': ...}`."
+    if not isinstance(p, dict) or p.get('type', 'text') != 'text': return None
+    t = p.get('text', p.get('value'))
+    return t if isinstance(t, str) else None
+
 def _content(c, where, fmt):
-    if isinstance(c, list):  # OpenAI content parts: keep the text parts, refuse images and the like
-        if not all(isinstance(p, dict) and p.get('type') == 'text' and isinstance(p.get('text'), str) for p in c):
-            raise FormatError(f"{where}: content parts other than text are not supported", fmt)
-        return ''.join(p['text'] for p in c)
+    if isinstance(c, list):  # content parts: keep the text parts, refuse images and the like
+        texts = [_part_text(p) for p in c]
+        if any(t is None for t in texts):
+            kinds = sorted({str(p.get('type')) if isinstance(p, dict) else type(p).__name__ for p, t in zip(c, texts) if t is None})
+            raise FormatError(f"{where}: content parts of type {', '.join(kinds)} are not supported (text only)", fmt)
+        return ''.join(texts)
     if not isinstance(c, str): raise FormatError(f"{where}: content is {type(c).__name__}, expected a string", fmt)
     return c
 
@@ -65,8 +74,21 @@ def _messages(turns, fmt, role_key='role', content_key='content', field='message
         role = ROLE_ALIASES.get(str(m[role_key]).lower())
         if role is None: raise FormatError(f"{field}[{k}] has unknown role {m[role_key]!r} (known: system, user, assistant "
                                            f"and aliases {sorted(set(ROLE_ALIASES) - {'system','user','assistant'})})", fmt)
-        if content_key not in m or m[content_key] is None: raise FormatError(f"{field}[{k}] has no {content_key!r}", fmt)
-        out.append(dict(role=role, content=_content(m[content_key], f"{field}[{k}]", fmt)))
+        if (content_key not in m or m[content_key] is None) and not m.get('tool_calls'):
+            raise FormatError(f"{field}[{k}] has no {content_key!r}", fmt)
+        msg = dict(role=role, content=_content(m.get(content_key) or '', f"{field}[{k}]", fmt))
+        if role in ('tool', 'tool_call') or m.get('tool_calls'):
+            raise FormatError(f"{field}[{k}] is a tool {'result' if role == 'tool' else 'call'}: training on tool-call "
+                              "conversations is not supported yet; leave these rows out or write the calls as text", fmt)
+        w = m.get('loss_weight', m.get('weight'))
+        if w is not None:
+            if not isinstance(w, (int, float)) or isinstance(w, bool) or w not in (0, 1):
+                raise FormatError(f"{field}[{k}] has loss_weight {w!r}: only 0 (not trained) and 1 (trained) are supported", fmt)
+            if role != 'assistant' and w:
+                raise FormatError(f"{field}[{k}] asks to train on a {role!r} turn (loss_weight 1); only assistant turns are "
+                                  "trained (use loss_on='all' to train on every token)", fmt)
+            if role == 'assistant' and not w: msg['train'] = False
+        out.append(msg)
     return out
 
 def _check_conversation(msgs, fmt):

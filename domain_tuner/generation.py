@@ -16,12 +16,15 @@ __all__ = ['stop_token_ids', 'render_prompts', 'generate', 'answer_and_score', '
 
 # %% ../nbs/31_generate.ipynb #46934535
 def stop_token_ids(model, tokenizer)->list[int]:
-    "Token ids that end an answer: <|im_end|> when the vocabulary has it, the tokenizer's eos and generation_config's eos."
+    "Token ids that end an answer: the template's end-of-turn token, <|im_end|> when the vocabulary has it, eos and generation_config's eos."
+    from domain_tuner.template import end_of_turn_token
     ids = []
+    try: learned = tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer))
+    except Exception: learned = None  # no usable template: the other rules still apply
     eot = tokenizer.convert_tokens_to_ids(EOT) if EOT in tokenizer.get_vocab() else None
     gc = getattr(model, 'generation_config', None)
     gc_eos = getattr(gc, 'eos_token_id', None)
-    for i in [eot, tokenizer.eos_token_id, *(gc_eos if isinstance(gc_eos, (list, tuple)) else [gc_eos])]:
+    for i in [learned, eot, tokenizer.eos_token_id, *(gc_eos if isinstance(gc_eos, (list, tuple)) else [gc_eos])]:
         if i is not None and i not in ids: ids.append(int(i))
     if not ids: raise DomainTunerError("the tokenizer has no end-of-turn or eos token, so generation would never stop",
                                        where=getattr(tokenizer, 'name_or_path', 'tokenizer'),
@@ -114,7 +117,9 @@ def _answer_batch(model, prompts:list, refs:list, stops:set, pad:int, max_new_to
     ids = torch.tensor([[pad]*(P - len(p)) + p for p in prompts], device=dev)
     pm = torch.tensor([[0]*(P - len(p)) + [1]*len(p) for p in prompts], device=dev)
     cache = DynamicCache()
-    last = model(input_ids=ids, attention_mask=pm, position_ids=_positions(pm), use_cache=True, **{kw: cache}).logits[:, -1].float()
+    # logits at the last prompt position only: the output layer over every prompt token would cost more than the answer
+    last = model(input_ids=ids, attention_mask=pm, position_ids=_positions(pm), use_cache=True, logits_to_keep=1,
+                 **{kw: cache}).logits[:, -1].float()
     rid = torch.tensor([r + [pad]*(R - len(r)) for r in refs], device=dev)
     rm = torch.tensor([[1]*len(r) + [0]*(R - len(r)) for r in refs], device=dev)
     full = torch.cat([pm, rm], 1)

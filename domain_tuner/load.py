@@ -112,7 +112,11 @@ def read_json(path, encoding='utf-8', limits:Limits|None=None):
     try: s = raw.decode(encoding)
     except UnicodeDecodeError as e:
         yield raw[:e.start].count(b'\n') + 1, _RowError(f"bytes that are not {encoding} at byte {e.start} of the file"); return
-    line = lambda pos: s.count('\n', 0, pos) + 1
+    seen = [0, 1]  # (offset, line) so far: records come in order, so lines are counted once over the file, not per record
+    def line(pos):
+        if pos < seen[0]: return s.count('\n', 0, pos) + 1
+        seen[1] += s.count('\n', seen[0], pos); seen[0] = pos
+        return seen[1]
     i = _ws(s, 0)
     if i == len(s): return
     try:
@@ -161,23 +165,25 @@ def read_parquet(path, encoding='utf-8', limits:Limits|None=None):
             yield n, {k: v for k, v in row.items() if v is not None}
 
 def read_text(path, encoding='utf-8', limits:Limits|None=None, chunk_chars:int|None=2000):
-    "Yield (first line, {'text', 'group'}) chunks of a text/Markdown document, cut at paragraph breaks."
+    """Yield (first line, {'text', 'group'}) chunks of a text/Markdown document of about `chunk_chars`, cut at paragraph
+    breaks; a file without blank lines (one document or paragraph per line, like wiki dumps) is cut at line ends."""
     raw = open(path, 'rb').read()
     if raw.startswith(b'\xef\xbb\xbf'): raw = raw[3:]
     try: s = raw.decode(encoding)
     except UnicodeDecodeError as e:
         yield raw[:e.start].count(b'\n') + 1, _RowError(f"bytes that are not {encoding} at byte {e.start} of the file"); return
-    lines, chunk, first = s.splitlines(), [], None
+    lines, chunk, first, size = s.splitlines(), [], None, 0
+    by_line = not any(not l.strip() for l in lines)
     def flush():
         if chunk and '\n'.join(chunk).strip(): return first, {'text': '\n'.join(chunk).strip('\n'), 'group': str(path)}
     for n, l in enumerate(lines, 1):
-        if not l.strip() and chunk_chars and sum(map(len, chunk)) >= chunk_chars:
-            out = flush(); chunk, first = [], None
+        if chunk_chars and size >= chunk_chars and (not l.strip() or by_line or size >= 4 * chunk_chars):
+            out = flush(); chunk, first, size = [], None, 0  # a paragraph break; or a line end (no breaks, or a huge paragraph)
             if out: yield out
-            continue
+            if not l.strip(): continue
         if first is None and not l.strip(): continue
         if first is None: first = n
-        chunk.append(l)
+        chunk.append(l); size += len(l)
     out = flush()
     if out: yield out
 
@@ -263,7 +269,7 @@ def load_records(sources,                   # files, folders, a list of dicts, a
     for src in _expand(sources):
         name, rows = _rows_of(src, encoding, limits, chunk_chars)
         res.files.append(name)
-        file_fmt, n_rows = format, 0
+        file_fmt, n_rows, last_line = format, 0, None
         for line, row in progress(rows, desc=f"read {Path(name).name}"):
             n_rows += 1; res.counts['read'] += 1
             if row is BLANK: res.counts['blank'] += 1; continue
@@ -279,7 +285,10 @@ def load_records(sources,                   # files, folders, a list of dicts, a
                 _reject(res, name, line, e.what, det, None if isinstance(row, _RowError) else row)
                 continue
             file_fmt = file_fmt or fmt
-            rec['meta'] = {**rec['meta'], 'source': f"{name}:{line}"}
+            # records that share a line (a one-line JSON array) are told apart by their place in the file
+            src_name = f"{name}:{line}" if line != last_line else f"{name}:{line} (record {n_rows})"
+            last_line = line
+            rec['meta'] = {**rec['meta'], 'source': src_name}
             res.records.append(rec); res.by_format[fmt] += 1; res.counts['accepted'] += 1
             sp = special_token_strings(rec, special_tokens)
             if sp: res.warnings.append(f"{name}:{line}: the text contains special-token strings {sp}; they will be read as "

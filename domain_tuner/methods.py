@@ -52,7 +52,7 @@ class TrainConfig:
     loss_on:str = 'responses'    # 'responses', 'last' or 'all' tokens of a conversation carry loss
     pack:bool = False            # pack several examples into one row (position ids restart per example)
     padding_free:bool = True     # join each batch's examples into one row (position ids restart per example): no pad tokens, same examples and steps as padding
-    truncation:str = 'error'     # an example longer than max_length: 'error' (names it), 'drop' or 'truncate'
+    truncation:str = 'truncate'  # an example longer than max_length: 'truncate' (counted, printed), 'drop' or 'error' (names it)
     eval_fraction:float = 0.0    # share of a raw data file held out for eval (whole groups); 0: no split, pass eval data instead
     # bookkeeping
     seed:int = 0                 # seeds data order, dropout and adapter initialisation

@@ -275,7 +275,15 @@ def load_tokenizer(name_or_path:str|Path, # hub id, local folder, .gguf file or 
     if tok.pad_token is None:
         # reusing EOS as pad is safe because padding is masked out of the loss and attention; say so
         tok.pad_token = tok.eos_token
+    tok.generation_eos = _generation_eos(name, revision, tok)  # the end tokens generation stops at (template.end_of_turn_token)
     return tok
+
+def _generation_eos(name, revision, tok)->list[str]:
+    "The end tokens in generation_config.json (read from the folder or the hub cache, never downloaded), as strings."
+    from transformers import GenerationConfig
+    try: eos = GenerationConfig.from_pretrained(name, revision=revision, local_files_only=True).eos_token_id
+    except Exception: return []
+    return [tok.convert_ids_to_tokens(int(i)) for i in (eos if isinstance(eos, (list, tuple)) else [eos]) if i is not None]
 
 # %% ../nbs/01_models.ipynb #6e52f440
 def load_model(name_or_path:str|Path,      # hub id, local folder, .gguf file or builtin: name

@@ -16,7 +16,7 @@ from .load import load_records, Limits
 from .clean import clean_records, dedup_exact, dedup_near, record_text
 from .split import split_records, find_contamination, decontaminate as _decontaminate
 from .augment import augment as _augment
-from .template import chat_template_for, encode_batch, EncodeStats
+from .template import chat_template_for, encode_batch, EncodeStats, _split_documents
 
 # %% auto #0
 __all__ = ['Prepared', 'length_figure', 'render_tokens', 'show_example', 'prepare', 'write_prepared', 'cli_prepare']
@@ -125,7 +125,7 @@ def prepare(sources,                       # files, folders, lists of dicts, dat
             glossary:dict|None=None,       # term -> synonyms for 'glossary'
             template:str|None=None,        # chat template name or Jinja (the tokenizer's own when None)
             max_length:int|None=None,      # longest example in tokens
-            truncation:str='error',        # 'error', 'drop' or 'truncate'
+            truncation:str='truncate',     # over-long examples: 'truncate' (counted), 'drop' (rejected with the reason) or 'error'
             loss_on:str='responses',       # 'responses', 'last' or 'all'
             allow_unsupervised:bool=False, # reject examples with no trained token instead of stopping
             seed:int=0,
@@ -158,7 +158,7 @@ def prepare(sources,                       # files, folders, lists of dicts, dat
     # split (or take the separate eval set)
     if ev_loaded is not None:
         train, ev = [r for r in kept if id(r) not in ev_keys], [r for r in kept if id(r) in ev_keys]
-    else: train, ev = split_records(kept, eval_fraction, seed)
+    else: train, ev = split_records(kept, eval_fraction, seed, notes=warnings)
     # leakage
     contamination = dict(eval=find_contamination(train, ev, n=ngram, label='eval') if ev else [], benchmark=[])
     for b in ([benchmark] if isinstance(benchmark, (str, Path)) else benchmark or []):
@@ -180,10 +180,14 @@ def prepare(sources,                       # files, folders, lists of dicts, dat
         for name, part in (('train', train + synthetic), ('eval', ev)):
             st = EncodeStats()
             exs = []
-            for b in range(0, len(part), 1000):
-                e, _ = encode_batch(part[b:b+1000], tokenizer, max_length, loss_on, truncation, tmpl, allow_unsupervised, st); exs += e
+            for b in range(0, len(part), 1000):  # long documents are read whole, as blocks: a record stays if any block does
+                blocks, owner = _split_documents(part[b:b+1000], tokenizer, max_length, st)
+                e, _ = encode_batch(blocks, tokenizer, max_length, loss_on, truncation, tmpl, allow_unsupervised, st)
+                per = [None] * len(part[b:b+1000])
+                for o, x in zip(owner, e): per[o] = per[o] or x
+                exs += per
             for r, e in zip(part, exs):
-                if e is None: _reject_record(rejected, r, next(reason for s, reason in st.dropped if s == r['meta'].get('source')))
+                if e is None: _reject_record(rejected, r, next(reason for s, reason in st.dropped if s.startswith(r['meta'].get('source') or '\0')))
             kept_part = [r for r, e in zip(part, exs) if e is not None]
             if name == 'train': train, synthetic = [r for r in kept_part if not _augmented(r)], [r for r in kept_part if _augmented(r)]
             else: ev = kept_part
@@ -250,7 +254,8 @@ def cli_prepare(argv:list[str]|None=None)->int:
     p.add_argument('--eval-fraction', type=float, default=0.1, metavar='X', help="share of records for eval (default 0.1)")
     p.add_argument('--eval', dest='eval_files', nargs='+', metavar='FILE', help="a separate eval set instead of splitting")
     p.add_argument('--max-length', type=int, metavar='N', help="longest example in tokens")
-    p.add_argument('--truncation', choices=('error', 'drop', 'truncate'), default='error', help="policy for longer examples")
+    p.add_argument('--truncation', choices=('error', 'drop', 'truncate'), default='truncate',
+                   help="examples longer than --max-length: cut (counted in the report), drop (rejected with the reason) or stop")
     p.add_argument('--loss-on', choices=('responses', 'last', 'all'), default='responses', help="which tokens carry loss")
     p.add_argument('--benchmark', action='append', metavar='FILE', help="benchmark file to check train against (repeatable)")
     p.add_argument('--keep-contaminated', action='store_true', help="report overlaps with eval/benchmarks but keep them in train")

@@ -6,7 +6,7 @@ Docs: https://domain-tuner.github.io/domain-tuner/split.html.md"""
 
 # %% ../nbs/13_split.ipynb #02a56f50
 from __future__ import annotations
-import hashlib, re
+import hashlib, re, warnings
 from collections import defaultdict
 from .core import DomainTunerError
 from .clean import record_text, dedup_key, record_source
@@ -24,22 +24,37 @@ def group_of(rec:dict, i:int=0)->str:
 def split_records(records:list,           # normalized records
                   eval_fraction:float=0.1, # share of records for eval (whole groups)
                   seed:int=0,              # changes which groups go to eval
+                  notes:list|None=None,    # what was done instead of a grouped split is appended here (else warned)
                  )->tuple[list, list]:
-    "Split into (train, eval) by whole groups, deterministically."
+    """Split into (train, eval) by whole groups, deterministically. With one group (a single file), text is held out
+    as one contiguous run of chunks by position; anything else goes on without an eval split, with a note."""
     if not 0 <= eval_fraction < 1:
         raise DomainTunerError(f"eval_fraction={eval_fraction} must be in [0, 1)", where="eval_fraction", fix="use e.g. 0.1")
     if eval_fraction == 0 or not records: return list(records), []
     groups = defaultdict(list)
     for i, r in enumerate(records): groups[group_of(r, i)].append(i)
-    if len(groups) < 2:
-        raise DomainTunerError(f"all {len(records)} records belong to one group, so no eval split can be made without leakage",
-                               where="eval_fraction", fix="pass eval data separately, add more documents, or use eval_fraction=0")
+    if len(groups) < 2: return _one_group(records, eval_fraction, seed, notes)
     target, ev = max(1, round(eval_fraction * len(records))), set()
     for g in sorted(groups, key=lambda g: _h(g, seed)):
         if len(ev) >= target: break
         if len(ev) + len(groups[g]) > len(records) - 1: continue  # keep at least one training record
         ev.update(groups[g])
     return [r for i, r in enumerate(records) if i not in ev], [r for i, r in enumerate(records) if i in ev]
+
+# %% ../nbs/13_split.ipynb #20b878f2
+def _one_group(records, eval_fraction, seed, notes):
+    "No second group to hold out: a contiguous run of text chunks by position, or no eval split, said either way."
+    say = notes.append if notes is not None else (lambda m: warnings.warn(m, stacklevel=3))
+    n = len(records)
+    if n >= 2 and all('text' in r for r in records):
+        k = min(n - 1, max(1, round(eval_fraction * n)))
+        a = int(_h(group_of(records[0]), seed), 16) % (n - k + 1)  # where the held-out run starts: fixed by the seed
+        say(f"all {n} text chunks come from one document: held out chunks {a + 1}-{a + k} as one run by position "
+            "(only the chunks at its two edges border training text)")
+        return records[:a] + records[a + k:], records[a:a + k]
+    say(f"all {n} records belong to one group, so no eval split can be made without leakage: training on all of them "
+        "with no eval split (pass eval data separately, or give the records a `group`)")
+    return list(records), []
 
 # %% ../nbs/13_split.ipynb #2a05ddb0
 _W = re.compile(r"\w+")

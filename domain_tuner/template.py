@@ -15,7 +15,8 @@ from .clean import record_source
 
 # %% auto #0
 __all__ = ['PLAIN_TEMPLATE', 'TEMPLATES', 'has_generation_markers', 'chat_template_for', 'render_conversations', 'EncodeStats',
-           'end_of_turn_token', 'end_of_document_token', 'encode_batch', 'encode', 'tokenize_records']
+           'generation_eos_tokens', 'end_of_turn_token', 'end_of_document_token', 'encode_batch', 'encode',
+           'split_documents', 'tokenize_records']
 
 # %% ../nbs/15_template.ipynb #c4e09b21
 PLAIN_TEMPLATE = (
@@ -81,6 +82,17 @@ def _plain(conv, eos):
         parts.append(chunk); pos += len(chunk)
     return ''.join(parts), spans
 
+def _common_prefix(a, b):
+    "Length of the longest common prefix of two strings."
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]: return n
+    lo, hi = 0, n
+    while lo < hi:
+        m = (lo + hi + 1) // 2
+        if a[:m] == b[:m]: lo = m
+        else: hi = m - 1
+    return lo
+
 # the two built-in templates rendered with plain string operations: same text and spans as Jinja (tested below), ~50x faster
 _FAST = {CHATML_TEMPLATE: _chatml, PLAIN_TEMPLATE: _plain}
 _ROLES = {'system', 'user', 'assistant'}
@@ -106,11 +118,14 @@ def render_conversations(convs:list,          # list of message lists
         pre, _ = _render([convs[j][:k] for j in idx], template, tokenizer, add_generation_prompt=True)
         upto, _ = _render([convs[j][:k+1] for j in idx], template, tokenizer)
         for j,p,u in zip(idx, pre, upto):
-            if not (u.startswith(p) and texts[j].startswith(u)):
+            # the turn is what `upto` adds to `pre`, as far as the whole conversation agrees with it (a template may close
+            # a conversation differently from a prefix: Phi-3 appends eos only when no generation prompt is asked for)
+            end = _common_prefix(u, texts[j]) if u.startswith(p) and texts[j].startswith(p) else -1
+            if end <= len(p):
                 raise DomainTunerError("the chat template renders a conversation differently from its prefixes, so the "
                                        "assistant's tokens cannot be located", where="template",
                                        fix="use a template with {% generation %} markers, or template='chatml'/'plain'")
-            spans[j].append((len(p), len(u)))
+            spans[j].append((len(p), end))
     return texts, spans
 
 # %% ../nbs/15_template.ipynb #c337019d
@@ -123,6 +138,8 @@ class EncodeStats:
     tokens_lost:int=0          # tokens removed by truncation
     dropped_too_long:int=0     # examples left out by truncation='drop'
     unsupervised:int=0         # examples with no trained token (kept out unless allow_unsupervised)
+    documents_split:int=0      # text records longer than max_length read whole as several blocks
+    blocks:int=0               # the blocks those documents became
     tokens:int=0               # tokens in kept examples
     supervised_tokens:int=0    # trained tokens in kept examples
     lengths:list=field(default_factory=list, repr=False)     # tokens per kept example
@@ -137,9 +154,38 @@ class EncodeStats:
         d['dropped'] = [dict(source=s, reason=r) for s,r in self.dropped]
         return d
 
-def end_of_turn_token(tokenizer)->str:
-    "The token that ends an assistant turn: the tokenizer's EOS token."
+_PROBE = "Zq9 probe answer"
+
+def _special_strings(tokenizer)->list[str]:
+    "Every special token string of a tokenizer, longest first."
+    s = set(getattr(tokenizer, 'all_special_tokens', []) or [])
+    s |= {str(t) for t in getattr(tokenizer, 'added_tokens_decoder', {}).values() if getattr(t, 'special', False)}
+    s |= set(generation_eos_tokens(tokenizer))
+    return sorted((t for t in s if t), key=len, reverse=True)
+
+def generation_eos_tokens(tokenizer)->list[str]:
+    "The end tokens generation_config.json lists (recorded by `load_tokenizer`), as strings; [] when unknown."
+    return list(getattr(tokenizer, 'generation_eos', None) or [])
+
+def end_of_turn_token(tokenizer,             # a transformers tokenizer
+                      template:str|None=None # the chat template trained with (name, Jinja, or the tokenizer's own)
+                     )->str:
+    """The token that closes an assistant turn, read from the template itself: render one answer and take the special
+    token that follows it. Falls back to generation_config's end tokens, then to `eos_token`."""
+    try: t = chat_template_for(tokenizer, template)
+    except DomainTunerError: t = None
+    if t:
+        key = (t, tuple(_special_strings(tokenizer)))
+        if key in _EOT_CACHE: return _EOT_CACHE[key]
+        try: text = _render([[dict(role='user', content='Hi'), dict(role='assistant', content=_PROBE)]], t, tokenizer)[0][0]
+        except DomainTunerError: text = ''
+        if _PROBE in text:
+            after = text[text.rindex(_PROBE) + len(_PROBE):].lstrip(' \n')
+            hit = next((s for s in key[1] if after.startswith(s)), None)
+            if hit: _EOT_CACHE[key] = hit; return hit
     return tokenizer.eos_token
+
+_EOT_CACHE = {}
 
 def end_of_document_token(tokenizer)->str:
     "The token appended to raw text documents: `<|endoftext|>` when the vocabulary has it, else EOS."
@@ -168,6 +214,15 @@ def _label(enc, ids, spans, loss_on):
         labels[a:b+1] = ids[a:b+1]; ends.append(b)
     return labels, ends
 
+def _trained(rec, spans):
+    "The spans of the assistant turns that train: those without `train: False` (a `loss_weight` of 0 in the data)."
+    asst = [m for m in rec['messages'] if m['role'] == 'assistant']
+    if all(m.get('train', True) for m in asst): return spans
+    if len(asst) != len(spans):
+        raise DomainTunerError(f"the template rendered {len(spans)} assistant turns for {len(asst)} messages, so turns marked "
+                               "not to train cannot be told apart", where=record_source(rec), fix="use a named template (template='chatml')")
+    return [s for s, m in zip(spans, asst) if m.get('train', True)]
+
 def _trim_spans(text, spans, eot):
     "End each span right after its last end-of-turn string, so trailing newlines are not trained."
     out = []
@@ -195,7 +250,7 @@ def encode_batch(records:list,               # normalized records (`messages` or
     if bt is None: raise DomainTunerError("a fast tokenizer is needed for character offsets", where="tokenizer",
                                           fix="load it with AutoTokenizer.from_pretrained(..., use_fast=True)")
     st = stats or EncodeStats()
-    eot, eod = end_of_turn_token(tokenizer), end_of_document_token(tokenizer)
+    eot, eod = end_of_turn_token(tokenizer, template), end_of_document_token(tokenizer)
     eot_id, eod_id = tokenizer.convert_tokens_to_ids(eot), tokenizer.convert_tokens_to_ids(eod)
     chat = [i for i,r in enumerate(records) if 'messages' in r]
     docs = [i for i,r in enumerate(records) if 'messages' not in r]
@@ -203,7 +258,7 @@ def encode_batch(records:list,               # normalized records (`messages` or
     if chat:
         texts, sp = render_conversations([records[i]['messages'] for i in chat], tokenizer, template)
         for i,t,s,e in zip(chat, texts, sp, bt.encode_batch(texts, add_special_tokens=False)):
-            enc[i], spans[i], ends_with[i] = e, _trim_spans(t, s, eot), eot_id
+            enc[i], spans[i], ends_with[i] = e, _trim_spans(t, _trained(records[i], s), eot), eot_id
     if docs:
         for i,e in zip(docs, bt.encode_batch([records[i]['text'] for i in docs], add_special_tokens=True)):
             enc[i], spans[i], ends_with[i] = e, None, eod_id
@@ -211,7 +266,7 @@ def encode_batch(records:list,               # normalized records (`messages` or
     for i,r in enumerate(records):
         st.examples += 1
         e = enc[i]
-        ids = list(e.ids) + ([eod_id] if spans[i] is None else [])
+        ids = list(e.ids) + ([eod_id] if spans[i] is None and not r.get('continues') else [])
         labels, ends = _label(e, ids, spans[i], loss_on if spans[i] is not None else 'all')
         if spans[i] is not None and not spans[i] and loss_on != 'all' and not allow_unsupervised:
             raise DomainTunerError("the conversation has no assistant turn to train on", where=record_source(r, i),
@@ -256,6 +311,53 @@ def encode(record:dict,                # a normalized record
     "Tokenise one record: {'input_ids', 'labels'} with -100 on masked tokens (None if dropped)."
     return encode_batch([record], tokenizer, max_length, loss_on, truncation, template, allow_unsupervised)[0][0]
 
+# %% ../nbs/15_template.ipynb #3d50c17a
+_BREAKS = ('\n\n', '\n', '. ', ' ')
+
+def _cut(text, offs, a, b):
+    "A character position to end a block at, between token a and token b (b excluded), at the best boundary."
+    lo, hi = offs[a][0], offs[b][0]
+    mid = offs[a + (b - a) // 2][0]
+    for sep in _BREAKS:
+        k = text.rfind(sep, mid, hi)
+        if k >= 0: return k + len(sep)
+    return hi
+
+def split_documents(records:list,            # normalized records; only `text` records are split
+                    tokenizer,               # a fast tokenizer
+                    max_length:int|None,     # the longest block in tokens (room is kept for BOS and end-of-document)
+                    stats:EncodeStats|None=None, # counts documents_split and blocks
+                   )->list:
+    "Cut text records longer than `max_length` tokens into blocks at paragraph, line, sentence or word boundaries."
+    return _split_documents(records, tokenizer, max_length, stats)[0]
+
+def _split_documents(records, tokenizer, max_length, stats=None):
+    "`split_documents`, also returning for each block the index of the record it came from."
+    docs = [i for i,r in enumerate(records) if 'messages' not in r]
+    if not max_length or not docs: return list(records), list(range(len(records)))
+    if max_length < 16: raise DomainTunerError(f"max_length={max_length} is too short to split documents", where="max_length",
+                                               fix="use max_length >= 16")
+    bt, room = tokenizer.backend_tokenizer, max_length - 4  # BOS, end-of-document, and a margin for merges across a cut
+    long = {i: e for i, e in zip(docs, bt.encode_batch([records[i]['text'] for i in docs], add_special_tokens=True))
+            if len(e.ids) + 1 > max_length}
+    out, owner = [], []
+    for i, r in enumerate(records):
+        if i not in long: out.append(r); owner.append(i); continue
+        text, offs = r['text'], [o for o in long[i].offsets if o[1] > o[0]]  # special tokens have empty offsets
+        starts, a = [0], 0
+        while len(offs) - a > room:
+            c = _cut(text, offs, a, a + room)
+            starts.append(c); a = next(k for k in range(a + 1, len(offs)) if offs[k][0] >= c)
+        bounds = list(zip(starts, starts[1:] + [len(text)]))
+        src = record_source(r, i)
+        for k, (s, e) in enumerate(bounds, 1):
+            blk = {**r, 'text': text[s:e], 'meta': {**(r.get('meta') or {}), 'source': f"{src} (block {k}/{len(bounds)})"}}
+            if k < len(bounds): blk['continues'] = True
+            else: blk.pop('continues', None)
+            out.append(blk); owner.append(i)
+        if stats is not None: stats.documents_split += 1; stats.blocks += len(bounds)
+    return out, owner
+
 # %% ../nbs/15_template.ipynb #3f0d1ee8
 def tokenize_records(records:list,              # normalized records
                      tokenizer,                 # a fast tokenizer
@@ -269,6 +371,7 @@ def tokenize_records(records:list,              # normalized records
     "Tokenise and mask records into a `datasets.Dataset` with `input_ids` and `labels` columns."
     from datasets import Dataset
     st = stats if stats is not None else EncodeStats()
+    records = split_documents(records, tokenizer, max_length, st)
     ids, labels = [], []
     for b in progress(range(0, len(records), batch_size), desc='tokenise'):
         exs, _ = encode_batch(records[b:b+batch_size], tokenizer, max_length, loss_on, truncation, template, allow_unsupervised, st)

@@ -99,7 +99,8 @@ def count_encoding(acc:dict,    # the accounting `load_training_data` filled
     if stats.dropped_too_long: d['longer than max_length'] = d.get('longer than max_length', 0) + stats.dropped_too_long
     if n := stats.examples - stats.kept - stats.dropped_too_long: d['no trained token'] = d.get('no trained token', 0) + n
     acc['dropped_examples'] = acc.get('dropped_examples', []) + [dict(source=s, reason=r) for s, r in stats.dropped[:20]]
-    acc.update(train=stats.kept, truncated=stats.truncated, tokens_cut=stats.tokens_lost)
+    acc.update(train=stats.kept, truncated=stats.truncated, tokens_cut=stats.tokens_lost,
+               documents_split=stats.documents_split, blocks=stats.blocks)
     return acc
 
 def accounting_line(acc:dict)->str:
@@ -107,6 +108,7 @@ def accounting_line(acc:dict)->str:
     n = sum(acc.get('dropped', {}).values())
     why = ', '.join(f"{v:,} {k}" for k, v in sorted(acc.get('dropped', {}).items(), key=lambda kv: -kv[1]))
     s = f"data: read {acc['read']:,} from {acc['source']}; training on {acc['train']:,}; dropped {n:,}" + (f" ({why})" if n else '')
+    if acc.get('documents_split'): s += f" examples ({acc['documents_split']:,} long documents read whole as {acc['blocks']:,} blocks)"
     if acc.get('truncated'): s += f"; truncated {acc['truncated']:,} to max_length ({acc['tokens_cut']:,} tokens cut)"
     return s + (f"; eval {acc['eval']:,}" if acc.get('eval') else "; no eval split")
 
