@@ -48,13 +48,13 @@ sync-check: setup
 	$(BIN)/python tools/readme.py --check
 
 test: setup sync-check
-	$(BIN)/nbdev-test --n-workers 2 --timing
-	$(BIN)/python -m pytest tests/ -q -p no:cacheprovider
+	DOMAIN_TUNER_CPU_PRECISION=fp32 $(BIN)/nbdev-test --n-workers 2 --timing
+	DOMAIN_TUNER_CPU_PRECISION=fp32 $(BIN)/python -m pytest tests/ -q -p no:cacheprovider
 
 # Flagged notebook cells and slow pytest tests: the slower suite, run before a release.
 test-slow: setup
-	$(BIN)/nbdev-test --n-workers 2 --flags slow --timing
-	$(BIN)/python -m pytest tests/ -q -p no:cacheprovider -m "slow"
+	DOMAIN_TUNER_CPU_PRECISION=fp32 $(BIN)/nbdev-test --n-workers 2 --flags slow --timing
+	DOMAIN_TUNER_CPU_PRECISION=fp32 $(BIN)/python -m pytest tests/ -q -p no:cacheprovider -m "slow"
 
 # The newest releases of every dependency (torch stays the CPU build): not in CI. Prints what changed against
 # constraints.txt, then runs the same tests; refresh constraints.txt from it when they pass.

@@ -13,8 +13,8 @@ from typing import Any
 
 # %% auto #0
 __all__ = ['DomainTunerError', 'Probe', 'probe_cuda', 'probe_bitsandbytes', 'probe_flash_attention', 'Precision',
-           'select_precision', 'seed_everything', 'quiet', 'cache_dir', 'progress', 'cpu_info', 'environment_info',
-           'in_notebook']
+           'probe_cpu_bf16', 'select_precision', 'seed_everything', 'quiet', 'cache_dir', 'progress', 'cpu_info',
+           'environment_info', 'in_notebook']
 
 # %% ../nbs/00_core.ipynb #11b45213
 class DomainTunerError(Exception):
@@ -98,11 +98,30 @@ class Precision:
 # %% ../nbs/00_core.ipynb #bac7f2e9
 _cuda_sentinel = object()
 
+@functools.lru_cache(maxsize=1)
+def probe_cpu_bf16(m:int=256, k:int=576, n:int=1536, reps:int=3)->Probe:
+    """Is a bf16 matmul faster than an fp32 one on this CPU? Measured (best of `reps` after a warm-up), not read from
+    the CPU flags: AMX makes bf16 several times faster, CPUs without AVX512-BF16 make it about 20x slower."""
+    import time, torch
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    def best(x, y):
+        x @ y
+        ts = []
+        for _ in range(reps):
+            t = time.perf_counter(); x @ y; ts.append(time.perf_counter() - t)
+        return min(ts)
+    t32, t16 = best(a, b), best(a.bfloat16(), b.bfloat16())
+    f = 2 * m * k * n / 1e9
+    return Probe(t32 / t16 >= 1.2, f"a {m}x{k} by {k}x{n} matmul: bf16 {f / t16:.0f} GFLOPS, fp32 {f / t32:.0f} GFLOPS "
+                                   f"(bf16 {t32 / t16:.2f}x fp32's speed)")
+
 def select_precision(prefer:str|None=None,    # 'bf16', 'fp16', 'fp32' or None for the hardware's best
                      device:str|None=None,    # 'cuda' or 'cpu'; None: CUDA when available
                      capability:tuple|None=_cuda_sentinel, # (major, minor) of the GPU; probed when not given, None for no GPU
+                     measure:bool=False,      # on a CPU, let `probe_cpu_bf16` decide bf16 vs fp32 (training does)
                     )->Precision:
-    "Choose device and dtypes: bf16 only on compute capability 8+, fp16 + fp32 adapters on older GPUs, fp32 on CPU."
+    """Choose device and dtypes: bf16 only on compute capability 8+, fp16 + fp32 adapters on older GPUs; on a CPU fp32,
+    or bf16 (frozen weights in bf16, trainable ones and the optimizer in fp32) where `measure` finds it faster."""
     if capability is _cuda_sentinel:
         capability = None
         if device != 'cpu' and probe_cuda():
@@ -112,11 +131,16 @@ def select_precision(prefer:str|None=None,    # 'bf16', 'fp16', 'fp32' or None f
     if device == 'cuda' and not capability:
         raise DomainTunerError("device='cuda' was asked for but no CUDA GPU is usable", where="device",
                                fix="install a CUDA build of torch on a GPU machine, or use device='cpu'")
+    if device == 'cpu': prefer = prefer or os.environ.get('DOMAIN_TUNER_CPU_PRECISION') or None  # the test suite pins fp32
     if prefer not in (None, 'bf16', 'fp16', 'fp32'):
         raise DomainTunerError(f"unknown precision {prefer!r}", where="precision", fix="use one of bf16, fp16, fp32")
     if device == 'cpu':
-        if prefer == 'bf16': return Precision('cpu', 'float32', 'bfloat16', 'float32', "bf16 autocast on CPU was asked for (slow on most CPUs)")
         if prefer == 'fp16': raise DomainTunerError("fp16 autocast is not supported on CPU", where="precision", fix="use fp32 (default) or bf16")
+        if prefer == 'bf16': return Precision('cpu', 'bfloat16', 'bfloat16', 'float32', "bf16 on CPU was asked for")
+        if prefer is None and measure:
+            p = probe_cpu_bf16()
+            if p: return Precision('cpu', 'bfloat16', 'bfloat16', 'float32', f"CPU: bf16, measured faster here: {p.detail}")
+            return Precision('cpu', 'float32', None, 'float32', f"CPU: fp32, bf16 measured slower here: {p.detail}")
         return Precision('cpu', 'float32', None, 'float32', "CPU: fp32 (bf16 autocast is ~20x slower on CPUs without AMX)")
     bf16_ok = capability[0] >= 8
     cc = f"compute capability {capability[0]}.{capability[1]}"

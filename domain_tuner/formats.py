@@ -88,6 +88,7 @@ def _messages(turns, fmt, role_key='role', content_key='content', field='message
                 raise FormatError(f"{field}[{k}] asks to train on a {role!r} turn (loss_weight 1); only assistant turns are "
                                   "trained (use loss_on='all' to train on every token)", fmt)
             if role == 'assistant' and not w: msg['train'] = False
+        if m.get('train') is False and role == 'assistant': msg['train'] = False  # as `prepare` writes it
         out.append(msg)
     return out
 

@@ -116,7 +116,7 @@ def check_method(method:str,            # the training method
 def optimizer_name(cfg:TrainConfig, precision:Precision|None=None)->str:
     "The transformers optimizer name for a run: `cfg.optim`, else paged 8-bit AdamW for QLoRA on CUDA, else AdamW."
     if cfg.optim: return cfg.optim
-    precision = precision or select_precision(cfg.precision)
+    precision = precision or select_precision(cfg.precision, measure=True)
     if cfg.method == 'qlora' and precision.device == 'cuda' and probe_bitsandbytes(): return 'paged_adamw_8bit'
     return _default_adamw()
 
@@ -168,10 +168,14 @@ def prepare_model(model,               # a loaded base model (4-bit for QLoRA), 
 
 # %% ../nbs/20_methods.ipynb #5951c254
 def training_precision(cfg:TrainConfig, precision:Precision|None=None)->Precision:
-    "The precision to load the model with for a run: fp32 weights for full fine-tuning, the hardware's dtype otherwise."
-    precision = precision or select_precision(cfg.precision)
+    """The precision to load the model with for a run: fp32 weights for full fine-tuning (bf16 autocast where chosen),
+    the frozen base in the chosen dtype for LoRA, and fp32 for QLoRA on a CPU."""
+    precision = precision or select_precision(cfg.precision, measure=True)
     if cfg.method == 'full' and precision.load_dtype != 'float32':
         return replace(precision, load_dtype='float32', reason=precision.reason + '; full fine-tuning keeps fp32 master weights')
+    if cfg.quantize and precision.device == 'cpu' and precision.autocast:
+        # bitsandbytes' CPU 4-bit kernels are what issue 11's gradient test checks, in fp32: do not leave that path
+        return replace(precision, load_dtype='float32', autocast=None, reason=precision.reason + '; QLoRA on a CPU stays fp32')
     return precision
 
 # %% ../nbs/20_methods.ipynb #7f0d984a

@@ -277,6 +277,7 @@ def encode_batch(records:list,               # normalized records (`messages` or
                                        f"(the trained span ends with {tokenizer.convert_ids_to_tokens(ids[k])!r})",
                                        where=record_source(r, i), fix="use the model's own template or a named one (template='chatml' "
                                        "or 'plain'), so the model learns to stop")
+        cut_off = False
         if max_length and len(ids) > max_length:
             if truncation == 'error':
                 raise DomainTunerError(f"example is {len(ids)} tokens, longer than max_length={max_length}", where=record_source(r, i),
@@ -284,11 +285,15 @@ def encode_batch(records:list,               # normalized records (`messages` or
             if truncation == 'drop':
                 st.dropped_too_long += 1; st.dropped.append((record_source(r, i), f"longer than max_length={max_length} ({len(ids)} tokens)"))
                 out.append(None); continue
-            st.truncated += 1; st.tokens_lost += len(ids) - max_length
+            st.truncated += 1; st.tokens_lost += len(ids) - max_length; cut_off = True
             cut = labels[max_length-1] != -100  # the cut falls inside a trained span: keep training the stop token
             ids = ids[:max_length-1] + [ends_with[i]]
             labels = labels[:max_length-1] + [ends_with[i] if cut else -100]
         n_sup = len(labels) - labels.count(-100) - (labels[0] != -100)  # the first token is never predicted
+        if n_sup == 0 and cut_off:  # the prompt alone fills max_length: nothing to learn from, so left out and counted
+            st.truncated -= 1; st.tokens_lost -= len(e.ids) - max_length; st.dropped_too_long += 1
+            st.dropped.append((record_source(r, i), f"the prompt fills max_length={max_length}: nothing left to train on"))
+            out.append(None); continue
         if n_sup == 0:
             st.unsupervised += 1
             if not allow_unsupervised:

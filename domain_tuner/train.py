@@ -16,7 +16,7 @@ from transformers import Trainer, TrainingArguments, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
 from .core import DomainTunerError, select_precision, seed_everything, progress, environment_info, Precision, quiet, in_notebook
-from .models import load_model, load_tokenizer, count_parameters, cpu_4bit_inference_layout, standard_causal_loss
+from .models import load_model, load_tokenizer, count_parameters, cpu_4bit_inference_layout, standard_causal_loss, builtin_model, gguf_to_folder
 from .methods import TrainConfig, METHODS, prepare_model, optimizer_name, check_method, training_precision
 from .memory import estimate_memory, PeakMemory, compare_memory
 
@@ -359,7 +359,7 @@ def fit(model,                     # a model prepared by `prepare_model`
         **kwargs):                 # overrides for `TrainingArguments`
     "Train a prepared model with transformers' `Trainer`; returns (trainer, metrics, history)."
     cfg = cfg or TrainConfig()
-    precision = select_precision(cfg.precision)
+    precision = select_precision(cfg.precision, measure=True)
     args = training_arguments(cfg, out, precision, has_eval=eval_ds is not None, **kwargs)
     if resume is True:
         resume = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
@@ -423,8 +423,12 @@ class TrainResult:
     warnings:list = field(default_factory=list)
 
 def _abs_base(base):
-    p = Path(str(base)).expanduser()
-    return str(p.resolve()) if p.exists() else str(base)
+    "A base as the folder it loads from: builtin: names and GGUF files become their converted folders."
+    s = str(base)
+    if s.startswith('builtin:'): return str(builtin_model(s))
+    if s.endswith('.gguf'): return str(gguf_to_folder(s))
+    p = Path(s).expanduser()
+    return str(p.resolve()) if p.exists() else s
 
 def train(base:str|Path,             # hub id or folder of the base model (or of a model to continue from)
           data,                      # records, a prepared folder, a raw data file or a `prepare` result
@@ -446,7 +450,7 @@ def train(base:str|Path,             # hub id or folder of the base model (or of
     out = Path(out or Path('runs')/cfg.method)
     base = _abs_base(base)
     seed_everything(cfg.seed)
-    precision = select_precision(cfg.precision)
+    precision = select_precision(cfg.precision, measure=True)
     tokenizer = load_tokenizer(base)
     from domain_tuner.data import EncodeStats
     info, stats = {}, EncodeStats()

@@ -3,16 +3,21 @@ accounted for, and a short LoRA run trains on an Alpaca file with the default se
 in the same shapes (the originals are not ours to ship): an Alpaca JSON array, a ShareGPT file with its two
 conversations on one line, the v1 format (content parts with `value`, a `loss_weight` per message), a wiki dump
 (one article per line, no blank lines), C4-style JSON Lines of long texts, and tool-call conversations."""
-import os, json, subprocess, sys
+import os, json, random, subprocess, sys
 os.environ.setdefault('DOMAIN_TUNER_QUIET', '1')
 import pytest
 from domain_tuner.models import tiny_model_dir, load_tokenizer
 from domain_tuner.prepare import prepare
 
-WORDS = "revenue grew while costs fell and the margin widened as the company paid down its debt".split()
+WORDS = ("revenue grew while costs fell and the margin widened as the company paid down its debt after a year of "
+         "strong demand in every region where new stores opened late under tight budgets with lower freight rates but "
+         "higher wages for staff who joined from rival chains during the second half").split()
 
 
-def sentence(i, n=12): return ' '.join(WORDS[(i + k) % len(WORDS)] for k in range(n)).capitalize() + '.'
+def sentence(i, n=12):
+    "A seeded sentence of random words: different rows share no long word sequences (no false contamination)."
+    rng = random.Random(i)
+    return ' '.join(rng.choice(WORDS) for _ in range(n)).capitalize() + '.'
 
 
 @pytest.fixture(scope='module')
@@ -26,8 +31,8 @@ def accounted(res):
 
 
 def test_alpaca_array(tok, tmp_path):
-    rows = [dict(instruction=f"Question {i}: {sentence(i)}", input="" if i % 3 else sentence(i + 1),
-                 output=' '.join(sentence(i + k) for k in range(1 + i % 40))) for i in range(120)]  # some answers are long
+    rows = [dict(instruction=f"Question {i}: {sentence(10**6 + i)}", input="" if i % 3 else sentence(500 + 1000 * i),
+                 output=' '.join(sentence(1000 * i + k) for k in range(1 + i % 40))) for i in range(120)]  # some answers are long
     (tmp_path/'alpaca_en_demo.json').write_text(json.dumps(rows, indent=2))
     res = prepare(tmp_path/'alpaca_en_demo.json', tokenizer=tok, max_length=128, lenient=True, near_dedup=False, figure=False)
     c = accounted(res)
@@ -65,7 +70,7 @@ def test_v1_parts_and_loss_weight(tok, tmp_path):
 
 
 def test_wiki_text_read_whole(tok, tmp_path):
-    lines = [f"Article {i}. " + ' '.join(sentence(i + k) for k in range(60)) for i in range(20)]  # ~5k characters a line
+    lines = [f"Article {i}. " + ' '.join(sentence(1000 * i + k) for k in range(60)) for i in range(20)]  # ~5k characters a line
     (tmp_path/'wiki_demo.txt').write_text('\n'.join(lines) + '\n')
     res = prepare(tmp_path/'wiki_demo.txt', tokenizer=tok, max_length=256, near_dedup=False, figure=False)
     c = accounted(res)
@@ -76,7 +81,7 @@ def test_wiki_text_read_whole(tok, tmp_path):
 
 
 def test_c4_long_texts(tok, tmp_path):
-    rows = [dict(text=' '.join(sentence(i + k) for k in range(5 + 10 * (i % 7))), timestamp="2019-04-25", url=f"https://x/{i}")
+    rows = [dict(text=' '.join(sentence(1000 * i + k) for k in range(5 + 10 * (i % 7))), timestamp="2019-04-25", url=f"https://x/{i}")
             for i in range(50)]
     (tmp_path/'c4_demo.jsonl').write_text('\n'.join(map(json.dumps, rows)) + '\n')
     res = prepare(tmp_path/'c4_demo.jsonl', tokenizer=tok, max_length=128, near_dedup=False, figure=False)
@@ -100,7 +105,7 @@ def test_tool_calls_rejected_with_a_reason(tok, tmp_path):
 
 def test_train_on_alpaca_file_with_defaults(tmp_path):
     "`domain-tuner train --data alpaca.json` with nothing else but a short run: over-long rows train, cut and counted."
-    rows = [dict(instruction=f"Question {i}: {sentence(i)}", input="", output=' '.join(sentence(i + k) for k in range(1 + i % 30)))
+    rows = [dict(instruction=f"Question {i}: {sentence(10**6 + i)}", input="", output=' '.join(sentence(1000 * i + k) for k in range(1 + i % 30)))
             for i in range(64)]
     (tmp_path/'alpaca.json').write_text(json.dumps(rows, indent=2))
     r = subprocess.run([sys.executable, '-m', 'domain_tuner.cli', 'train', '--base', str(tiny_model_dir()), '--data',
