@@ -67,7 +67,7 @@ def naive(records, tok):
     """What a straightforward script does: one example at a time: transformers' `apply_chat_template(...,
     return_assistant_tokens_mask=True)`, and MinHash updated one shingle at a time (the datasketch `update` pattern)."""
     import hashlib as hl
-    from domain_tuner.clean import dedup_key, record_text, _shingles, _params, dedup_near, _src
+    from domain_tuner.clean import dedup_key, record_text, _shingles, _params, dedup_near, record_source as _src
     t = Clock()
     seen, kept, dups = {}, [], []
     for i, r in enumerate(records):

@@ -22,8 +22,11 @@ BAD = [
     ('empty target',        'a.jsonl', f'{GOOD}\n{{"instruction": "x", "output": "   "}}\n', 2, "empty target"),
     ('mixed formats',       'a.jsonl', f'{GOOD}\n{{"text": "a document"}}\n', 2, "mixed formats in one file"),
     ('unknown role',        'a.jsonl', '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
+                                       '{"messages": [{"role": "user", "content": "q"}, {"role": "critic", "content": "r"}, {"role": "assistant", "content": "a"}]}\n',
+                                       2, "unknown role 'critic' (known"),
+    ('tool result',         'a.jsonl', '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
                                        '{"messages": [{"role": "user", "content": "q"}, {"role": "tool", "content": "r"}, {"role": "assistant", "content": "a"}]}\n',
-                                       2, "unknown role 'tool' (known"),
+                                       2, "messages[2] is a tool result: training on tool-call conversations is not supported"),
     ('no assistant turn',   'a.jsonl', '{"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}\n'
                                        '{"conversations": [{"from": "human", "value": "q"}]}\n', 2, "conversation has no assistant turn (detected format: sharegpt)"),
     ('duplicate keys',      'a.jsonl', f'{GOOD}\n{{"instruction": "x", "output": "y", "output": "z"}}\n', 2, "duplicate key 'output'"),

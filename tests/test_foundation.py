@@ -139,3 +139,22 @@ def test_packaged_settings_match_the_default_run():
 def test_default_run_plan_is_valid():
     r = run_cli('run', ROOT/'settings.ini', '--dry-run')
     assert 'full' in r.stdout and 'qlora' in r.stdout
+
+
+def test_dry_run_without_bitsandbytes_says_so(tmp_path):
+    "The shipped settings train QLoRA: on a machine without bitsandbytes the plan says so before anything trains."
+    root = Path(__file__).resolve().parents[1]
+    code = textwrap.dedent(f"""
+        import sys, importlib.abc
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split('.')[0] == 'bitsandbytes': raise ImportError('blocked for the test')
+        sys.meta_path.insert(0, Block())
+        from domain_tuner.cli import main
+        main(['run', {str(root/'settings.ini')!r}, '--dry-run', '--set', 'run.out={tmp_path/'out'}'])
+    """)
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=tmp_path,
+                       env={**os.environ, 'CUDA_VISIBLE_DEVICES': '', 'DOMAIN_TUNER_QUIET': '1'})
+    out = r.stdout + r.stderr
+    assert "cannot run here: method qlora" in out and "bitsandbytes" in out, out[-2000:]
+    assert not (tmp_path/'out'/'qlora').exists()  # nothing trained

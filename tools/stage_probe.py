@@ -28,7 +28,7 @@ def main(argv=None):
     out = dict(method=a.method, seed=plan.run.seed, stage1_steps=plan_run(ROOT/'settings.ini').stages[a.method][0].config(plan.train[a.method]).max_steps,
                tasks_only=scores_with_intervals(only.examples, ['exact_match']), staged=scores_with_intervals(staged.examples, ['exact_match']),
                staged_minus_tasks_only={k: dict(diff=v, claim=supported(v)) for k, v in d.items()})
-    dest = ROOT/'nbs'/'results'/'stage1.json'
+    dest = ROOT/'nbs'/'results'/'stage1.json'; dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(out, indent=1) + '\n'); print(json.dumps(out['staged_minus_tasks_only']['all'])); print(f"wrote {dest}")
 
 if __name__ == '__main__': main()
