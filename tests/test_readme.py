@@ -19,7 +19,8 @@ def test_readme_results_come_from_the_run_records():
     assert len(records) >= 2, "the README quotes a run and a second seed"
     s1 = ROOT/'nbs'/'results'/'stage1.json'
     want = results_markdown(records, json.loads(s1.read_text()) if s1.exists() else None)
-    out = ''.join(o['data']['text/markdown'] for o in _results_cell()['outputs'] if 'text/markdown' in o.get('data', {}))
+    md = [o['data']['text/markdown'] for o in _results_cell()['outputs'] if 'text/markdown' in o.get('data', {})]
+    out = ''.join(''.join(v) if isinstance(v, list) else v for v in md)  # nbdev-clean stores outputs as lists of lines
     assert out == want, "run `python tools/readme.py --results` after a new demo run"
     assert want in (ROOT/'README.md').read_text()
 
