@@ -187,7 +187,7 @@ def prepare(sources,                       # files, folders, lists of dicts, dat
                 for o, x in zip(owner, e): per[o] = per[o] or x
                 exs += per
             for r, e in zip(part, exs):
-                if e is None: _reject_record(rejected, r, next(reason for s, reason in st.dropped if s.startswith(r['meta'].get('source') or '\0')))
+                if e is None: _reject_record(rejected, r, next(reason for s, reason in st.dropped if s.split(' (block ')[0] == r['meta'].get('source')))
             kept_part = [r for r, e in zip(part, exs) if e is not None]
             if name == 'train': train, synthetic = [r for r in kept_part if not _augmented(r)], [r for r in kept_part if _augmented(r)]
             else: ev = kept_part

@@ -17,7 +17,7 @@ from .methods import TrainConfig, METHODS
 # %% auto #0
 __all__ = ['RunSpec', 'ModelSpec', 'DataSpec', 'EvalSpec', 'RunPlan', 'plan_run', 'plan_problems', 'resolve_files',
            'resolve_base', 'RunResult', 'score_table', 'task_table', 'paired_table', 'run', 'write_run_report',
-           'summary_text', 'cli_run', 'cli_demo', 'results_markdown']
+           'summary_text', 'cli_run', 'cli_demo', 'results_markdown', 'read_results']
 
 # %% ../nbs/50_run.ipynb #06d55860
 @dataclass
@@ -629,3 +629,9 @@ def results_markdown(records:list[dict],      # run.json records: the run to sho
                    f"staged minus tasks-only exact match {_iv(d['all']['diff'])} overall ({d['all']['claim']}); "
                    + (f"better on {', '.join(gains)}." if gains else "no task where the paired interval excludes 0."))
     return '\n'.join(out).rstrip() + '\n'
+
+def read_results(folder:str|Path)->tuple[list[dict], dict|None]:
+    "The run records in a results folder (`demo_seed*.json`, in seed order) and the stage-1 probe (`stage1.json`) if there."
+    folder = Path(folder); s1 = folder/'stage1.json'
+    return ([json.loads(p.read_text()) for p in sorted(folder.glob('demo_seed*.json'))],
+            json.loads(s1.read_text()) if s1.exists() else None)

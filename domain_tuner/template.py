@@ -6,7 +6,7 @@ Docs: https://domain-tuner.github.io/domain-tuner/template.html.md"""
 
 # %% ../nbs/15_template.ipynb #3d6bf7f3
 from __future__ import annotations
-import re
+import os, re
 from dataclasses import dataclass, field, asdict
 import numpy as np
 from .core import DomainTunerError, progress
@@ -82,17 +82,6 @@ def _plain(conv, eos):
         parts.append(chunk); pos += len(chunk)
     return ''.join(parts), spans
 
-def _common_prefix(a, b):
-    "Length of the longest common prefix of two strings."
-    n = min(len(a), len(b))
-    if a[:n] == b[:n]: return n
-    lo, hi = 0, n
-    while lo < hi:
-        m = (lo + hi + 1) // 2
-        if a[:m] == b[:m]: lo = m
-        else: hi = m - 1
-    return lo
-
 # the two built-in templates rendered with plain string operations: same text and spans as Jinja (tested below), ~50x faster
 _FAST = {CHATML_TEMPLATE: _chatml, PLAIN_TEMPLATE: _plain}
 _ROLES = {'system', 'user', 'assistant'}
@@ -120,7 +109,7 @@ def render_conversations(convs:list,          # list of message lists
         for j,p,u in zip(idx, pre, upto):
             # the turn is what `upto` adds to `pre`, as far as the whole conversation agrees with it (a template may close
             # a conversation differently from a prefix: Phi-3 appends eos only when no generation prompt is asked for)
-            end = _common_prefix(u, texts[j]) if u.startswith(p) and texts[j].startswith(p) else -1
+            end = len(os.path.commonprefix((u, texts[j]))) if u.startswith(p) and texts[j].startswith(p) else -1
             if end <= len(p):
                 raise DomainTunerError("the chat template renders a conversation differently from its prefixes, so the "
                                        "assistant's tokens cannot be located", where="template",
@@ -171,19 +160,17 @@ def end_of_turn_token(tokenizer,             # a transformers tokenizer
                       template:str|None=None # the chat template trained with (name, Jinja, or the tokenizer's own)
                      )->str:
     """The token that closes an assistant turn, read from the template itself: render one answer and take the special
-    token that follows it. Falls back to generation_config's end tokens, then to `eos_token`."""
+    token that follows it (generation_config's end tokens count as special). `eos_token` when no special token follows."""
     try: t = chat_template_for(tokenizer, template)
-    except DomainTunerError: t = None
-    if t:
-        key = (t, tuple(_special_strings(tokenizer)))
-        if key in _EOT_CACHE: return _EOT_CACHE[key]
+    except DomainTunerError: return tokenizer.eos_token
+    specials = tuple(_special_strings(tokenizer))
+    key = (t, specials, tokenizer.eos_token)
+    if key not in _EOT_CACHE:  # one render per template and tokenizer, not one per batch
         try: text = _render([[dict(role='user', content='Hi'), dict(role='assistant', content=_PROBE)]], t, tokenizer)[0][0]
         except DomainTunerError: text = ''
-        if _PROBE in text:
-            after = text[text.rindex(_PROBE) + len(_PROBE):].lstrip(' \n')
-            hit = next((s for s in key[1] if after.startswith(s)), None)
-            if hit: _EOT_CACHE[key] = hit; return hit
-    return tokenizer.eos_token
+        after = text[text.rindex(_PROBE) + len(_PROBE):].lstrip(' \n') if _PROBE in text else ''
+        _EOT_CACHE[key] = next((s for s in specials if after.startswith(s)), tokenizer.eos_token)
+    return _EOT_CACHE[key]
 
 _EOT_CACHE = {}
 

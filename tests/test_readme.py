@@ -2,7 +2,7 @@
 what `results_markdown` writes from the committed run records in nbs/results/."""
 import json
 from pathlib import Path
-from domain_tuner.run import results_markdown
+from domain_tuner.run import results_markdown, read_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,10 +15,9 @@ def _results_cell():
 
 
 def test_readme_results_come_from_the_run_records():
-    records = [json.loads(p.read_text()) for p in sorted((ROOT/'nbs'/'results').glob('demo_seed*.json'))]
+    records, stage1 = read_results(ROOT/'nbs'/'results')
     assert len(records) >= 2, "the README quotes a run and a second seed"
-    s1 = ROOT/'nbs'/'results'/'stage1.json'
-    want = results_markdown(records, json.loads(s1.read_text()) if s1.exists() else None)
+    want = results_markdown(records, stage1)
     md = [o['data']['text/markdown'] for o in _results_cell()['outputs'] if 'text/markdown' in o.get('data', {})]
     out = ''.join(''.join(v) if isinstance(v, list) else v for v in md)  # nbdev-clean stores outputs as lists of lines
     assert out == want, "run `python tools/readme.py --results` after a new demo run"

@@ -34,12 +34,10 @@ def render(nb:dict)->str:
 def refresh_results(nb:dict)->dict:
     "Set the results cell's output to what `results_markdown` writes from nbs/results/demo_seed*.json."
     sys.path.insert(0, str(ROOT))
-    from domain_tuner.run import results_markdown
-    records = [json.loads(p.read_text()) for p in sorted((ROOT/'nbs'/'results').glob('demo_seed*.json'))]
-    s1 = ROOT/'nbs'/'results'/'stage1.json'
+    from domain_tuner.run import results_markdown, read_results
     cell = next(c for c in nb['cells'] if c['cell_type'] == 'code' and 'results_markdown' in ''.join(c['source']))
     cell['outputs'] = [dict(output_type='execute_result', execution_count=None, metadata={},
-                            data={'text/markdown': results_markdown(records, json.loads(s1.read_text()) if s1.exists() else None), 'text/plain': '<IPython.core.display.Markdown object>'})]
+                            data={'text/markdown': results_markdown(*read_results(ROOT/'nbs'/'results')), 'text/plain': '<IPython.core.display.Markdown object>'})]
     return nb
 
 if __name__ == '__main__':
