@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 from .core import DomainTunerError, progress
-from .models import EOT, load_trained, model_device
+from .models import EOT, load_trained, model_device, merged_adapters
 
 # %% auto #0
 __all__ = ['stop_token_ids', 'render_prompts', 'generate', 'answer_and_score', 'chat']
@@ -80,7 +80,8 @@ def generate(model,                      # a causal LM (transformers or PEFT)
     out, dev, was_training = [None]*len(enc), model_device(model), model.training
     model.eval()
     try:
-        with torch.inference_mode(), progress(total=len(enc), desc=desc) as bar:
+        # adapters merged for the block (the same answers, fewer kernels per step); the stored weights are untouched
+        with torch.inference_mode(), merged_adapters(model), progress(total=len(enc), desc=desc) as bar:
             for s in range(0, len(order), batch_size):
                 idx = order[s:s+batch_size]
                 L = max(len(enc[i]) for i in idx)
@@ -159,7 +160,7 @@ def answer_and_score(model,                # a causal LM (transformers or PEFT)
     res, kw, was_training = [None]*len(records), _cache_kw(model), model.training
     model.eval()
     try:
-        with torch.inference_mode(), progress(total=len(records), desc=desc) as bar:
+        with torch.inference_mode(), merged_adapters(model), progress(total=len(records), desc=desc) as bar:
             for s in range(0, len(order), batch_size):
                 idx = order[s:s+batch_size]
                 out, sums, same = _answer_batch(model, [prompts[i] for i in idx], [refs[i] for i in idx], set(stops), pad,

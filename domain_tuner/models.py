@@ -15,8 +15,8 @@ from .core import DomainTunerError, select_precision, Precision, probe_bitsandby
 __all__ = ['PAD', 'EOS_DOC', 'BOT', 'EOT', 'SPECIAL_TOKENS', 'CHATML_TEMPLATE', 'DEFAULT_CORPUS', 'BUILTIN_MODELS',
            'build_tokenizer', 'tiny_config', 'tiny_llama', 'tiny_model_dir', 'check_model_dir', 'gguf_to_folder',
            'builtin_model', 'load_tokenizer', 'load_model', 'cpu_4bit_inference_layout', 'dequantized_4bit',
-           'is_adapter_dir', 'adapter_base', 'trained_quantization', 'load_trained', 'model_device', 'count_parameters',
-           'standard_causal_loss']
+           'merged_adapters', 'is_adapter_dir', 'adapter_base', 'trained_quantization', 'load_trained', 'model_device',
+           'count_parameters', 'standard_causal_loss']
 
 # %% ../nbs/01_models.ipynb #dd31bc36
 PAD, EOS_DOC, BOT, EOT = "<|pad|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"
@@ -348,13 +348,14 @@ def cpu_4bit_inference_layout(model,       # a model with bitsandbytes 4-bit lay
 # %% ../nbs/01_models.ipynb #76c9530c
 class dequantized_4bit:
     "Within the block, 4-bit layers compute with their weight dequantized once (the same values), then are restored."
-    def __init__(self, model): self.model, self.patched = model, []
+    def __init__(self, model, skip:set|None=None): self.model, self.patched, self.skip = model, [], skip or set()
     def __enter__(self):
         import torch
         if not probe_bitsandbytes(): return self.model
         import bitsandbytes as bnb, bitsandbytes.functional as bf
         for m in self.model.modules():
-            if not isinstance(m, bnb.nn.Linear4bit) or getattr(m.weight.quant_state, 'packing_format_for_cpu', False): continue  # not peft's wrapper
+            if not isinstance(m, bnb.nn.Linear4bit) or id(m) in self.skip: continue  # `skip`: layers another patch covers
+            if getattr(m.weight.quant_state, 'packing_format_for_cpu', False): continue  # bitsandbytes' own CPU kernel
             w = m.weight
             dense = bf.dequantize_4bit(w.data, w.quant_state).to(m.compute_dtype or torch.float32)
             def fwd(x, _d=dense, _m=m):
@@ -364,6 +365,57 @@ class dequantized_4bit:
     def __exit__(self, *exc):
         for m in self.patched: del m.forward
         self.patched = []
+
+# %% ../nbs/01_models.ipynb #2c7dddf5
+def _free_bytes(device)->int|None:
+    "Memory free on `device` in bytes (a GPU's free memory, or the host's available RAM); None where it cannot be read."
+    import torch
+    if getattr(device, 'type', str(device)).startswith('cuda'): return torch.cuda.mem_get_info(device)[0]
+    try: return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    except (ValueError, OSError, AttributeError): return None
+
+def _mergeable(m)->str|None:
+    "The adapter a peft LoRA layer would merge for inference, or None when it cannot be merged here (DoRA, several, conv)."
+    import torch
+    act = getattr(m, 'active_adapters', [])
+    if len(act) != 1 or act[0] not in getattr(m, 'lora_A', {}) or m.use_dora.get(act[0]): return None
+    return act[0] if isinstance(m.get_base_layer(), torch.nn.Linear) else None
+
+# %% ../nbs/01_models.ipynb #45b34346
+class merged_adapters:
+    "Within the block, each LoRA layer computes with its weight merged once (base + scaling * B @ A), then is restored."
+    def __init__(self, model, max_bytes:int|None=None):  # max_bytes: the copies' budget; half the free memory when None
+        self.model, self.max_bytes, self.patched, self.inner = model, max_bytes, [], None
+    def __enter__(self):
+        import torch
+        try: from peft.tuners.lora import LoraLayer
+        except ImportError: return self.model
+        layers = [(m, a) for m in self.model.modules() if isinstance(m, LoraLayer) and (a := _mergeable(m))]
+        need = sum(m.in_features * m.out_features * 4 for m, _ in layers)  # bytes of the fp32 copies, at most
+        free = _free_bytes(next(self.model.parameters()).device)
+        budget = self.max_bytes if self.max_bytes is not None else (None if free is None else free // 2)
+        if budget is not None and need > budget: layers = []
+        for m, a in layers: self._patch(m, a)
+        self.inner = dequantized_4bit(self.model, skip={id(m.get_base_layer()) for m in self.patched})
+        self.inner.__enter__()  # 4-bit layers that no adapter covers
+        return self.model
+    def _patch(self, m, a):
+        import torch
+        base = m.get_base_layer(); w = base.weight
+        dtype = (getattr(base, 'compute_dtype', None) or torch.float32) if _is_4bit(m) else w.dtype
+        if _is_4bit(m):
+            import bitsandbytes.functional as bf
+            w = bf.dequantize_4bit(w.data, w.quant_state)
+        dense = (w.float() + m.get_delta_weight(a).float()).to(dtype)
+        bias = None if base.bias is None else base.bias.to(dtype)
+        def fwd(x, *args, _d=dense, _b=bias, **kwargs): return torch.nn.functional.linear(x.to(_d.dtype), _d, _b).to(x.dtype)
+        m.forward = fwd; self.patched.append(m)
+    def __exit__(self, *exc):
+        if self.inner is not None: self.inner.__exit__(*exc)
+        for m in self.patched: del m.forward
+        self.patched, self.inner = [], None
+
+def _is_4bit(m)->bool: return hasattr(m.get_base_layer().weight, 'quant_state')
 
 # %% ../nbs/01_models.ipynb #58d109f1
 def is_adapter_dir(path)->bool:

@@ -334,7 +334,7 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
         overrides:list[str]|None=None,       # `section.key=value` strings
         plot:str|None='auto')->RunResult:    # live loss plot mode during training
     "Run a whole domain adaptation from settings: prepare, evaluate the base, train each method's curriculum, report."
-    from domain_tuner.models import load_tokenizer, load_model, dequantized_4bit
+    from domain_tuner.models import load_tokenizer, load_model
     from domain_tuner.staged import Curriculum
     from domain_tuner.evaluate import evaluate
     plan = settings if isinstance(settings, RunPlan) else plan_run(settings, overrides)
@@ -368,8 +368,8 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
             if is_base and res.base_eval is not None:
                 r = res.base_eval
             elif bench and (plan.eval.after_each_stage or stage.name == last):
-                with dequantized_4bit(model):  # a QLoRA model answers with its 4-bit weights dequantized once, not per step
-                    r = evaluate(model, tokenizer, bench, name=f"{_m}/{stage.name}", canary=canary or None, **ev_kw)
+                # `evaluate` answers with adapters merged and 4-bit weights dequantized once for the block, not per step
+                r = evaluate(model, tokenizer, bench, name=f"{_m}/{stage.name}", canary=canary or None, **ev_kw)
                 res.evals[(_m, stage.name)] = r
                 print(f"{_m} after {stage.name}: {_fmt_metrics(r)}")
             else: return metrics
@@ -395,6 +395,10 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
         except DomainTunerError as e:  # the models and scores stand without it: report, do not lose the run
             res.export = None
             warnings.warn(f"GGUF export of {plan.run.export} failed: {e}", stacklevel=2)
+    elif res.curricula:  # not part of the run: say how to take the model home
+        m = 'qlora' if 'qlora' in res.curricula else next(iter(res.curricula))
+        print(f"to run {m} in llama.cpp or Ollama: domain-tuner export {res.curricula[m].final} --gguf "
+              f"{out/'export'/(m + '.gguf')} --type q8_0")
     res.timings['total'] = time.perf_counter() - t_start
     res.report = write_run_report(res)
     print(f"report: {res.report['markdown']} and {res.report['html']} ({res.timings['total']/60:.1f} min)")

@@ -176,7 +176,8 @@ _EOT_CACHE = {}
 
 def end_of_document_token(tokenizer)->str:
     "The token appended to raw text documents: `<|endoftext|>` when the vocabulary has it, else EOS."
-    return EOS_DOC if EOS_DOC in tokenizer.get_vocab() else tokenizer.eos_token
+    tid = tokenizer.convert_tokens_to_ids(EOS_DOC)  # one lookup: get_vocab() copies the whole vocabulary every call
+    return EOS_DOC if tid is not None and tokenizer.convert_ids_to_tokens(tid) == EOS_DOC else tokenizer.eos_token
 
 # %% ../nbs/15_template.ipynb #944ac693
 def _label_offsets(ids, offs, use):
