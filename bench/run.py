@@ -2,10 +2,12 @@
 
     .venv/bin/python -m bench                 # everything, ~10 minutes on 2 cores
     .venv/bin/python -m bench --only padding,throughput --repeats 1
+    .venv/bin/python -m bench --real          # the real base against TRL, each side a whole process (~25 minutes)
 
 Every figure is a ratio measured in this one run: the two sides alternate (A B, B A, ...) and each side's median
 over the repeats is used; the load average is recorded with every benchmark because a shared machine inflates and
-destabilises timings. Models are tiny Llama configs built in-process (random weights, no download)."""
+destabilises timings. Models are tiny Llama configs built in-process (random weights, no download); `--real` uses the demo's
+SmolLM2-135M-Instruct. A run replaces its own sections of RESULTS.md and keeps the others (results.json holds them)."""
 from __future__ import annotations
 import argparse, json, os, shlex, sys, time, traceback
 from pathlib import Path
@@ -34,16 +36,17 @@ WHY_NOT = {
     'overhead': "The overhead is data loading and collation, clipping, scheduler and callbacks; the section lists the parts.",
 }
 
-ALL = ('padding', 'throughput', 'lora', 'memory', 'data', 'eval', 'overhead', 'latency')
+ALL = ('padding', 'throughput', 'lora', 'memory', 'data', 'eval', 'overhead', 'latency')  # and 'real' (--real), 'compile'
 
 def _fmt(v):
     if isinstance(v, float): return f"{v:.4g}"
     if isinstance(v, dict): return '{' + ', '.join(f"{k}: {_fmt(x)}" for k, x in v.items()) + '}'
     return str(v)
 
-def write_results(results:list[Result], info:dict, path:Path):
-    lines = ["# domain-tuner benchmark results", "",
-             f"Produced by `{info['command']}` on {info['started']} ({info['seconds'] / 60:.1f} minutes).", "",
+def write_results(results:list[Result], info:dict, path:Path, earlier:list[dict]=()):
+    made = [f"`{info['command']}` on {info['started']} ({info['seconds'] / 60:.1f} minutes)"]
+    made += [f"`{e['command']}` on {e['started']} ({e['seconds'] / 60:.1f} minutes; sections {', '.join(e['keys'])})" for e in earlier]
+    lines = ["# domain-tuner benchmark results", "", "Produced by " + '; and earlier by '.join(made) + ".", "",
              "## Machine", "",
              f"- {info['machine']['cores']} CPU cores ({info['machine']['cpu']}), {info['machine']['memory_gb']} GB memory, "
              f"no GPU used; torch threads {info['machine']['torch_threads']} (both sides of every comparison use the same)",
@@ -67,14 +70,30 @@ def write_results(results:list[Result], info:dict, path:Path):
               "`python bench/gpu.py` on a GPU; it prints a markdown section to add here.", ""]
     path.write_text('\n'.join(lines))
 
+def _earlier(store:Path, keys:set)->tuple[list[dict], list[Result]]:
+    "The runs and sections of an earlier results.json that this run does not replace."
+    if not store.exists(): return [], []
+    old = json.loads(store.read_text())
+    kept = [Result(r['key'], r['title'], r['figures'], [tuple(t) for t in r['targets']], r.get('notes', []), tuple(r['load']),
+                   r['seconds']) for r in old['results'] if r['key'] not in keys and r.get('notes')]
+    have = {r.key for r in kept}
+    runs = [dict(old['info'], keys=old['info'].get('keys') or [r['key'] for r in old['results']])] + old.get('earlier', [])
+    runs = [dict(e, keys=[k for k in e['keys'] if k in have]) for e in runs]
+    return [e for e in runs if e['keys']], kept
+
 def main(argv=None)->int:
     p = argparse.ArgumentParser(prog='python -m bench', description=__doc__.splitlines()[0])
     p.add_argument('--only', default=','.join(ALL), help=f"comma-separated subset of {', '.join(ALL)}")
-    p.add_argument('--repeats', type=int, default=3, help="alternated repeats per side (median)")
-    p.add_argument('--threads', type=int, default=1, help="torch CPU threads for every side (1 is the steadiest on a loaded machine)")
+    p.add_argument('--repeats', type=int, default=None, help="alternated repeats per side (median); default 3, 1 with --real")
+    p.add_argument('--threads', type=int, default=None, help="torch CPU threads for every side; default 1 (the steadiest on a "
+                   "loaded machine), every core with --real (as a user trains)")
     p.add_argument('--examples', type=int, default=192, help="training examples for the throughput benchmark")
+    p.add_argument('--real', action='store_true', help="only the real-base suite (9): ours vs TRL on SmolLM2-135M-Instruct")
     p.add_argument('--out', default=str(ROOT/'bench'/'RESULTS.md'))
     a = p.parse_args(argv)
+    if a.real: a.only = 'real'
+    a.repeats = a.repeats or (1 if a.real else 3)
+    a.threads = a.threads or (os.cpu_count() if a.real or a.only == 'compile' else 1)
     import torch
     torch.set_num_threads(a.threads)
     from .training import _quiet_logs
@@ -95,8 +114,10 @@ def main(argv=None)->int:
     for name in only:
         print(f"[bench] {name} (load {load_average():.1f}) ...", flush=True)
         try:
-            from . import training, memory, prep_eval, latency
-            r = {'padding': lambda: training.padding_efficiency(tok, train_ds),
+            from . import training, memory, prep_eval, latency, real, compile as compile_
+            r = {'real': lambda: real.real_suite(threads=a.threads, repeats=a.repeats),
+                 'compile': lambda: compile_.compile_trial(threads=a.threads),
+                 'padding': lambda: training.padding_efficiency(tok, train_ds),
                  'throughput': lambda: training.throughput(d, tok, train_ds, eval_ds, repeats=a.repeats),
                  'lora': lambda: training.lora_vs_full(repeats=a.repeats),
                  'memory': lambda: memory.peak_memory(threads=a.threads),
@@ -111,9 +132,12 @@ def main(argv=None)->int:
         for desc, got, ok in r.targets: print(f"    {desc}: {got} {'OK' if ok else 'NOT MET'}", flush=True)
         print(f"    ({r.seconds:.0f} s)", flush=True)
     info.update(seconds=time.perf_counter() - t0, load_end=load_average())
-    write_results(results, info, Path(a.out))
-    Path(a.out).with_name('results.json').write_text(json.dumps(dict(info=info, results=[dict(key=r.key, title=r.title,
-        figures=r.figures, targets=r.targets, load=r.load, seconds=r.seconds) for r in results]), indent=1, default=str))
+    store = Path(a.out).with_name('results.json')
+    earlier, kept = _earlier(store, {r.key for r in results})
+    info['keys'] = [r.key for r in results]
+    write_results(results + kept, info, Path(a.out), earlier)
+    store.write_text(json.dumps(dict(info=info, earlier=earlier, results=[dict(key=r.key, title=r.title, figures=r.figures,
+        targets=r.targets, notes=r.notes, load=r.load, seconds=r.seconds) for r in results + kept]), indent=1, default=str))
     print(f"wrote {a.out} ({info['seconds'] / 60:.1f} min)")
     return 0 if all(r.passed for r in results) else 1
 

@@ -153,6 +153,7 @@ def _stream(tok, docs_ids:list[list[int]], cfg:BaseConfig, r:random.Random):
             done += text
         yield ids, labels
 
+# %% ../nbs/41_base.ipynb #fc34bafe
 def pretrain_batches(tok, docs:list[str], cfg:BaseConfig):
     "Endless batches of (input_ids, labels) tensors of shape (batch_size, seq_len), seeded by `cfg.seed`."
     import torch

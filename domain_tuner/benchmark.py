@@ -105,6 +105,7 @@ def _model_name(model)->str:
 
 def _mean(xs): return sum(xs)/len(xs) if xs else float('nan')
 
+# %% ../nbs/33_benchmark.ipynb #7885d391
 def evaluate(model,                       # a causal LM (transformers or PEFT)
              tokenizer,                   # its tokenizer, with the chat template used in training
              bench,                       # a benchmark file (any format the data loader reads) or a list of records
@@ -188,6 +189,7 @@ def scores_by(result:EvalResult,  # from `evaluate`
 # %% ../nbs/33_benchmark.ipynb #73a26587
 LOWER_IS_BETTER = {'perplexity'}
 
+# %% ../nbs/33_benchmark.ipynb #ad4a4705
 @dataclass
 class Comparison:
     "Several EvalResults on the same benchmark, against the first one."
@@ -262,6 +264,7 @@ class Comparison:
         if path is not None: fig.savefig(path, dpi=110); plt.close(fig)
         return fig
 
+# %% ../nbs/33_benchmark.ipynb #cc269d66
 def compare(*results)->Comparison:
     "Compare EvalResults (or paths to their JSON) on the same benchmark; the first is the baseline."
     if len(results) == 1 and isinstance(results[0], (list, tuple)): results = results[0]

@@ -58,6 +58,7 @@ def statement_prose(company:dict, year:int, statement:str, r:random.Random, spli
     k = 0 if split == 'train' else 1
     return ' '.join(r.choice(_PROSE[field][k]).format(v=fmt_money(f[field]), c=c, y=year) for field, _ in ITEMS[statement])
 
+# %% ../nbs/40a_case_study.ipynb #4b11bf5b
 def statement_table(company:dict, years:list[int], statement:str)->str:
     "Several years of one statement as a pipe table, years as columns: the layout only the benchmark uses."
     ys = sorted(years)
@@ -87,6 +88,7 @@ _ABSTAIN_Q = {'train': ["What was {company}'s {label} in fiscal {year}?", "Repor
                         "How much was the {label} in fiscal {year}?"],
               'bench': ["According to the document, what {label} did {company} report for fiscal {year}?"]}
 
+# %% ../nbs/40a_case_study.ipynb #c19a28c3
 def case_questions(company:dict, split:str='train', seed:int=0, operands:bool=True)->dict:
     "Every question of every task about one company: {task: [records]} (`split` picks the phrasings and wordings)."
     r, c = random.Random(f"cs-{seed}-{split}-{company['name']}"), company['name']
@@ -128,6 +130,7 @@ def case_questions(company:dict, split:str='train', seed:int=0, operands:bool=Tr
 # %% ../nbs/40a_case_study.ipynb #c0c21aaa
 CASE_STUDY_MIX = dict(extract=0.25, extract_prose=0.25, abstain=0.3, ratio=0.1, growth=0.1)  # of the non-glossary examples
 
+# %% ../nbs/40a_case_study.ipynb #4f779ba4
 def finance_case_study(n:int=480,             # training examples, glossary included
                        seed:int=0,            # one seed for names, figures, phrasings and sampling
                        n_bench:int=30,        # benchmark questions per task

@@ -41,6 +41,7 @@ def _card(m)->bool:
     return _luhn(''.join(groups))
 
 _NOT_AN_AMOUNT = r"(?!\s*(?:EUR|USD|GBP|CHF|JPY|€|\$|£|million|billion|thousand|units|shares|k\b|m\b|bn\b))"
+
 PII_PATTERNS = [  # (kind, pattern, placeholder, extra check)
     ('email', re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"), '[EMAIL]', None),
     ('iban', re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), '[ACCOUNT]', None),
@@ -50,6 +51,7 @@ PII_PATTERNS = [  # (kind, pattern, placeholder, extra check)
     ('account', re.compile(r"(?<![\d.,$€£])\b\d{9,18}\b(?![.,]\d)" + _NOT_AN_AMOUNT), '[ACCOUNT]', None),
 ]
 
+# %% ../nbs/12_clean.ipynb #09566f46
 def scrub_pii(s:str, counts:Counter|None=None)->str:
     "Replace e-mail addresses, phone numbers, IBANs, card and account numbers with placeholders, counting each kind."
     for kind, rx, repl, check in PII_PATTERNS:
@@ -102,6 +104,7 @@ def dedup_exact(records:list)->tuple[list, list]:
 
 # %% ../nbs/12_clean.ipynb #151e87b4
 _WORD = re.compile(r"\w+", re.UNICODE)
+
 _M = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 def _params(num_perm, seed):
@@ -132,6 +135,7 @@ def _shingles(texts, n, vocab):
     idx = np.repeat(first - starts, m) + np.arange(int(m.sum()))
     return h[idx], starts
 
+# %% ../nbs/12_clean.ipynb #3c21f081
 def minhash_signatures(texts:list[str],  # texts to sign
                        num_perm:int=64,  # hash functions (signature length)
                        shingle:int=3,    # words per shingle
@@ -153,6 +157,7 @@ def minhash_signatures(texts:list[str],  # texts to sign
                 sig[lo:lo+len(st), k] = np.minimum.reduceat(buf, st)
     return sig
 
+# %% ../nbs/12_clean.ipynb #eef66e6c
 def dedup_near(records:list,           # normalized records (exact duplicates already removed)
                threshold:float=0.8,    # estimated Jaccard similarity that makes a duplicate
                num_perm:int=64, bands:int=16, shingle:int=3, seed:int=0,

@@ -115,6 +115,7 @@ def probe_cpu_bf16(m:int=256, k:int=576, n:int=1536, reps:int=3)->Probe:
     return Probe(t32 / t16 >= 1.2, f"a {m}x{k} by {k}x{n} matmul: bf16 {f / t16:.0f} GFLOPS, fp32 {f / t32:.0f} GFLOPS "
                                    f"(bf16 {t32 / t16:.2f}x fp32's speed)")
 
+# %% ../nbs/00_core.ipynb #e82ca95f
 def select_precision(prefer:str|None=None,    # 'bf16', 'fp16', 'fp32' or None for the hardware's best
                      device:str|None=None,    # 'cuda' or 'cpu'; None: CUDA when available
                      capability:tuple|None=_cuda_sentinel, # (major, minor) of the GPU; probed when not given, None for no GPU

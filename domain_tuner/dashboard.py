@@ -79,6 +79,7 @@ KEY_SETTINGS = ('method', 'lr', 'max_steps', 'epochs', 'batch_size', 'grad_accum
 def _names(text:str|list)->list[str]:
     return [t.strip() for t in (text.split(',') if isinstance(text, str) else text) if t.strip()]
 
+# %% ../nbs/60_dashboard.ipynb #7386020c
 @dataclass
 class DashboardState:
     "Everything the dashboard shows and does, without widgets: `set` values, then `plan`, `prepare`, `train`, `evaluate`."
@@ -177,6 +178,7 @@ def train(self:DashboardState,
     self.evals.pop('tuned', None)
     return self.result
 
+# %% ../nbs/60_dashboard.ipynb #c26f7b53
 @patch
 def bench_records(self:DashboardState)->list:
     "The benchmark items scored by `evaluate` (the first `bench_limit` of each file)."
@@ -233,6 +235,7 @@ def _html_table(rows:list[dict], digits:int=4)->str:
     body = ''.join('<tr>' + ''.join(f"<td style='padding:2px 8px'>{fmt(r.get(c, ''))}</td>" for c in cols) + '</tr>' for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
+# %% ../nbs/60_dashboard.ipynb #265cd7da
 class Dashboard:
     "The ipywidgets face of a `DashboardState`: controls call `state.set`, buttons call `state.train` / `state.evaluate`."
     def __init__(self, state:DashboardState|None=None, # the state to drive; a new one when None
@@ -306,6 +309,7 @@ def on_evaluate(self:Dashboard, _=None):
         self.results.value = f"<span style='color:#b00'>evaluation failed: {html.escape(str(e))}</span>"
     finally: self._busy(False)
 
+# %% ../nbs/60_dashboard.ipynb #7fc25033
 @patch
 def _ipython_display_(self:Dashboard):
     from IPython.display import display

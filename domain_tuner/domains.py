@@ -98,6 +98,7 @@ def make_company(name:str,          # company name
     for y in range(first_year, first_year + n_years): years[y] = prev = _year(r, prev)
     return dict(name=name, years=years)
 
+# %% ../nbs/40_domains.ipynb #7fed6659
 def statement_text(company:dict, year:int, statement:str)->str:
     "Render one statement for one year as short text, one line per item."
     if statement not in ITEMS: raise DomainTunerError(f"unknown statement {statement!r}", where="statement",
@@ -207,20 +208,26 @@ _TEMPLATES = {
                            "What does the phrase {term} describe?"],
                  'bench': ["What is the meaning of the financial term {term}?", "Could you define {term} in accounting terms?"]},
 }
+
 RATIOS = {  # name -> (statement, numerator, denominator, formatter)
     'gross margin': ('income', 'gross_profit', 'revenue', fmt_pct), 'net margin': ('income', 'net_income', 'revenue', fmt_pct),
     'operating margin': ('income', 'operating_income', 'revenue', fmt_pct),
     'current ratio': ('balance', 'current_assets', 'current_liabilities', fmt_ratio),
     'debt to equity ratio': ('balance', 'total_liabilities', 'equity', fmt_ratio)}
+
 GROWTH_ITEMS = {'revenue': 'revenue', 'gross profit': 'gross_profit', 'operating income': 'operating_income',
                 'net income': 'net_income', 'total assets': 'total_assets'}
+
+# %% ../nbs/40_domains.ipynb #52613318
 _LABELS = {k: label for items in ITEMS.values() for k, label in items}
+
 _STMT_OF = {k: s for s, items in ITEMS.items() for k, _ in items}
 
 def _chat(user:str, answer:str, group:str, **meta)->dict:
     return dict(messages=[dict(role='user', content=user), dict(role='assistant', content=answer)],
                 meta=meta, group=group, synthetic=True)
 
+# %% ../nbs/40_domains.ipynb #bdfcc1f8
 def finance_questions(company:dict,       # from `make_company`
                       split:str='train',  # 'train' or 'bench': which phrasings to use
                       seed:int=0)->dict:
@@ -309,6 +316,7 @@ def finance_documents(companies:list[dict], seed:int=0)->list[dict]:
 # %% ../nbs/40_domains.ipynb #f5bd5e97
 FINANCE_MIX = dict(extract=0.5, ratio=0.3, growth=0.2)  # shares of the company questions in `train`
 
+# %% ../nbs/40_domains.ipynb #650c4ae0
 def finance_dataset(n:int=10_000,      # instruction-response examples in `train` (glossary included)
                     seed:int=0,        # one seed for names, figures, phrasings and sampling
                     n_bench:int=200,   # benchmark questions per task (the glossary has at most 120)
@@ -371,6 +379,8 @@ MEDICAL_TERMS = {
     'placebo': 'an inactive substance given as a control in a trial', 'dosage': 'the amount and frequency of a medicine to be taken',
     'inpatient': 'a patient admitted to stay in hospital', 'outpatient': 'a patient treated without being admitted to hospital',
 }
+
+# %% ../nbs/40_domains.ipynb #fa549a4d
 MEDICAL_ABBREVIATIONS = {
     'BP': 'blood pressure', 'HR': 'heart rate', 'ECG': 'electrocardiogram', 'MRI': 'magnetic resonance imaging',
     'CT': 'computed tomography', 'ICU': 'intensive care unit', 'ER': 'emergency room', 'IV': 'intravenous',
@@ -380,11 +390,13 @@ MEDICAL_ABBREVIATIONS = {
     'MI': 'myocardial infarction', 'CHF': 'congestive heart failure', 'DM': 'diabetes mellitus', 'UTI': 'urinary tract infection',
     'CPR': 'cardiopulmonary resuscitation', 'DNR': 'do not resuscitate', 'OTC': 'over the counter', 'EHR': 'electronic health record',
 }
+
 # root: (form before a vowel, form before a consonant, meaning); suffix: (text, pattern for the meaning)
 MEDICAL_ROOTS = {'cardi': ('card', 'cardio', 'heart'), 'gastr': ('gastr', 'gastro', 'stomach'), 'hepat': ('hepat', 'hepato', 'liver'),
                  'nephr': ('nephr', 'nephro', 'kidney'), 'neur': ('neur', 'neuro', 'nerves'), 'dermat': ('dermat', 'dermato', 'skin'),
                  'oste': ('oste', 'osteo', 'bones'), 'arthr': ('arthr', 'arthro', 'joints'), 'pneum': ('pneumon', 'pneumo', 'lungs'),
                  'col': ('col', 'colo', 'colon'), 'rhin': ('rhin', 'rhino', 'nose'), 'ophthalm': ('ophthalm', 'ophthalmo', 'eyes')}
+
 MEDICAL_SUFFIXES = {'-itis': ('itis', 'inflammation of the {m}'), '-algia': ('algia', 'pain in the {m}'),
                     '-ectomy': ('ectomy', 'surgical removal of part of the {m}'), '-logy': ('logy', 'the study of the {m}'),
                     '-megaly': ('megaly', 'abnormal enlargement of the {m}'), '-pathy': ('pathy', 'a disease of the {m}'),
@@ -413,6 +425,7 @@ def _memorised(items:dict, task:str, templates:dict, group:str, r)->tuple[list, 
     bench = [_chat(r.choice(templates['bench']).format(x=k), v, group, task=task, item=k) for k, v in items.items()]
     return train, bench
 
+# %% ../nbs/40_domains.ipynb #53014892
 def medical_dataset(seed:int=0,             # seed for the held-out word combinations and phrasings
                     bench_fraction:float=0.3, # share of root+suffix combinations kept for the benchmark
                    )->dict:
@@ -474,6 +487,8 @@ LEGAL_CLAUSES = {
                      "An unenforceable clause shall be modified to the minimum extent necessary, and the rest of this Agreement stays valid.",
                      "The invalidity of one term of this Agreement does not affect the validity of the other terms."],
 }
+
+# %% ../nbs/40_domains.ipynb #2ae30985
 LEGAL_TERMS = {
     'indemnify': 'to compensate another party for a loss or damage', 'breach': 'a failure to perform an obligation under a contract',
     'consideration': 'something of value exchanged by the parties to a contract', 'warranty': 'a promise that a statement of fact is true',
@@ -488,10 +503,13 @@ LEGAL_TERMS = {
     'statute of limitations': 'the time limit for bringing a legal claim', 'power of attorney': 'a document authorising one person to act for another',
     'subrogation': 'taking over another party\'s right to claim against a third party', 'severability': 'keeping a contract valid when one clause is invalid',
 }
+
 _LEGAL_PARTIES = ['the Supplier', 'the Customer', 'the Licensor', 'the Licensee', 'the Contractor', 'the Client', 'the Seller', 'the Buyer',
                   'the Landlord', 'the Tenant', 'the Employer', 'the Employee', 'the Lender', 'the Borrower', 'the Vendor', 'the Purchaser',
                   'the Consultant', 'the Company', 'the Distributor', 'the Manufacturer']
+
 _STATES = ['Delaware', 'New York', 'California', 'Texas', 'Illinois', 'Ohio', 'Florida', 'Washington', 'Georgia', 'Colorado']
+
 _LEGAL_TEMPLATES = {
     'clause_type': {'train': ["What type of clause is this?\n\n{x}", "Classify the following contract clause.\n\n{x}", "{x}\n\nWhich kind of clause is the text above?"],
                     'bench': ["Identify the clause type of the following provision.\n\n{x}", "{x}\n\nName the type of this contract clause."]},
@@ -499,6 +517,7 @@ _LEGAL_TEMPLATES = {
                    'bench': ["In contract law, what is meant by {x}?", "Give the legal definition of {x}."]},
 }
 
+# %% ../nbs/40_domains.ipynb #9036bcc7
 def legal_dataset(n_train:int=1500, # clause examples in train
                   n_bench:int=200,  # clause examples in the benchmark
                   seed:int=0)->dict:
@@ -537,7 +556,9 @@ COMMON_WORDS = ('apple river stone window garden music paper yellow silver orang
     'blanket camera cotton dinner finger helmet lantern marble monkey parrot pocket ribbon summer teacher turtle wallet '
     'bottle carpet cherry coffee copper farmer glove hollow letter magnet nickel oyster police rocket salmon sister tennis '
     'velvet walnut yogurt zebra circle morning evening garden number purple silent gentle simple narrow').split()
+
 COMMON_WORDS = tuple(dict.fromkeys(COMMON_WORDS))
+
 SAYINGS = {'The early bird catches the': 'worm', 'Actions speak louder than': 'words', 'Better late than': 'never',
            'Practice makes': 'perfect', 'Every cloud has a silver': 'lining', 'Two heads are better than': 'one',
            'When in Rome, do as the Romans': 'do', 'The pen is mightier than the': 'sword', 'Rome was not built in a': 'day',
@@ -546,6 +567,7 @@ SAYINGS = {'The early bird catches the': 'worm', 'Actions speak louder than': 'w
            'Curiosity killed the': 'cat', 'Beauty is in the eye of the': 'beholder', 'An apple a day keeps the doctor': 'away',
            'Do not count your chickens before they': 'hatch'}
 
+# %% ../nbs/40_domains.ipynb #23c7423f
 def _general_item(r:random.Random, kind:str)->tuple[str, str]:
     if kind == 'lookup':
         keys = r.sample(COMMON_WORDS, r.randint(2, 4)); vals = [str(r.randint(1, 999)) for _ in keys]
@@ -563,6 +585,7 @@ def _general_item(r:random.Random, kind:str)->tuple[str, str]:
 
 CANARY_KINDS = ('lookup', 'repeat', 'add', 'saying')
 
+# %% ../nbs/40_domains.ipynb #11d48633
 def canary_set(n:int=80, seed:int=0)->list[dict]:
     "A fixed general-ability set (`n` items, equal shares of lookup, repeat, add, saying) to detect forgetting."
     r, out, seen = random.Random(f"canary-{seed}"), [], set()

@@ -63,6 +63,7 @@ def _base_of(path, base):
     raise DomainTunerError("cannot tell which base model to compare with", where=str(path),
                            fix="pass base='<hub id or folder>' (--base on the command line)")
 
+# %% ../nbs/39_evaluate.ipynb #7b503ece
 def evaluate_before_after(tuned:list|str|Path,   # tuned model folder(s), in order (e.g. stage 1, stage 2)
                           bench, base:str|None=None, names:list|None=None, **kwargs)->Comparison:
     "Evaluate the base and each tuned model on the same benchmark; the base is the comparison's baseline."
@@ -100,6 +101,7 @@ def _parser():
     g.add_argument('--no-report', action='store_true', help="write only REPORT.json")
     return p
 
+# %% ../nbs/39_evaluate.ipynb #d9fb3e4f
 def cli_eval(argv:list[str]|None=None)->int:
     "`domain-tuner eval`: evaluate a model on a benchmark and write REPORT.json (+ a Markdown/HTML report)."
     a = _parser().parse_args(argv)

@@ -45,6 +45,7 @@ def load_expert_answers(answers, n:int, bench_records:list|None=None)->list[str]
                                fix="give exactly one expert answer per benchmark record")
     return [str(a) for a in answers]
 
+# %% ../nbs/35_expert.ipynb #0c1eafe8
 def score_answers(bench, answers:list[str], metrics=None, name:str='expert', grounding:bool|None=None)->EvalResult:
     "Score given answers (e.g. experts') on a benchmark with the same metrics `evaluate` uses; no model needed."
     recs, fns = load_bench(bench), resolve_metrics(metrics)
@@ -104,6 +105,7 @@ class ExpertComparison:
         return '\n'.join(lines)
     def _repr_markdown_(self): return self.markdown()
 
+# %% ../nbs/35_expert.ipynb #6c6e468f
 def compare_with_experts(model_result:EvalResult,   # the model's `evaluate` result on the benchmark
                          bench,                     # the same benchmark (file or records)
                          expert_answers=None,       # list, JSONL file, or None for meta.expert_answer

@@ -199,6 +199,7 @@ def export_gguf(model_dir:str|Path,     # a full model folder, or an adapter fol
     out.with_suffix('.json').write_text(json.dumps(dict(res, environment=environment_info()), indent=1, default=str))
     return res
 
+# %% ../nbs/25_export.ipynb #0f59824a
 def _fp32():
     from domain_tuner.core import select_precision
     return select_precision('fp32', device='cpu', capability=None)

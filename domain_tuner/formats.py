@@ -36,6 +36,7 @@ def detect_format(row)->str|None:
 ROLE_ALIASES = {'system': 'system', 'developer': 'system', 'user': 'user', 'human': 'user',
                 'assistant': 'assistant', 'gpt': 'assistant', 'model': 'assistant', 'bot': 'assistant', 'chatgpt': 'assistant',
                 'tool': 'tool', 'function': 'tool', 'observation': 'tool', 'ipython': 'tool', 'function_call': 'tool_call'}
+
 GROUP_KEYS = ('group', 'doc_id', 'document_id')
 
 def _str(row, key, fmt, required=True, target=False):
@@ -64,6 +65,7 @@ def _content(c, where, fmt):
     if not isinstance(c, str): raise FormatError(f"{where}: content is {type(c).__name__}, expected a string", fmt)
     return c
 
+# %% ../nbs/10_formats.ipynb #0d36c9e1
 def _messages(turns, fmt, role_key='role', content_key='content', field='messages'):
     if not isinstance(turns, list): raise FormatError(f"field {field!r} is {type(turns).__name__}, expected a list", fmt)
     if not turns: raise FormatError(f"field {field!r} is an empty list", fmt)
@@ -92,6 +94,7 @@ def _messages(turns, fmt, role_key='role', content_key='content', field='message
         out.append(msg)
     return out
 
+# %% ../nbs/10_formats.ipynb #48d8a014
 def _check_conversation(msgs, fmt):
     roles = [m['role'] for m in msgs]
     if 'assistant' not in roles: raise FormatError("conversation has no assistant turn", fmt)

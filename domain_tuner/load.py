@@ -51,6 +51,7 @@ def _decode(b, encoding, line):
     except UnicodeDecodeError as e:
         raise _RowError(f"bytes that are not {encoding} at byte {e.start} of the line ({b[e.start:e.start+4]!r})") from None
 
+# %% ../nbs/11_load.ipynb #21028dca
 def read_jsonl(path, encoding='utf-8', limits:Limits|None=None):
     "Yield (line, row | _RowError | BLANK) for each physical line of a JSON Lines file."
     limits = limits or Limits()
@@ -100,6 +101,7 @@ def _scan(s, i, close, keyed):
 class _Bad(Exception):
     def __init__(self, msg, pos): self.msg, self.pos = msg, pos
 
+# %% ../nbs/11_load.ipynb #c989680d
 def read_json(path, encoding='utf-8', limits:Limits|None=None):
     "Yield (line, row | _RowError) for each record of a .json file (array, object of records, or {'data': [...]})."
     limits = limits or Limits()
@@ -164,6 +166,7 @@ def read_parquet(path, encoding='utf-8', limits:Limits|None=None):
             n += 1
             yield n, {k: v for k, v in row.items() if v is not None}
 
+# %% ../nbs/11_load.ipynb #13e8e364
 def read_text(path, encoding='utf-8', limits:Limits|None=None, chunk_chars:int|None=2000):
     """Yield (first line, {'text', 'group'}) chunks of a text/Markdown document of about `chunk_chars`, cut at paragraph
     breaks; a file without blank lines (one document or paragraph per line, like wiki dumps) is cut at line ends."""
@@ -208,6 +211,7 @@ def _reject(res, file, line, reason, fmt, row):
     res.rejected.append(dict(file=str(file), line=line, reason=reason, detected_format=fmt, row=raw))
     res.counts['rejected'] += 1
 
+# %% ../nbs/11_load.ipynb #5f272907
 def _expand(sources):
     "Files and in-memory sources in a stable order; folders become their supported files, sorted."
     out = []
@@ -226,6 +230,7 @@ def _expand(sources):
         else: out.append(s)
     return out
 
+# %% ../nbs/11_load.ipynb #1b86ab20
 def _rows_of(src, encoding, limits, chunk_chars):
     "(name, iterator of (line, row)) for one source."
     if isinstance(src, Path):

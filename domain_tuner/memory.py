@@ -13,7 +13,7 @@ from .core import DomainTunerError, probe_cuda
 from .methods import TrainConfig
 
 # %% auto #0
-__all__ = ['GPUS', 'parameter_split', 'MemoryPlan', 'estimate_memory', 'PeakMemory', 'compare_memory']
+__all__ = ['GPUS', 'parameter_split', 'MemoryPlan', 'estimate_memory', 'step_tokens', 'PeakMemory', 'compare_memory']
 
 # %% ../nbs/21_memory.ipynb #620f0dc6
 GPUS = {'T4': 16, 'L4': 24, 'A100-40GB': 40, 'A100-80GB': 80, 'H100-80GB': 80}  # usable memory in GB (1e9 bytes)
@@ -70,11 +70,14 @@ class MemoryPlan:
                           f"{'total':<12}{self.total:8.3f} GB", f"fits: {fits}"])
     def __repr__(self): return self.table()
 
+# %% ../nbs/21_memory.ipynb #19484c0d
 def estimate_memory(model,                    # a hub id, folder, config or model (only its shape is used)
                     cfg:TrainConfig|None=None, # method, r, batch_size, max_length, gradient_checkpointing
                     dtype:str|None=None,      # base weight dtype; None: bfloat16 with a GPU, float32 on CPU
                     device:str|None=None,     # 'cuda' or 'cpu' (CPU counts the loading peak in RSS); probed when None
                     overhead_gb:float=0.0,    # fixed runtime cost to add (CUDA context ~0.5 GB; Python+torch on CPU ~0.4 GB)
+                    tokens:int|None=None,     # the most tokens one micro-batch holds (`step_tokens`); batch_size x max_length when None
+                    supervised:int|None=None, # the most positions one micro-batch computes logits at (trained tokens); `tokens` when None
                    )->MemoryPlan:
     "Estimate peak training memory for a model, method, sequence length, batch and checkpointing choice."
     cfg = cfg or TrainConfig()
@@ -91,20 +94,45 @@ def estimate_memory(model,                    # a hub id, folder, config or mode
         trainable = cfg.r * ps['lora_per_rank'] + (ps['dora_extra'] if cfg.dora or cfg.method == 'dora' else 0)
         base_w = ps['linear'] * 0.52 + ps['other'] * wb if cfg.method == 'qlora' else ps['total'] * wb
         weights, grads, opt = base_w + trainable * 4, trainable * 4, trainable * 8
-    b, s, h, L, i, V = cfg.batch_size, cfg.max_length, ps['hidden'], ps['layers'], ps['intermediate'], ps['vocab']
+    h, L, i, V = ps['hidden'], ps['layers'], ps['intermediate'], ps['vocab']
+    T = tokens or cfg.batch_size * cfg.max_length  # padding-free rows hold the batch's real tokens, not batch x max_length
     ab = 4 if wb == 4 else 2
-    per_layer = b * s * (10 * h + 4 * i) * ab  # saved inputs of attention/MLP projections, norms, activations (sdpa: no s^2 term)
-    acts = (L * b * s * h * ab + per_layer) if cfg.gradient_checkpointing else L * per_layer
+    per_layer = T * (10 * h + 4 * i) * ab  # saved inputs of attention/MLP projections, norms, activations (sdpa: no s^2 term)
+    acts = (L * T * h * ab + per_layer) if cfg.gradient_checkpointing else L * per_layer
     if cfg.is_adapter:
         # adapter inputs: LoRA dropout makes a copy of every adapted layer's input; A's outputs are small
-        acts += b * s * (ps['linear_in'] * (cfg.dropout > 0) + cfg.r * ps['n_linear']) * ab / (L if cfg.gradient_checkpointing else 1)
+        acts += T * (ps['linear_in'] * (cfg.dropout > 0) + cfg.r * ps['n_linear']) * ab / (L if cfg.gradient_checkpointing else 1)
         # DoRA composes W + BA in full to take its norm, per adapted layer, and keeps it for backward
         if cfg.dora: acts += 2 * ps['linear'] * 4
     # loading on CPU: the memory-mapped safetensors file and the tensors built from it are resident together; 4-bit
     # loading also holds full-precision copies while it quantises (measured ~4x the weights with bitsandbytes 0.50)
     load = (4 if cfg.method == 'qlora' else 2) * ps['total'] * wb if device == 'cpu' else 0
-    logits = b * s * V * 4 * 2  # logits and their gradient, fp32
+    logits = (supervised or T) * V * 4 * 2  # logits and their gradient, fp32, where the loss is (see `supervised_loss`)
     return MemoryPlan(cfg.method, weights/G, grads/G, opt/G, acts/G, logits/G, load/G, overhead_gb, ps['total'], trainable)
+
+# %% ../nbs/21_memory.ipynb #d4f46890
+def step_tokens(ds,                    # encoded examples (`input_ids`, `labels`), as `encode_records` returns
+                cfg:TrainConfig,       # batch_size, grad_accum, max_steps / epochs, padding_free
+                trials:int=20)->dict:  # seeded shuffles averaged over
+    "The most tokens, and trained tokens, one micro-batch of a run over `ds` holds: `estimate_memory(tokens=, supervised=)`."
+    import math, random
+    lens = [len(x) for x in ds['input_ids']]
+    sup = [sum(1 for t in x[1:] if t != -100) for x in ds['labels']]  # positions whose next token is trained
+    b, n = cfg.batch_size, len(lens)
+    if not n: return dict(tokens=None, supervised=None)
+    per_epoch = math.ceil(n / b)
+    batches = cfg.max_steps * cfg.grad_accum if cfg.max_steps > 0 else math.ceil(cfg.epochs * per_epoch)
+    rng, tok, trn = random.Random(cfg.seed), [], []
+    for _ in range(trials):
+        top_t = top_s = 0
+        for k in range(0, max(batches, 1), per_epoch):
+            order = rng.sample(range(n), n)
+            for i in range(0, min(per_epoch, batches - k) * b, b):
+                idx = order[i:i + b]
+                top_t = max(top_t, sum(lens[j] for j in idx) if cfg.padding_free else len(idx) * max(lens[j] for j in idx))
+                top_s = max(top_s, sum(sup[j] for j in idx))
+        tok.append(top_t); trn.append(top_s)
+    return dict(tokens=round(sum(tok) / trials), supervised=round(sum(trn) / trials))
 
 # %% ../nbs/21_memory.ipynb #deac2048
 def _rss_kb(field='VmRSS'):

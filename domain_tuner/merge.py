@@ -22,6 +22,7 @@ def _probe_batch(tokenizer, n:int=4, length:int=24, seed:int=0):
     hi = max(len(tokenizer) - len(getattr(tokenizer, 'all_special_ids', [])) - 1, 2)
     return torch.randint(0, hi, (n, length), generator=g)
 
+# %% ../nbs/23_merge.ipynb #76b0b690
 def merge(adapter_dir:str|Path,        # a PEFT adapter folder written by `train`
           out:str|Path,                # where to write the merged transformers model
           base:str|Path|None=None,     # the base model; the one the adapter names when None

@@ -18,8 +18,10 @@ __all__ = ['METHODS', 'ADAPTER_METHODS', 'TrainConfig', 'linear_module_names', '
 
 # %% ../nbs/20_methods.ipynb #69804464
 METHODS = ('full', 'lora', 'dora', 'qlora')
+
 ADAPTER_METHODS = ('lora', 'dora', 'qlora')
 
+# %% ../nbs/20_methods.ipynb #0495efb1
 @dataclass
 class TrainConfig:
     "Everything that defines a training run; a run is a small diff from this default."
@@ -136,6 +138,7 @@ def _decoder_layers(model):
     raise DomainTunerError("could not find the model's list of transformer layers", where="freeze_layers",
                            fix="use freeze_layers=0 for this architecture")
 
+# %% ../nbs/20_methods.ipynb #d1cada20
 def prepare_model(model,               # a loaded base model (4-bit for QLoRA), or a peft model to continue training
                   cfg:TrainConfig):    # the run's configuration
     "Make exactly the parameters the method trains require grad: freeze options for full, peft adapters otherwise."

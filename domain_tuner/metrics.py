@@ -92,6 +92,7 @@ def bleu(prediction:str, reference:str, record:dict|None=None,
     m, t = _bleu_stats(p, r, max_n)
     return _bleu(m, t, len(p), len(r), smooth=True)
 
+# %% ../nbs/30_metrics.ipynb #e3e1f63e
 def corpus_bleu(predictions:list[str], references:list[str], max_n:int=4)->float:
     "Corpus BLEU-4 (no smoothing): n-gram counts and lengths summed over all answers."
     M, T, C, R = [0]*max_n, [0]*max_n, 0, 0
@@ -206,8 +207,10 @@ def sacre_chrf(prediction:str, reference:str, record:dict|None=None)->float:
 METRICS:dict[str, Callable] = dict(exact_match=exact_match, token_f1=token_f1, rouge_l=rouge_l, word_bleu=bleu,
                                    word_chrf=chrf, bleu=sacre_bleu, chrf=sacre_chrf, numeric_match=numeric_match,
                                    invented_figure=invented_figure, contains=contains)
+
 DEFAULT_METRICS = ('exact_match', 'token_f1', 'rouge_l')
 
+# %% ../nbs/30_metrics.ipynb #3bf7dae2
 def resolve_metrics(metrics=None)->dict[str, Callable]:
     "Turn metric names, functions or a {name: function} dict into {name: function}; DEFAULT_METRICS when None."
     if metrics is None: metrics = DEFAULT_METRICS

@@ -114,6 +114,7 @@ def _looks_local(name:str)->bool:
     "Paths start with . / ~ or have more than one slash; hub ids are 'name' or 'org/name'."
     return name.startswith(('.', '/', '~')) or name.count('/') > 1 or '\\' in name
 
+# %% ../nbs/01_models.ipynb #e7ab7465
 def check_model_dir(path:str|Path, need_weights:bool=True, allow_pickle:bool=False)->Path:
     "Check a local model folder and name exactly what is missing or malformed."
     p = Path(path).expanduser()
@@ -226,6 +227,7 @@ def gguf_to_folder(source:str|Path,          # a .gguf file, or a folder / hub i
     except OSError: shutil.rmtree(tmp, ignore_errors=True)  # another process converted it first
     return folder
 
+# %% ../nbs/01_models.ipynb #6008e35f
 def _version(pkg):
     from importlib.metadata import version, PackageNotFoundError
     try: return version(pkg)
@@ -415,6 +417,7 @@ class merged_adapters:
         for m in self.patched: del m.forward
         self.patched, self.inner = [], None
 
+# %% ../nbs/01_models.ipynb #eeae1e04
 def _is_4bit(m)->bool: return hasattr(m.get_base_layer().weight, 'quant_state')
 
 # %% ../nbs/01_models.ipynb #58d109f1
@@ -440,6 +443,7 @@ def trained_quantization(path)->str|None:
     try: return json.loads(rec.read_text()).get('quantize')
     except json.JSONDecodeError: return None
 
+# %% ../nbs/01_models.ipynb #e86dcee3
 def load_trained(path:str|Path,            # a model folder or a PEFT adapter folder
                  base:str|Path|None=None,  # base for an adapter; the one the adapter names when None
                  quantize:str|None='auto', # 'nf4' or None; 'auto': as trained (a QLoRA adapter's base in 4-bit, per run_record.json)

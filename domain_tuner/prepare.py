@@ -94,7 +94,7 @@ def render_tokens(ex:dict,        # an encoded example (input_ids, labels)
     legend = '<div style="font-size:smaller">trained: <span style="background:#c8f7c5">green</span>, masked: <span style="color:#888">grey</span>, special tokens boxed</div>'
     return legend + '<pre style="white-space:pre-wrap">' + "".join(out) + '</pre>'
 
-
+# %% ../nbs/16_prepare.ipynb #3ced6e68
 def show_example(record_or_ex:dict, tokenizer, **encode_kwargs):
     "Display a record (encoded on the fly) or an encoded example with trained tokens coloured; plain text outside notebooks."
     from domain_tuner.template import encode
@@ -104,7 +104,60 @@ def show_example(record_or_ex:dict, tokenizer, **encode_kwargs):
         display(HTML(render_tokens(ex, tokenizer, html=True)))
     else: print(render_tokens(ex, tokenizer))
 
-# %% ../nbs/16_prepare.ipynb #b83f59eb
+# %% ../nbs/16_prepare.ipynb #60325baf
+def _load_and_dedup(sources, eval_sources, kw:dict, pii:bool, near_dedup:bool, near_threshold:float, seed:int):
+    "Read and clean the training (and any separate eval) records, reject blank targets, drop duplicates."
+    loaded = load_records(sources, **kw)
+    counts, rejected, warnings = Counter(loaded.counts), list(loaded.rejected), list(loaded.warnings)
+    records, clean_stats = clean_records(loaded.records, pii=pii)
+    ev_loaded = load_records(eval_sources, **kw) if eval_sources is not None else None
+    ev_recs = []
+    if ev_loaded is not None:
+        counts.update(read=ev_loaded.counts['read'], blank=ev_loaded.counts['blank'], rejected=ev_loaded.counts['rejected'])
+        rejected += ev_loaded.rejected; warnings += ev_loaded.warnings
+        ev_recs, _ = clean_records(ev_loaded.records, pii=pii)
+    kept = []
+    for r in records + ev_recs:
+        if _blank_answer(r): _reject_record(rejected, r, "empty target after cleaning")
+        else: kept.append(r)
+    kept, dups = dedup_exact(kept)
+    if near_dedup and kept:
+        kept, near = dedup_near(kept, threshold=near_threshold, seed=seed); dups += near
+    return loaded, ev_loaded, ev_recs, kept, dups, counts, rejected, warnings, clean_stats
+
+# %% ../nbs/16_prepare.ipynb #1e125c83
+def _check_leakage(train:list, ev:list, benchmark, ngram:int, decontaminate:bool, encoding:str, limits, rejected:list,
+                   warnings:list)->tuple[list, dict, list]:
+    "Find training records that overlap the eval split or a benchmark; remove them (rejected, with the reason) or warn."
+    contamination = dict(eval=find_contamination(train, ev, n=ngram, label='eval') if ev else [], benchmark=[])
+    for b in ([benchmark] if isinstance(benchmark, (str, Path)) else benchmark or []):
+        bl = load_records(b, encoding=encoding, limits=limits, lenient=True)
+        contamination['benchmark'] += find_contamination(train, bl.records, n=ngram, label=str(b))
+    flagged = contamination['eval'] + contamination['benchmark']
+    if decontaminate and flagged:
+        why = {f['source']: f"contaminated: {f['kind']} overlap {f['overlap']} with {f['against']} item {f['overlaps']}" for f in flagged}
+        for r in train:
+            s = (r.get('meta') or {}).get('source')
+            if s in why: _reject_record(rejected, r, why[s])
+        train = _decontaminate(train, flagged)
+    elif flagged: warnings += [f"{f['source']}: overlaps {f['against']} item {f['overlaps']} ({f['kind']}, {f['overlap']})" for f in flagged]
+    return train, contamination, flagged
+
+# %% ../nbs/16_prepare.ipynb #97329c70
+def _preflight(part:list, tokenizer, max_length, loss_on, truncation, tmpl, allow_unsupervised, rejected:list):
+    "Tokenise one part as training will: the records that stay, and the stats; each record left out is rejected with its reason."
+    st, exs = EncodeStats(), []
+    for b in range(0, len(part), 1000):  # long documents are read whole, as blocks: a record stays if any block does
+        blocks, owner = _split_documents(part[b:b+1000], tokenizer, max_length, st)
+        e, _ = encode_batch(blocks, tokenizer, max_length, loss_on, truncation, tmpl, allow_unsupervised, st)
+        per = [None] * len(part[b:b+1000])
+        for o, x in zip(owner, e): per[o] = per[o] or x
+        exs += per
+    for r, e in zip(part, exs):
+        if e is None: _reject_record(rejected, r, next(reason for s, reason in st.dropped if s.split(' (block ')[0] == r['meta'].get('source')))
+    return [r for r, e in zip(part, exs) if e is not None], st
+
+# %% ../nbs/16_prepare.ipynb #8180099f
 def prepare(sources,                       # files, folders, lists of dicts, datasets, hub ids
             out:str|Path|None=None,        # folder to write train/eval.jsonl, report.json, rejected.jsonl, figure, template
             tokenizer=None,                # tokenizer (or its id/folder) for templating and the token pre-flight
@@ -137,58 +190,18 @@ def prepare(sources,                       # files, folders, lists of dicts, dat
         tokenizer = load_tokenizer(tokenizer)
     special = list(tokenizer.all_special_tokens) if tokenizer is not None else None
     kw = dict(format=format, lenient=lenient, encoding=encoding, limits=limits, chunk_chars=chunk_chars, special_tokens=special)
-    loaded = load_records(sources, **kw)
-    counts, rejected, warnings = Counter(loaded.counts), list(loaded.rejected), list(loaded.warnings)
-    records, clean_stats = clean_records(loaded.records, pii=pii)
-    ev_loaded = load_records(eval_sources, **kw) if eval_sources is not None else None
-    if ev_loaded is not None:
-        counts.update(read=ev_loaded.counts['read'], blank=ev_loaded.counts['blank'], rejected=ev_loaded.counts['rejected'])
-        rejected += ev_loaded.rejected; warnings += ev_loaded.warnings
-        ev_recs, _ = clean_records(ev_loaded.records, pii=pii)
-        records_all = records + ev_recs
-    else: records_all = records
-    kept = []
-    for r in records_all:
-        if _blank_answer(r): _reject_record(rejected, r, "empty target after cleaning")
-        else: kept.append(r)
-    ev_keys = {id(r) for r in (ev_recs if ev_loaded is not None else [])}
-    kept, dups = dedup_exact(kept)
-    if near_dedup and kept:
-        kept, near = dedup_near(kept, threshold=near_threshold, seed=seed); dups += near
-    # split (or take the separate eval set)
-    if ev_loaded is not None:
-        train, ev = [r for r in kept if id(r) not in ev_keys], [r for r in kept if id(r) in ev_keys]
+    loaded, ev_loaded, ev_recs, kept, dups, counts, rejected, warnings, clean_stats = _load_and_dedup(
+        sources, eval_sources, kw, pii, near_dedup, near_threshold, seed)
+    ev_keys = {id(r) for r in ev_recs}
+    if ev_loaded is not None: train, ev = [r for r in kept if id(r) not in ev_keys], [r for r in kept if id(r) in ev_keys]
     else: train, ev = split_records(kept, eval_fraction, seed, notes=warnings)
-    # leakage
-    contamination = dict(eval=find_contamination(train, ev, n=ngram, label='eval') if ev else [], benchmark=[])
-    for b in ([benchmark] if isinstance(benchmark, (str, Path)) else benchmark or []):
-        bl = load_records(b, encoding=encoding, limits=limits, lenient=True)
-        contamination['benchmark'] += find_contamination(train, bl.records, n=ngram, label=str(b))
-    flagged = contamination['eval'] + contamination['benchmark']
-    if decontaminate and flagged:
-        why = {f['source']: f"contaminated: {f['kind']} overlap {f['overlap']} with {f['against']} item {f['overlaps']}" for f in flagged}
-        for r in train:
-            s = (r.get('meta') or {}).get('source')
-            if s in why: _reject_record(rejected, r, why[s])
-        train = _decontaminate(train, flagged)
-    elif flagged: warnings += [f"{f['source']}: overlaps {f['against']} item {f['overlaps']} ({f['kind']}, {f['overlap']})" for f in flagged]
+    train, contamination, flagged = _check_leakage(train, ev, benchmark, ngram, decontaminate, encoding, limits, rejected, warnings)
     synthetic = _augment(train, kinds=tuple(augment), glossary=glossary, eval_records=ev, seed=seed) if augment else []
-    # tokenise: the pre-flight
     tmpl, tokens, lengths = None, {}, {}
-    if tokenizer is not None:
+    if tokenizer is not None:  # the pre-flight: what training will see
         if any('messages' in r for r in train + ev) or template: tmpl = chat_template_for(tokenizer, template)
         for name, part in (('train', train + synthetic), ('eval', ev)):
-            st = EncodeStats()
-            exs = []
-            for b in range(0, len(part), 1000):  # long documents are read whole, as blocks: a record stays if any block does
-                blocks, owner = _split_documents(part[b:b+1000], tokenizer, max_length, st)
-                e, _ = encode_batch(blocks, tokenizer, max_length, loss_on, truncation, tmpl, allow_unsupervised, st)
-                per = [None] * len(part[b:b+1000])
-                for o, x in zip(owner, e): per[o] = per[o] or x
-                exs += per
-            for r, e in zip(part, exs):
-                if e is None: _reject_record(rejected, r, next(reason for s, reason in st.dropped if s.split(' (block ')[0] == r['meta'].get('source')))
-            kept_part = [r for r, e in zip(part, exs) if e is not None]
+            kept_part, st = _preflight(part, tokenizer, max_length, loss_on, truncation, tmpl, allow_unsupervised, rejected)
             if name == 'train': train, synthetic = [r for r in kept_part if not _augmented(r)], [r for r in kept_part if _augmented(r)]
             else: ev = kept_part
             tokens[name], lengths[name] = st.summary(), st.lengths

@@ -51,6 +51,7 @@ class DataSpec:
     chunk_chars:int|None = 2000      # text documents are cut into chunks of about this many characters
     limit:int|None = None            # use only the first N accepted training records (quick runs)
 
+# %% ../nbs/50_run.ipynb #e5771831
 @dataclass
 class EvalSpec:
     "The `[eval]` section: the domain benchmark, the forgetting canary and how answers are scored."
@@ -78,6 +79,7 @@ def _method_keys(section:dict[str,Setting]|None, method:str)->dict[str,Setting]:
         else: plain[k] = s
     return {**plain, **own}
 
+# %% ../nbs/50_run.ipynb #4c17d358
 def _stage(name:str, section:dict[str,Setting], method:str, data:dict):
     from domain_tuner.staged import Stage
     sec = _method_keys(section, method)
@@ -113,6 +115,7 @@ class RunPlan:
     eval:EvalSpec
     settings:Settings|None = field(default=None, repr=False)
 
+# %% ../nbs/50_run.ipynb #689c3bdc
 def plan_run(settings:Settings|str|Path, overrides:list[str]|None=None)->RunPlan:
     "Read and check a run's settings: every section typed, every stage's data defined, every key known."
     if not isinstance(settings, Settings): settings = read_settings(settings, overrides)
@@ -141,6 +144,7 @@ def plan_run(settings:Settings|str|Path, overrides:list[str]|None=None)->RunPlan
     ev = from_section(EvalSpec, settings.get('eval'), 'eval')
     return RunPlan(run, from_section(ModelSpec, settings.get('model'), 'model'), data, train, stages, ev, settings)
 
+# %% ../nbs/50_run.ipynb #0c2a4a37
 def plan_problems(plan:RunPlan)->list[str]:
     "What this machine lacks for the plan (QLoRA without bitsandbytes, a built-in base not installed), as sentences."
     from domain_tuner.methods import check_method
@@ -188,6 +192,7 @@ def _builtin_files(name:str, root:Path, seed:int, n:int)->list[Path]:
                                fix=f"use one of: {', '.join(have)} (bench_X as bench/X, or bench for all of them)")
     return files
 
+# %% ../nbs/50_run.ipynb #2e812e59
 def resolve_files(names:list[str], root:str|Path, seed:int=0, n:int=10_000)->list[str]:
     "Turn a list of file names and `builtin:` names into file paths."
     out = []
@@ -236,6 +241,7 @@ class RunResult:
                              wall_seconds=self.timings.get(m)))
         return rows
 
+# %% ../nbs/50_run.ipynb #89e2c1ea
 def _row(ev)->dict:
     if ev is None: return {}
     d = {k: v for k, v in ev.metrics.items()}
@@ -270,6 +276,7 @@ def score_table(res:RunResult)->list[dict]:
         rows.append(row)
     return rows
 
+# %% ../nbs/50_run.ipynb #5d9770bf
 def task_table(res:RunResult, metric:str='exact_match')->list[dict]:
     "One row per benchmark task: each model's `metric` as (mean, low, high)."
     from domain_tuner.intervals import scores_with_intervals
@@ -330,6 +337,7 @@ def _quiet_loading():
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()
 
+# %% ../nbs/50_run.ipynb #315b5e11
 def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings or a plan
         overrides:list[str]|None=None,       # `section.key=value` strings
         plot:str|None='auto')->RunResult:    # live loss plot mode during training
@@ -404,6 +412,7 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
     print(f"report: {res.report['markdown']} and {res.report['html']} ({res.timings['total']/60:.1f} min)")
     return res
 
+# %% ../nbs/50_run.ipynb #d1b10c03
 def _fmt_metrics(r)->str:
     s = ', '.join(f"{k} {v:.3f}" for k, v in r.metrics.items() if k != 'mc_accuracy')
     if r.canary is not None and (cm := _primary(r.canary)): s += f"; canary {cm} {r.canary.metrics[cm]:.3f}"
@@ -542,6 +551,7 @@ def summary_text(res:RunResult)->str:
             out.append(f"  {m}: better on {', '.join(better) or 'nothing'}" + (f"; worse on {', '.join(worse)}" if worse else ''))
     return '\n'.join(out)
 
+# %% ../nbs/50_run.ipynb #d8b61a86
 def cli_run(argv:list[str]|None=None)->int:
     "`domain-tuner run CONFIG [--set section.key=value ...]`"
     p = argparse.ArgumentParser(prog='domain-tuner run', description="Run a whole domain adaptation from a settings file: "
@@ -592,6 +602,7 @@ def _spread(records:list[dict], metric:str='exact_match')->tuple[float, float]:
             for m in tx[t].keys() & ty[t].keys() - {'task'}: by_task = max(by_task, abs(tx[t][m][0] - ty[t][m][0]))
     return overall, by_task
 
+# %% ../nbs/50_run.ipynb #062f3c44
 def results_markdown(records:list[dict],      # run.json records: the run to show first, then runs with other seeds
                      stage1:dict|None=None)->str: # what `tools/stage_probe.py` measured (staged vs tasks only), if any
     "Markdown of a run's results (the first record) with intervals, and how much other runs (other seeds) moved them."
@@ -634,6 +645,7 @@ def results_markdown(records:list[dict],      # run.json records: the run to sho
                    + (f"better on {', '.join(gains)}." if gains else "no task where the paired interval excludes 0."))
     return '\n'.join(out).rstrip() + '\n'
 
+# %% ../nbs/50_run.ipynb #640a0ad6
 def read_results(folder:str|Path)->tuple[list[dict], dict|None]:
     "The run records in a results folder (`demo_seed*.json`, in seed order) and the stage-1 probe (`stage1.json`) if there."
     folder = Path(folder); s1 = folder/'stage1.json'

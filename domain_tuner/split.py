@@ -71,6 +71,7 @@ def _grams(s, n):
     if len(w) < n: return {" ".join(w)} if w else set()
     return {" ".join(w[i:i+n]) for i in range(len(w) - n + 1)}
 
+# %% ../nbs/13_split.ipynb #f4c2892d
 def find_contamination(train:list,            # training records
                        against:list,          # eval or benchmark records
                        n:int=8,               # words per n-gram
@@ -102,6 +103,7 @@ def find_contamination(train:list,            # training records
                               overlap=round(hits[best] / sizes[best], 3)))
     return found
 
+# %% ../nbs/13_split.ipynb #bd0945c2
 def decontaminate(train:list, findings:list)->list:
     "Train without the records named in `findings` (eval and benchmark items are never changed)."
     bad = {f['source'] for f in findings}

@@ -15,7 +15,7 @@ from fastcore.basics import patch
 from .core import DomainTunerError, select_precision, seed_everything, environment_info
 from .models import load_model, load_tokenizer, count_parameters
 from .methods import TrainConfig, prepare_model, check_method, training_precision
-from .memory import estimate_memory, PeakMemory
+from .memory import estimate_memory, PeakMemory, step_tokens
 from .train import fit, save_trained, encode_records, load_training_data, data_hash, _abs_base
 from .merge import merge
 
@@ -156,6 +156,50 @@ def _load_stage_model(base, adapter_dir, cfg):
 
 def _records(x, tok): return [] if x is None else load_training_data(x, tokenizer=tok)[0]
 
+# %% ../nbs/24_staged.ipynb #2561ef20
+@patch
+def _train_stage(self:Curriculum, k:int, stage:Stage, train_recs:list, cur_base:str, adapter_dir, sdir:Path, tok, replay:list,
+                 plot, score)->tuple:
+    "Train one stage from `cur_base` (and the previous adapter); returns its record entry and the trainer."
+    cfg = stage.config(self.config)
+    mixed = mix_replay(train_recs, replay, stage.replay, seed=cfg.seed)
+    seed_everything(cfg.seed)
+    train_ds = encode_records(mixed, tok, cfg)
+    eval_ds = encode_records(stage.eval_records, tok, cfg, pack=False) if stage.eval_records else None
+    prec = training_precision(cfg)
+    plan = estimate_memory(cur_base, cfg, dtype=prec.load_dtype, device=prec.device, **step_tokens(train_ds, cfg))
+    with PeakMemory(prec.device) as mem:
+        model = _load_stage_model(cur_base, adapter_dir, cfg)
+        # the stage's eval split is scored once, after the stage (`score`); fit only scores it on the way
+        # when periodic evaluation is asked for (eval_steps), for its overfitting warning
+        trainer, metrics, hist = fit(model, tok, train_ds, eval_ds if cfg.eval_steps else None, cfg, sdir, plot=plot,
+                                     desc=f"stage {k}/{len(self.stages)} {stage.name} ({cfg.method})")
+    metrics.update(memory_estimate_gb=plan.total, memory_measured_gb=mem.delta_gb if mem.device == 'cpu' else mem.peak_gb)
+    entry = dict(name=stage.name, method=cfg.method, out=str(sdir), base=cur_base, adapter_policy=stage.adapter_policy,
+                 continued_adapter=str(adapter_dir) if adapter_dir else None, replay=stage.replay,
+                 n_train=len(mixed), n_replay=len(mixed) - len(train_recs), data_hash=data_hash(mixed),
+                 config=cfg.to_dict(), train=metrics, eval=score(trainer.model, stage),
+                 parameters=count_parameters(trainer.model), warnings=hist.warnings, history=hist.logs)
+    return entry, trainer
+
+# %% ../nbs/24_staged.ipynb #628d2c81
+@patch
+def _check_forgetting(self:Curriculum, k:int, stage:Stage, entry:dict, ref, result:CurriculumResult, save)->None:
+    "Record the stage's forgetting against the base; past `max_forgetting`, warn or stop as `on_forgetting` says."
+    val = entry['eval'].get(self.forgetting_metric)
+    if self.max_forgetting is None or ref is None or val is None: return
+    f = entry['forgetting'] = forgetting(ref, val, self.forgetting_metric)
+    if f <= self.max_forgetting: return
+    msg = (f"after stage {k} ({stage.name}) {self.forgetting_metric} went from {ref:.4g} (base) to {val:.4g}, "
+           f"{100*f:.0f}% worse, more than max_forgetting={self.max_forgetting:g}")
+    fix = "mix in more general data (Stage.replay), lower the learning rate or train fewer steps"
+    result.warnings.append(msg)
+    save()
+    if self.on_forgetting == 'stop':
+        raise DomainTunerError(msg + "; the run stopped (outputs so far are saved)", where=f"stage {stage.name}", fix=fix)
+    warnings.warn(f"{msg}; fix: {fix}", stacklevel=3)
+
+# %% ../nbs/24_staged.ipynb #83b8f357
 @patch
 def run(self:Curriculum,
         out:str|Path,            # the run folder: one subfolder per stage, curriculum_record.json
@@ -168,13 +212,13 @@ def run(self:Curriculum,
     evaluate = self.evaluate_stage or evaluate_stage
     replay, canary = _records(self.replay_data, tok), _records(self.canary, tok)
     result = CurriculumResult(out, [], out)
-    def _evaluate(model, stage):
+    def score(model, stage):
         metrics = dict(evaluate(model, tok, stage))
         if canary:
             c = eval_loss(model, tok, canary, loss_on='all')
             metrics.update(canary_loss=c['loss'], canary_perplexity=c['perplexity'])
         return metrics
-    def _save_record():
+    def save():
         rec = dict(kind='curriculum', base=base, stages=result.stages, final=str(result.final), warnings=result.warnings,
                    config=self.config.to_dict(), replay_hash=data_hash(replay), canary_hash=data_hash(canary),
                    max_forgetting=self.max_forgetting, forgetting_metric=self.forgetting_metric, environment=environment_info())
@@ -182,69 +226,33 @@ def run(self:Curriculum,
     # resolve every stage's data up front: a missing file fails now, not after an hour of training
     data = []
     for s in self.stages:
-        tr, ev = load_training_data(s.data, s.eval_data, tok)
-        s.eval_records = ev
+        tr, s.eval_records = load_training_data(s.data, s.eval_data, tok)
         data.append(tr)
     seed_everything(self.config.seed)
     base_model = load_model(base, precision=select_precision(self.config.precision))
-    result.stages.append(dict(name='base', method=None, out=base, eval=_evaluate(base_model, self.stages[0])))
+    result.stages.append(dict(name='base', method=None, out=base, eval=score(base_model, self.stages[0])))
     del base_model
     ref = result.stages[0]['eval'].get(self.forgetting_metric)
     cur_base, adapter_dir = base, None
     for k, (stage, train_recs) in enumerate(zip(self.stages, data), 1):
-        cfg = stage.config(self.config)
-        sdir = out/f"{k:02d}-{stage.name}"
+        cfg, sdir = stage.config(self.config), out/f"{k:02d}-{stage.name}"
         done = resume and (sdir/'run_record.json').exists()
         if adapter_dir is not None and (not cfg.is_adapter or stage.adapter_policy == 'merge'):
             mdir = sdir/'merged'
             if not (done or (mdir/'model.safetensors').exists()): merge(adapter_dir, mdir)
             cur_base, adapter_dir = str(mdir), None
-        if done:
-            rec = json.loads((sdir/'run_record.json').read_text())
-            result.stages.append(rec['stage'])
+        if done: result.stages.append(json.loads((sdir/'run_record.json').read_text())['stage'])
         else:
-            mixed = mix_replay(train_recs, replay, stage.replay, seed=cfg.seed)
-            seed_everything(cfg.seed)
-            train_ds = encode_records(mixed, tok, cfg)
-            eval_ds = encode_records(stage.eval_records, tok, cfg, pack=False) if stage.eval_records else None
-            prec = select_precision(cfg.precision)
-            plan = estimate_memory(cur_base, cfg, dtype=prec.load_dtype, device=prec.device)
-            with PeakMemory(prec.device) as mem:
-                model = _load_stage_model(cur_base, adapter_dir, cfg)
-                # the stage's eval split is scored once, after the stage (`_evaluate`); fit only scores it on the way
-                # when periodic evaluation is asked for (eval_steps), for its overfitting warning
-                trainer, metrics, hist = fit(model, tok, train_ds, eval_ds if cfg.eval_steps else None, cfg, sdir, plot=plot,
-                                             desc=f"stage {k}/{len(self.stages)} {stage.name} ({cfg.method})")
-            metrics.update(memory_estimate_gb=plan.total,
-                           memory_measured_gb=mem.delta_gb if mem.device == 'cpu' else mem.peak_gb)
-            ev = _evaluate(trainer.model, stage)
-            entry = dict(name=stage.name, method=cfg.method, out=str(sdir), base=cur_base, adapter_policy=stage.adapter_policy,
-                         continued_adapter=str(adapter_dir) if adapter_dir else None, replay=stage.replay,
-                         n_train=len(mixed), n_replay=len(mixed) - len(train_recs), data_hash=data_hash(mixed),
-                         config=cfg.to_dict(), train=metrics, eval=ev, parameters=count_parameters(trainer.model),
-                         warnings=hist.warnings, history=hist.logs)
+            entry, trainer = self._train_stage(k, stage, train_recs, cur_base, adapter_dir, sdir, tok, replay, plot, score)
             record = dict(kind='stage', base=cur_base, method=cfg.method, quantize=cfg.quantize, config=cfg.to_dict(),
                           seed=cfg.seed, stage=entry, stages=result.stages[1:] + [entry], environment=environment_info())
             save_trained(trainer, sdir, record)
             result.stages.append(entry)
-            result.warnings += hist.warnings
-            del trainer, model
-        entry = result.stages[-1]
+            result.warnings += entry['warnings']
+            del trainer
         if cfg.is_adapter: adapter_dir = sdir
         else: cur_base, adapter_dir = str(sdir), None
         result.final = sdir
-        val = entry['eval'].get(self.forgetting_metric)
-        if self.max_forgetting is not None and ref is not None and val is not None:
-            f = forgetting(ref, val, self.forgetting_metric)
-            entry['forgetting'] = f
-            if f > self.max_forgetting:
-                msg = (f"after stage {k} ({stage.name}) {self.forgetting_metric} went from {ref:.4g} (base) to {val:.4g}, "
-                       f"{100*f:.0f}% worse, more than max_forgetting={self.max_forgetting:g}")
-                fix = "mix in more general data (Stage.replay), lower the learning rate or train fewer steps"
-                result.warnings.append(msg)
-                _save_record()
-                if self.on_forgetting == 'stop':
-                    raise DomainTunerError(msg + "; the run stopped (outputs so far are saved)", where=f"stage {stage.name}", fix=fix)
-                warnings.warn(f"{msg}; fix: {fix}", stacklevel=2)
-    _save_record()
+        self._check_forgetting(k, stage, result.stages[-1], ref, result, save)
+    save()
     return result

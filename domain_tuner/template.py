@@ -82,10 +82,13 @@ def _plain(conv, eos):
         parts.append(chunk); pos += len(chunk)
     return ''.join(parts), spans
 
+# %% ../nbs/15_template.ipynb #17ece7af
 # the two built-in templates rendered with plain string operations: same text and spans as Jinja (tested below), ~50x faster
 _FAST = {CHATML_TEMPLATE: _chatml, PLAIN_TEMPLATE: _plain}
+
 _ROLES = {'system', 'user', 'assistant'}
 
+# %% ../nbs/15_template.ipynb #8fa02cd6
 def render_conversations(convs:list,          # list of message lists
                          tokenizer,           # gives the special tokens the template may use
                          template:str|None=None, # name, Jinja string, or None for the tokenizer's own
@@ -145,6 +148,7 @@ class EncodeStats:
 
 _PROBE = "Zq9 probe answer"
 
+# %% ../nbs/15_template.ipynb #24bad6af
 def _special_strings(tokenizer)->list[str]:
     "Every special token string of a tokenizer, longest first."
     s = set(getattr(tokenizer, 'all_special_tokens', []) or [])
@@ -174,6 +178,7 @@ def end_of_turn_token(tokenizer,             # a transformers tokenizer
 
 _EOT_CACHE = {}
 
+# %% ../nbs/15_template.ipynb #fc26cb1c
 def end_of_document_token(tokenizer)->str:
     "The token appended to raw text documents: `<|endoftext|>` when the vocabulary has it, else EOS."
     tid = tokenizer.convert_tokens_to_ids(EOS_DOC)  # one lookup: get_vocab() copies the whole vocabulary every call
@@ -211,6 +216,7 @@ def _trained(rec, spans):
                                "not to train cannot be told apart", where=record_source(rec), fix="use a named template (template='chatml')")
     return [s for s, m in zip(spans, asst) if m.get('train', True)]
 
+# %% ../nbs/15_template.ipynb #dd8ae287
 def _trim_spans(text, spans, eot):
     "End each span right after its last end-of-turn string, so trailing newlines are not trained."
     out = []
@@ -324,6 +330,7 @@ def split_documents(records:list,            # normalized records; only `text` r
     "Cut text records longer than `max_length` tokens into blocks at paragraph, line, sentence or word boundaries."
     return _split_documents(records, tokenizer, max_length, stats)[0]
 
+# %% ../nbs/15_template.ipynb #3b9347ca
 def _split_documents(records, tokenizer, max_length, stats=None):
     "`split_documents`, also returning for each block the index of the record it came from."
     docs = [i for i,r in enumerate(records) if 'messages' not in r]

@@ -18,7 +18,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from .core import DomainTunerError, select_precision, seed_everything, progress, environment_info, Precision, quiet, in_notebook
 from .models import load_model, load_tokenizer, count_parameters, cpu_4bit_inference_layout, standard_causal_loss, builtin_model, gguf_to_folder
 from .methods import TrainConfig, METHODS, prepare_model, optimizer_name, check_method, training_precision
-from .memory import estimate_memory, PeakMemory, compare_memory
+from .memory import estimate_memory, PeakMemory, compare_memory, step_tokens
 
 # %% auto #0
 __all__ = ['VARLEN_ATTENTION', 'load_training_data', 'data_hash', 'encode_records', 'count_encoding', 'accounting_line',
@@ -47,6 +47,7 @@ def _drops(prep)->tuple[dict, list]:
     where = [dict(file=r['file'], line=r['line'], reason=r['reason'][:200]) for r in prep.rejected[:20]]
     return dict(reasons), where
 
+# %% ../nbs/22_train.ipynb #e61c3f51
 def load_training_data(data,                 # records, a prepared folder, a raw data file, or a `prepare` result
                        eval_data=None,       # eval records or file; none (or the prepared folder's eval.jsonl) when None
                        tokenizer=None,       # passed to `prepare` for raw files
@@ -162,6 +163,7 @@ def _varlen_mask(*args, attention_mask=None, **kwargs):
     from transformers.masking_utils import sdpa_mask
     return None if attention_mask is None else sdpa_mask(*args, attention_mask=attention_mask, **kwargs)
 
+# %% ../nbs/22_train.ipynb #5210f672
 def use_varlen_attention(model)->str|None:
     "Switch a model using sdpa or eager attention to `varlen_sdpa`; returns the implementation to restore, or None."
     from transformers import AttentionInterface
@@ -200,6 +202,7 @@ def _nonfinite(what, value, step, cfg, precision):
     return DomainTunerError(f"the {what} became {value}; training stopped before the weights were updated",
                             where=f"step {step}", fix='; '.join(fixes))
 
+# %% ../nbs/22_train.ipynb #a589b84d
 class DomainTrainer(Trainer):
     "transformers' `Trainer` with logits only where the loss is, per-step non-finite guards and a count of real tokens."
     def __init__(self, *args, run_config:TrainConfig|None=None, precision:Precision|None=None, **kwargs):
@@ -345,6 +348,7 @@ def training_arguments(cfg:TrainConfig,        # the run's configuration
     kw.update(kwargs)
     return TrainingArguments(**kw)
 
+# %% ../nbs/22_train.ipynb #0cb1eeca
 def fit(model,                     # a model prepared by `prepare_model`
         tokenizer,                 # its tokenizer (pad token, chat template)
         train_ds,                  # encoded training examples (`encode_records`)
@@ -430,6 +434,7 @@ def _abs_base(base):
     p = Path(s).expanduser()
     return str(p.resolve()) if p.exists() else s
 
+# %% ../nbs/22_train.ipynb #a3db9dc5
 def train(base:str|Path,             # hub id or folder of the base model (or of a model to continue from)
           data,                      # records, a prepared folder, a raw data file or a `prepare` result
           config:TrainConfig|None=None, # the run's configuration; `TrainConfig()` when None
@@ -459,7 +464,8 @@ def train(base:str|Path,             # hub id or folder of the base model (or of
     eval_ds = encode_records(eval_recs, tokenizer, cfg, pack=False) if eval_recs else None
     count_encoding(info, stats)
     if show_data or (show_data is None and not quiet()): print(accounting_line(info), flush=True)  # before training
-    plan = estimate_memory(base, cfg, dtype=precision.load_dtype, device=precision.device)
+    plan = estimate_memory(base, cfg, dtype=training_precision(cfg, precision).load_dtype, device=precision.device,
+                           **step_tokens(train_ds, cfg))
     with PeakMemory(precision.device) as mem:
         model = prepare_model(load_model(base, quantize=cfg.quantize, precision=training_precision(cfg, precision)), cfg)
         trainer, metrics, hist = fit(model, tokenizer, train_ds, eval_ds, cfg, out, resume=resume, plot=plot, callbacks=callbacks)
@@ -504,6 +510,7 @@ def train_parser()->argparse.ArgumentParser:
         else: p.add_argument(name, type=t, default=None, help=h + f" (default: {f.default})")
     return p
 
+# %% ../nbs/22_train.ipynb #07fc6ede
 def cli_train(argv:list[str]|None=None)->int:
     "Entry point of `domain-tuner train`."
     a = train_parser().parse_args(argv)

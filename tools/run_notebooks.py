@@ -1,0 +1,71 @@
+#!/usr/bin/env python
+"""Run notebooks top to bottom (slow cells included) and keep the outputs that teach, so a notebook read on GitHub, in
+the docs or in Colab shows its results without being run.
+
+    python tools/run_notebooks.py [NOTEBOOK ...] [--skip-slow] [--timeout 1800]
+
+What is kept: printed text, tables, plots and values. What is dropped: stderr (warnings and progress bars), widget
+views (they show nothing outside a live kernel), and execution counts; a text output longer than 40 lines is cut to
+its first 30 and last 5. Progress bars are off during the run (DOMAIN_TUNER_QUIET=1). Cells flagged `#| eval: false`
+are not run (an install cell, a hub model). Afterwards `nbdev-clean` leaves the outputs as they are (it only drops
+metadata), and `make sync-check` still checks that notebooks and library agree.
+"""
+import json, os, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_LINES, HEAD, TAIL = 40, 30, 5
+NO_RUN = ('#| eval: false', '#|eval: false')
+
+def keep(output:dict)->dict|None:
+    "The output as committed, or None to drop it."
+    if output.get('output_type') == 'stream':
+        if output.get('name') == 'stderr': return None
+        return dict(output, text=_cut(''.join(output['text'])))
+    if output.get('output_type') in ('display_data', 'execute_result'):
+        data = {k: v for k, v in output.get('data', {}).items() if 'widget' not in k}
+        if not data: return None
+        if 'text/plain' in data: data['text/plain'] = _cut(''.join(data['text/plain']))
+        out = dict(output, data=data, metadata={})
+        out.pop('execution_count', None)
+        if output['output_type'] == 'execute_result': out['execution_count'] = None
+        return out
+    return output  # errors stay: a committed error is a bug to see
+
+def _cut(text:str)->str:
+    lines = text.splitlines(True)
+    if len(lines) <= MAX_LINES: return text
+    return ''.join(lines[:HEAD]) + f"... ({len(lines) - HEAD - TAIL} lines not shown)\n" + ''.join(lines[-TAIL:])
+
+def run(path:Path, skip_slow:bool=False, timeout:int=1800)->float:
+    import nbformat
+    from nbclient import NotebookClient
+    nb = nbformat.read(path, as_version=4)
+    skipped = []
+    for c in nb.cells:
+        if c.cell_type != 'code': continue
+        heads = [l for l in c.source.splitlines() if l.startswith('#|')]
+        if any(h.strip().startswith(NO_RUN) for h in heads) or (skip_slow and any('slow' in h for h in heads)):
+            skipped.append((c, c.source)); c.source = ''
+    os.environ['DOMAIN_TUNER_QUIET'] = '1'
+    t = time.perf_counter()
+    NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}).execute()
+    for c, src in skipped: c.source, c.outputs = src, []
+    for c in nb.cells:
+        if c.cell_type == 'code':
+            c.outputs = [o for o in (keep(dict(o)) for o in c.outputs) if o is not None]
+            c.execution_count = None
+    nbformat.write(nb, path)
+    return time.perf_counter() - t
+
+def main(args):
+    skip_slow = '--skip-slow' in args
+    timeout = int(args[args.index('--timeout') + 1]) if '--timeout' in args else 1800
+    paths = [Path(a) for a in args if a.endswith('.ipynb')] or sorted((ROOT/'nbs').glob('*.ipynb')) + sorted((ROOT/'nbs'/'tutorials').glob('*.ipynb'))
+    total = 0.0
+    for p in paths:
+        s = run(p.resolve(), skip_slow, timeout); total += s
+        print(f"{p}: {s:.0f} s", flush=True)
+    print(f"ran {len(paths)} notebooks in {total / 60:.1f} min")
+
+if __name__ == '__main__': main(sys.argv[1:])
