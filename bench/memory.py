@@ -21,12 +21,12 @@ def child(method:str, d:str, threads:int):
     import peft, transformers, bitsandbytes  # the same imports in every child, so the baselines agree  # noqa
     from domain_tuner.models import load_model, load_tokenizer, count_parameters
     from domain_tuner.methods import TrainConfig, prepare_model, training_precision
-    from domain_tuner.memory import estimate_memory
+    from domain_tuner.memory import estimate_memory, step_tokens
     from domain_tuner.train import fit
     tok = load_tokenizer(d)
     ds = encoded(instructions(BATCH * STEPS, seed=5, answer_words=60), tok, MAX_LEN)
     cfg = TrainConfig(method=method, batch_size=BATCH, max_length=MAX_LEN, max_steps=STEPS, logging_steps=1)
-    plan = estimate_memory(d, cfg, device='cpu')
+    plan = estimate_memory(d, cfg, device='cpu', **step_tokens(ds, cfg))  # as `train` plans a run
     base = _kb('VmRSS')
     model = prepare_model(load_model(d, quantize=cfg.quantize, precision=training_precision(cfg)), cfg)
     after_load = _kb('VmHWM')

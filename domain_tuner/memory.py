@@ -107,8 +107,8 @@ def estimate_memory(model,                    # a hub id, folder, config or mode
         # DoRA composes W + BA in full to take its norm, per adapted layer, and keeps it for backward
         if cfg.dora: acts += 2 * ps['linear'] * 4
     # loading on CPU: the memory-mapped safetensors file and the tensors built from it are resident together; 4-bit
-    # loading also holds full-precision copies while it quantises (measured ~4x the weights with bitsandbytes 0.50)
-    load = (4 if cfg.method == 'qlora' else 2) * ps['total'] * wb if device == 'cpu' else 0
+    # loading also holds full-precision copies while it quantises (2.5-2.9x the weights at 100M, bitsandbytes 0.50)
+    load = (2.5 if cfg.method == 'qlora' else 2) * ps['total'] * wb if device == 'cpu' else 0
     if device == 'cpu' and cfg.is_adapter:
         # measured at 135M (`python -m bench --real`): full fine-tuning's peak RSS is the plain sum above (-2%), an
         # adapter run's is not: its activations cost 1.55x their bytes in RSS (the allocator keeps freed blocks), and a
