@@ -25,7 +25,8 @@ def wilson_interval(k:float,   # successes
     d = 1 + z*z/n
     c = (p + z*z/(2*n)) / d
     h = z * math.sqrt(p*(1 - p)/n + z*z/(4*n*n)) / d
-    return (max(0.0, c - h), min(1.0, c + h))
+    # at 0 or n successes a bound is exactly 0 or 1 (the formula leaves rounding error that a plot's error bar trips on)
+    return (0.0 if k <= 0 else max(0.0, c - h), 1.0 if k >= n else min(1.0, c + h))
 
 # %% ../nbs/33a_intervals.ipynb #c1e6030b
 def _resample_means(values:list, n_boot:int, seed:int)->list[float]:

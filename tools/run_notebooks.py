@@ -53,7 +53,7 @@ def run(path:Path, skip_slow:bool=False, timeout:int=1800)->float:
     for c, src in skipped: c.source, c.outputs = src, []
     for c in nb.cells:
         if c.cell_type == 'code':
-            c.outputs = [o for o in (keep(dict(o)) for o in c.outputs) if o is not None]
+            c.outputs = [nbformat.from_dict(o) for o in (keep(dict(o)) for o in c.outputs) if o is not None]
             c.execution_count = None
     nbformat.write(nb, path)
     return time.perf_counter() - t
