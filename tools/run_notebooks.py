@@ -6,11 +6,11 @@ the docs or in Colab shows its results without being run.
 
 What is kept: printed text, tables, plots and values. What is dropped: stderr (warnings and progress bars), widget
 views (they show nothing outside a live kernel), and execution counts; a text output longer than 40 lines is cut to
-its first 30 and last 5. Progress bars are off during the run (DOMAIN_TUNER_QUIET=1). Cells flagged `#| eval: false`
+its first 30 and last 5, and temporary folders show as `<tmp>/`. Progress bars are off during the run (DOMAIN_TUNER_QUIET=1). Cells flagged `#| eval: false`
 are not run (an install cell, a hub model). Afterwards `nbdev-clean` leaves the outputs as they are (it only drops
 metadata), and `make sync-check` still checks that notebooks and library agree.
 """
-import json, os, sys, time
+import json, os, re, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +32,14 @@ def keep(output:dict)->dict|None:
         return out
     return output  # errors stay: a committed error is a bug to see
 
+_TMP = re.compile(re.escape(tempfile.gettempdir()) + r"/tmp[\w]+/")
+
+def _stable(text:str)->str:
+    "A temporary folder's random name would change the committed output on every run: show it as `<tmp>/`."
+    return _TMP.sub('<tmp>/', text)
+
 def _cut(text:str)->str:
+    text = _stable(text)
     lines = text.splitlines(True)
     if len(lines) <= MAX_LINES: return text
     return ''.join(lines[:HEAD]) + f"... ({len(lines) - HEAD - TAIL} lines not shown)\n" + ''.join(lines[-TAIL:])
