@@ -58,6 +58,22 @@ def encoded(records, tok, max_length=512):
     from domain_tuner.methods import TrainConfig
     return encode_records(records, tok, TrainConfig(max_length=max_length, truncation='truncate'), pack=False)
 
+# -- child processes ------------------------------------------------------------------------------------------------
+def proc_bytes(field:str)->int:
+    "A /proc/self/status memory figure in bytes: VmRSS (resident now) or VmHWM (the peak)."
+    for line in Path('/proc/self/status').read_text().splitlines():
+        if line.startswith(field + ':'): return int(line.split()[1]) * 1024
+    return 0
+
+def run_child(module:str, *args)->dict:
+    "Run `python -m MODULE ARGS...` in a fresh process (quiet); its last JSON line, or RuntimeError with its stderr."
+    import json, subprocess
+    p = subprocess.run([sys.executable, '-m', module, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, 'DOMAIN_TUNER_QUIET': '1'})
+    line = [l for l in p.stdout.splitlines() if l.startswith('{')]
+    if p.returncode or not line: raise RuntimeError(f"{module} {' '.join(map(str, args))} failed: {p.stderr[-3000:]}")
+    return json.loads(line[-1])
+
 # -- timing -----------------------------------------------------------------------------------------------------------
 def alternate(sides:dict, repeats:int)->dict:
     "Run each side `repeats` times, alternating the order (A B, B A, ...); returns {side: [results]}."

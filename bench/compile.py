@@ -5,8 +5,8 @@ SmolLM2-135M-Instruct, with and without compiling, each a whole process, compile
 
 Child mode: python -m bench.compile COMPILE(0|1) THREADS STEPS  -> one JSON line."""
 from __future__ import annotations
-import json, os, subprocess, sys, tempfile, time
-from .common import Result, timed_section, ROOT
+import json, os, sys, tempfile, time
+from .common import Result, timed_section, run_child
 
 def child(compile_:bool, threads:int, steps:int):
     import torch, warnings
@@ -44,10 +44,8 @@ def compile_trial(threads:int|None=None, steps:int=25)->Result:
     with timed_section(res):
         out = {}
         for c in (0, 1):
-            p = subprocess.run([sys.executable, '-m', 'bench.compile', str(c), str(threads), str(steps)], cwd=ROOT,
-                               capture_output=True, text=True, env={**os.environ, 'DOMAIN_TUNER_QUIET': '1'})
-            line = [l for l in p.stdout.splitlines() if l.startswith('{')]
-            out[c] = json.loads(line[-1]) if line and not p.returncode else dict(error=p.stderr[-1500:])
+            try: out[c] = run_child('bench.compile', c, threads, steps)
+            except RuntimeError as e: out[c] = dict(error=str(e)[-1500:])
         res.figures.update(runs=out)
         e, c = out[0], out[1]
         if 'error' in c:

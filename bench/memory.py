@@ -3,17 +3,11 @@
 
 Child mode: python -m bench.memory METHOD MODEL_DIR THREADS  -> one JSON line."""
 from __future__ import annotations
-import json, os, subprocess, sys, tempfile
-from pathlib import Path
-from .common import Result, timed_section, instructions, model_dir, encoded, ROOT
+import json, sys, tempfile
+from .common import Result, timed_section, instructions, model_dir, encoded, proc_bytes, run_child
 
 SHAPE_100M = dict(hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4, intermediate_size=3072)
 BATCH, MAX_LEN, STEPS = 2, 128, 2
-
-def _kb(field):
-    for line in Path('/proc/self/status').read_text().splitlines():
-        if line.startswith(field + ':'): return int(line.split()[1]) * 1024
-    return 0
 
 def child(method:str, d:str, threads:int):
     import torch
@@ -27,11 +21,11 @@ def child(method:str, d:str, threads:int):
     ds = encoded(instructions(BATCH * STEPS, seed=5, answer_words=60), tok, MAX_LEN)
     cfg = TrainConfig(method=method, batch_size=BATCH, max_length=MAX_LEN, max_steps=STEPS, logging_steps=1)
     plan = estimate_memory(d, cfg, device='cpu', **step_tokens(ds, cfg))  # as `train` plans a run
-    base = _kb('VmRSS')
+    base = proc_bytes('VmRSS')
     model = prepare_model(load_model(d, quantize=cfg.quantize, precision=training_precision(cfg)), cfg)
-    after_load = _kb('VmHWM')
+    after_load = proc_bytes('VmHWM')
     with tempfile.TemporaryDirectory() as tmp: fit(model, tok, ds, None, cfg, out=tmp, plot=None)
-    print(json.dumps(dict(method=method, baseline=base, peak=_kb('VmHWM'), load_peak=after_load,
+    print(json.dumps(dict(method=method, baseline=base, peak=proc_bytes('VmHWM'), load_peak=after_load,
                           params=count_parameters(model), estimate=plan.total * 1e9, plan={k: getattr(plan, k) for k in
                           ('weights', 'gradients', 'optimizer', 'activations', 'logits', 'load')})))
 
@@ -41,11 +35,7 @@ def peak_memory(threads:int=1)->Result:
     with timed_section(res):
         out = {}
         for m in ('full', 'lora', 'qlora'):
-            p = subprocess.run([sys.executable, '-m', 'bench.memory', m, str(d), str(threads)], cwd=ROOT, capture_output=True,
-                               text=True, env={**os.environ, 'DOMAIN_TUNER_QUIET': '1'})
-            line = [l for l in p.stdout.splitlines() if l.startswith('{')]
-            if p.returncode or not line: raise RuntimeError(f"memory child {m} failed: {p.stderr[-2000:]}")
-            out[m] = json.loads(line[-1])
+            out[m] = run_child('bench.memory', m, d, threads)
         G = 1e9
         peak = {m: r['peak'] / G for m, r in out.items()}
         delta = {m: (r['peak'] - r['baseline']) / G for m, r in out.items()}

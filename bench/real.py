@@ -7,9 +7,9 @@ measured peak.
 
 Child mode: python -m bench.real SIDE METHOD THREADS N_TRAIN N_EVAL  -> one JSON line."""
 from __future__ import annotations
-import json, os, subprocess, sys, tempfile, time
+import json, os, sys, tempfile, time
 from pathlib import Path
-from .common import Result, timed_section, ROOT, median
+from .common import Result, timed_section, median, proc_bytes, run_child
 
 BASE = 'builtin:smollm2-135m-instruct'
 BATCH, MAX_LEN, R, ALPHA = 8, 512, 16, 32
@@ -17,11 +17,6 @@ LR = dict(lora=2e-4, qlora=2e-4, full=2e-5)  # the usual peaks (and domain-tuner
 SPEEDUP = dict(lora=1.3, full=1.2, qlora=1.2)  # the issue's targets: ours / TRL at equal loss
 LOSS_TOL = 0.05                                 # equal response loss: within 5%
 FLOP_FACTOR = dict(full=6, lora=4, qlora=4)     # per parameter and token: forward 2, input gradients 2, weight gradients 2
-
-def _kb(field:str)->int:
-    for line in Path('/proc/self/status').read_text().splitlines():
-        if line.startswith(field + ':'): return int(line.split()[1]) * 1024
-    return 0
 
 def matmul_ceiling(dtype:str='float32', m:int=4096, k:int=576, n:int=1536, seconds:float=2.0)->float:
     "GFLOPS of one (m x k) @ (k x n) matmul, the shape of SmolLM2's MLP at a batch of 4,096 tokens, at this thread count."
@@ -78,11 +73,12 @@ def child(side:str, method:str, threads:int, n_train:int, n_eval:int):
                       epochs=1, scheduler='linear', warmup_ratio=0.0, weight_decay=0.0, max_grad_norm=1.0, logging_steps=4,
                       precision=None if side == 'ours' else 'fp32')
     precision = select_precision(cfg.precision, measure=True)  # ours: measured here; TRL: fp32 as configured
-    plan = estimate_memory(base, cfg, dtype=training_precision(cfg, precision).load_dtype, device='cpu',
+    used = training_precision(cfg, precision)
+    plan = estimate_memory(base, cfg, dtype=used.load_dtype, device='cpu',
                            **step_tokens(train_ds, cfg))  # as `train` plans a run
-    baseline = _kb('VmRSS')
+    baseline = proc_bytes('VmRSS')
     seed_everything(0)
-    model = prepare_model(load_model(base, quantize=cfg.quantize, precision=training_precision(cfg, precision)), cfg)
+    model = prepare_model(load_model(base, quantize=cfg.quantize, precision=used), cfg)
     tokens = sum(len(x) for x in train_ds['input_ids'])
     supervised = sum(sum(1 for t in x if t != -100) for x in train_ds['labels'])
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,21 +97,13 @@ def child(side:str, method:str, threads:int, n_train:int, n_eval:int):
             tr.remove_callback(PrinterCallback)
             t = time.perf_counter(); tr.train(); secs = time.perf_counter() - t
             steps, n_rec = tr.state.global_step, len(tr.train_dataset)
-    peak = _kb('VmHWM')
+    peak = proc_bytes('VmHWM')
     loss = response_loss(model, eval_ds)
     print(json.dumps(dict(side=side, method=method, seconds=secs, steps=steps, records=n_rec, tokens=tokens,
-                          supervised=supervised, loss=loss, precision=training_precision(cfg, precision).reason,
-                          autocast=training_precision(cfg, precision).autocast, load_dtype=training_precision(cfg, precision).load_dtype,
+                          supervised=supervised, loss=loss, precision=used.reason, autocast=used.autocast, load_dtype=used.load_dtype,
                           flops=useful_flops(model, method, tokens, supervised), baseline=baseline, peak=peak,
                           estimate=plan.total * 1e9, plan={k: getattr(plan, k) for k in
                           ('weights', 'gradients', 'optimizer', 'activations', 'logits', 'load')})), flush=True)
-
-def _run_child(side, method, threads, n_train, n_eval)->dict:
-    p = subprocess.run([sys.executable, '-m', 'bench.real', side, method, str(threads), str(n_train), str(n_eval)], cwd=ROOT,
-                       capture_output=True, text=True, env={**os.environ, 'DOMAIN_TUNER_QUIET': '1'})
-    line = [l for l in p.stdout.splitlines() if l.startswith('{')]
-    if p.returncode or not line: raise RuntimeError(f"{side} {method} failed: {p.stderr[-3000:]}")
-    return json.loads(line[-1])
 
 def real_suite(threads:int|None=None, n_train:int=128, n_eval:int=56, methods=('lora', 'full', 'qlora'), repeats:int=1)->Result:
     "(9) Ours against TRL on the real base, per method, each side a whole process, alternated."
@@ -131,7 +119,7 @@ def real_suite(threads:int|None=None, n_train:int=128, n_eval:int=56, methods=('
             for r in range(repeats):
                 for side in (('ours', 'trl') if r % 2 == 0 else ('trl', 'ours')):
                     print(f"[bench real] {method} {side} ...", flush=True)
-                    runs[side].append(_run_child(side, method, threads, n_train, n_eval))
+                    runs[side].append(run_child('bench.real', side, method, threads, n_train, n_eval))
             rows[method] = {s: dict(v[0], seconds=median([x['seconds'] for x in v])) for s, v in runs.items()}
         res.figures.update(ceiling_gflops=ceiling, runs=rows, threads=threads)
         lines = []

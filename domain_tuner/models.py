@@ -348,21 +348,34 @@ def cpu_4bit_inference_layout(model,       # a model with bitsandbytes 4-bit lay
     return converted
 
 # %% ../nbs/01_models.ipynb #76c9530c
+def _packed(layer)->bool:
+    "Is a 4-bit weight in bitsandbytes' packed CPU layout, which only its own kernel reads?"
+    return bool(getattr(getattr(layer.weight, 'quant_state', None), 'packing_format_for_cpu', False))
+
+def _dense(layer):
+    "A linear layer's weight, dense, in the dtype it computes in: a 4-bit weight dequantized (the same values)."
+    import torch
+    w = layer.weight
+    if getattr(w, 'quant_state', None) is None: return w
+    import bitsandbytes.functional as bf
+    return bf.dequantize_4bit(w.data, w.quant_state).to(layer.compute_dtype or torch.float32)
+
+def _compute_with(m, dense, bias):
+    "Patch module `m` to compute `x @ dense.T + bias` in dense's dtype (`del m.forward` restores it)."
+    import torch
+    def fwd(x, *args, **kwargs): return torch.nn.functional.linear(x.to(dense.dtype), dense, bias).to(x.dtype)
+    m.forward = fwd
+
 class dequantized_4bit:
     "Within the block, 4-bit layers compute with their weight dequantized once (the same values), then are restored."
     def __init__(self, model, skip:set|None=None): self.model, self.patched, self.skip = model, [], skip or set()
     def __enter__(self):
-        import torch
         if not probe_bitsandbytes(): return self.model
-        import bitsandbytes as bnb, bitsandbytes.functional as bf
+        import bitsandbytes as bnb
         for m in self.model.modules():
-            if not isinstance(m, bnb.nn.Linear4bit) or id(m) in self.skip: continue  # `skip`: layers another patch covers
-            if getattr(m.weight.quant_state, 'packing_format_for_cpu', False): continue  # bitsandbytes' own CPU kernel
-            w = m.weight
-            dense = bf.dequantize_4bit(w.data, w.quant_state).to(m.compute_dtype or torch.float32)
-            def fwd(x, _d=dense, _m=m):
-                return torch.nn.functional.linear(x.to(_d.dtype), _d, None if _m.bias is None else _m.bias.to(_d.dtype)).to(x.dtype)
-            m.forward = fwd; self.patched.append(m)
+            if not isinstance(m, bnb.nn.Linear4bit) or id(m) in self.skip or _packed(m): continue  # skip: another patch covers it
+            d = _dense(m)
+            _compute_with(m, d, None if m.bias is None else m.bias.to(d.dtype)); self.patched.append(m)
         return self.model
     def __exit__(self, *exc):
         for m in self.patched: del m.forward
@@ -379,9 +392,9 @@ def _free_bytes(device)->int|None:
 def _mergeable(m)->str|None:
     "The adapter a peft LoRA layer would merge for inference, or None when it cannot be merged here (DoRA, several, conv)."
     import torch
-    act = getattr(m, 'active_adapters', [])
-    if len(act) != 1 or act[0] not in getattr(m, 'lora_A', {}) or m.use_dora.get(act[0]): return None
-    return act[0] if isinstance(m.get_base_layer(), torch.nn.Linear) else None
+    act, base = getattr(m, 'active_adapters', []), m.get_base_layer()
+    if len(act) != 1 or act[0] not in getattr(m, 'lora_A', {}) or m.use_dora.get(act[0]) or _packed(base): return None
+    return act[0] if isinstance(base, torch.nn.Linear) else None
 
 # %% ../nbs/01_models.ipynb #45b34346
 class merged_adapters:
@@ -389,7 +402,6 @@ class merged_adapters:
     def __init__(self, model, max_bytes:int|None=None):  # max_bytes: the copies' budget; half the free memory when None
         self.model, self.max_bytes, self.patched, self.inner = model, max_bytes, [], None
     def __enter__(self):
-        import torch
         try: from peft.tuners.lora import LoraLayer
         except ImportError: return self.model
         layers = [(m, a) for m in self.model.modules() if isinstance(m, LoraLayer) and (a := _mergeable(m))]
@@ -402,23 +414,13 @@ class merged_adapters:
         self.inner.__enter__()  # 4-bit layers that no adapter covers
         return self.model
     def _patch(self, m, a):
-        import torch
-        base = m.get_base_layer(); w = base.weight
-        dtype = (getattr(base, 'compute_dtype', None) or torch.float32) if _is_4bit(m) else w.dtype
-        if _is_4bit(m):
-            import bitsandbytes.functional as bf
-            w = bf.dequantize_4bit(w.data, w.quant_state)
-        dense = (w.float() + m.get_delta_weight(a).float()).to(dtype)
-        bias = None if base.bias is None else base.bias.to(dtype)
-        def fwd(x, *args, _d=dense, _b=bias, **kwargs): return torch.nn.functional.linear(x.to(_d.dtype), _d, _b).to(x.dtype)
-        m.forward = fwd; self.patched.append(m)
+        base = m.get_base_layer(); w = _dense(base)
+        _compute_with(m, (w.float() + m.get_delta_weight(a).float()).to(w.dtype), None if base.bias is None else base.bias.to(w.dtype))
+        self.patched.append(m)
     def __exit__(self, *exc):
         if self.inner is not None: self.inner.__exit__(*exc)
         for m in self.patched: del m.forward
         self.patched, self.inner = [], None
-
-# %% ../nbs/01_models.ipynb #eeae1e04
-def _is_4bit(m)->bool: return hasattr(m.get_base_layer().weight, 'quant_state')
 
 # %% ../nbs/01_models.ipynb #58d109f1
 def is_adapter_dir(path)->bool:

@@ -14,8 +14,9 @@ import json, os, re, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT/'tools'))
+from render_docs import directives
 MAX_LINES, HEAD, TAIL = 40, 30, 5
-NO_RUN = ('#| eval: false', '#|eval: false')
 
 def keep(output:dict)->dict|None:
     "The output as committed, or None to drop it."
@@ -51,8 +52,8 @@ def run(path:Path, skip_slow:bool=False, timeout:int=1800)->float:
     skipped = []
     for c in nb.cells:
         if c.cell_type != 'code': continue
-        heads = [l for l in c.source.splitlines() if l.startswith('#|')]
-        if any(h.strip().startswith(NO_RUN) for h in heads) or (skip_slow and any('slow' in h for h in heads)):
+        ds = directives(c.source)  # the same reading of `#|` lines as the docs renderer
+        if any(d.replace(' ', '') == 'eval:false' for d in ds) or (skip_slow and 'slow' in ds):
             skipped.append((c, c.source)); c.source = ''
     os.environ['DOMAIN_TUNER_QUIET'] = '1'
     t = time.perf_counter()
