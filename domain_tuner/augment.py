@@ -32,7 +32,8 @@ def paraphrase(rec:dict, rng:random.Random, templates:list[str]=PARAPHRASES)->di
 def glossary_swap(rec:dict, rng:random.Random, glossary:dict)->dict|None:
     "A copy with one glossary term replaced by a synonym everywhere in the record (None when no term occurs)."
     text = record_text(rec)
-    pairs = [(t, s) for t, syns in glossary.items() for s in syns] + [(s, t) for t, syns in glossary.items() for s in syns]
+    pairs = [(t, s) for t, syns in glossary.items() for s in syns]
+    pairs += [(s, t) for t, s in pairs]  # and back: a synonym becomes its term
     present = [(t, s) for t, s in pairs if re.search(rf"\b{re.escape(t)}\b", text)]
     if not present: return None
     t, s = rng.choice(sorted(present))
@@ -50,9 +51,11 @@ def augment(train:list,                      # training records to augment
             seed:int=0)->list:
     "New synthetic records made from training records (never from eval items), each marked with its origin."
     unknown = set(kinds) - {'paraphrase', 'glossary', 'numbers'}
-    if unknown: raise DomainTunerError(f"unknown augmentation {sorted(unknown)}", where="augment", fix="use 'paraphrase', 'glossary' and/or 'numbers'")
+    if unknown: raise DomainTunerError(f"unknown augmentation {sorted(unknown)}", where="augment",
+                                       fix="use 'paraphrase', 'glossary' and/or 'numbers'")
     if 'glossary' in kinds and not glossary:
-        raise DomainTunerError("glossary augmentation needs a glossary", where="augment", fix="pass glossary={'term': ['synonym', ...]}")
+        raise DomainTunerError("glossary augmentation needs a glossary", where="augment",
+                               fix="pass glossary={'term': ['synonym', ...]}")
     banned = {dedup_key(record_text(r)) for r in eval_records or []}
     rng, seen, out = random.Random(seed), {dedup_key(record_text(r)) for r in train} | banned, []
     for r in train:
@@ -64,8 +67,9 @@ def augment(train:list,                      # training records to augment
                 if new is None or (key := dedup_key(record_text(new))) in seen: continue
                 seen.add(key)
                 src = (r.get('meta') or {}).get('source')
-                new.update(synthetic=True, meta={**(r.get('meta') or {}), 'augmented_from': src, 'augmentation': kind,
-                                                 'source': f"{src}#{kind}{len(out)+1}"})  # the base's tags (task, ...) kept
+                meta = {**(r.get('meta') or {}), 'augmented_from': src, 'augmentation': kind,
+                        'source': f"{src}#{kind}{len(out)+1}"}  # the base's tags (task, ...) kept
+                new.update(synthetic=True, meta=meta)
                 if r.get('group'): new['group'] = r['group']
                 out.append(new)
     return out
@@ -86,7 +90,8 @@ def _like(fig:str, rng:random.Random)->str:
         if s != fig: return s
 
 def perturb_figure(rec:dict, rng:random.Random)->dict|None:
-    "A copy where the one figure the answer copies from the prompt is replaced, in both, by another of its form (else None)."
+    ("A copy where the one figure the answer copies from the prompt is replaced, in both, by another of its form "
+     "(else None).")
     msgs = rec.get('messages')
     if not msgs or msgs[-1]['role'] != 'assistant': return None
     figs = _FIGURE.findall(msgs[-1]['content'])

@@ -18,11 +18,12 @@ __all__ = ['GENERAL_MODULES', 'CORPUS_LICENSE', 'ASSET_DIR', 'general_corpus', '
            'canary_scores', 'build_base', 'base_model_dir']
 
 # %% ../nbs/41_base.ipynb #1b985cc4
-GENERAL_MODULES = ('string', 'textwrap', 'json', 'csv', 'random', 'statistics', 'fractions', 'decimal', 'datetime', 'calendar',
-    'collections', 'heapq', 'bisect', 'functools', 'itertools', 'pathlib', 'os', 'shutil', 'glob', 'tempfile', 'logging',
-    'argparse', 're', 'difflib', 'typing', 'dataclasses', 'enum', 'abc', 'contextlib', 'inspect', 'threading', 'queue',
-    'subprocess', 'socket', 'email', 'http', 'urllib', 'unittest', 'doctest', 'pickle', 'copy', 'pprint', 'zipfile',
-    'tarfile', 'gzip', 'hashlib', 'secrets', 'time', 'math', 'cmath')
+GENERAL_MODULES = ('string', 'textwrap', 'json', 'csv', 'random', 'statistics', 'fractions', 'decimal', 'datetime',
+                   'calendar', 'collections', 'heapq', 'bisect', 'functools', 'itertools', 'pathlib', 'os', 'shutil',
+                   'glob', 'tempfile', 'logging', 'argparse', 're', 'difflib', 'typing', 'dataclasses', 'enum', 'abc',
+                   'contextlib', 'inspect', 'threading', 'queue', 'subprocess', 'socket', 'email', 'http', 'urllib',
+                   'unittest', 'doctest', 'pickle', 'copy', 'pprint', 'zipfile', 'tarfile', 'gzip', 'hashlib',
+                   'secrets', 'time', 'math', 'cmath')
 CORPUS_LICENSE = "Python Software Foundation License 2.0 (PSF-2.0), the licence of CPython and its documentation"
 
 def general_corpus()->list[str]:
@@ -42,7 +43,8 @@ def general_corpus()->list[str]:
 
 def corpus_info(docs:list[str])->dict:
     "Where the general text comes from, its licence, size and a hash (it varies with the Python version)."
-    return dict(source=f"Python {sys.version.split()[0]} standard library: pydoc_data.topics and docstrings of {len(GENERAL_MODULES)} modules",
+    return dict(source=f"Python {sys.version.split()[0]} standard library: pydoc_data.topics and docstrings of "
+                       f"{len(GENERAL_MODULES)} modules",
                 license=CORPUS_LICENSE, documents=len(docs), characters=sum(map(len, docs)),
                 sha256=hashlib.sha256('\x00'.join(docs).encode()).hexdigest()[:16])
 
@@ -57,7 +59,8 @@ def _value(r:random.Random)->str:
 _LOOKUP_QUESTIONS = ("What is the {k}?", "How much is the {k}?", "Report the {k}.", "What value is listed for {k}?")
 
 def lookup_dialog(r:random.Random, n_questions:int=1)->list[dict]:
-    "A generic copy-from-context chat: `Key: value` lines, then `n_questions` questions each answered by copying a value."
+    ("A generic copy-from-context chat: `Key: value` lines, then `n_questions` questions each answered by copying "
+     "a value.")
     from domain_tuner.domains import COMMON_WORDS
     keys, n_keys = [], r.randint(2, 7)
     while len(keys) < n_keys:
@@ -106,7 +109,8 @@ class BaseConfig:
 def domain_sample_texts(seed:int=0)->list[str]:
     "A sample of finance, medical and legal text, so the tokenizer learns domain words as units."
     from domain_tuner.domains import finance_dataset, medical_dataset, legal_dataset
-    fin, med, leg = finance_dataset(n=500, seed=seed + 1000, n_bench=1, n_bench_companies=1), medical_dataset(seed), legal_dataset(300, 1, seed)
+    fin = finance_dataset(n=500, seed=seed + 1000, n_bench=1, n_bench_companies=1)
+    med, leg = medical_dataset(seed), legal_dataset(300, 1, seed)
     out = [d['text'] for d in fin['documents'] + med['documents'] + leg['documents']]
     return out + [m['content'] for rec in fin['train'] + med['train'] + leg['train'] for m in rec['messages']]
 
@@ -146,7 +150,8 @@ def _stream(tok, docs_ids:list[list[int]], cfg:BaseConfig, r:random.Random):
             text = tok.apply_chat_template(msgs[:j + 1], tokenize=False)[len(done):]
             if m['role'] == 'assistant':
                 head = '<|im_start|>assistant\n'
-                h, a = tok(head, add_special_tokens=False)['input_ids'], tok(text[len(head):], add_special_tokens=False)['input_ids']
+                h = tok(head, add_special_tokens=False)['input_ids']
+                a = tok(text[len(head):], add_special_tokens=False)['input_ids']
                 ids += h + a; labels += [-100]*len(h) + a
             else:
                 t = tok(text, add_special_tokens=False)['input_ids']; ids += t; labels += [-100]*len(t)
@@ -172,7 +177,8 @@ def pretrain_batches(tok, docs:list[str], cfg:BaseConfig):
 
 # %% ../nbs/41_base.ipynb #f0cf9b47
 def pretrain(model, tok, docs:list[str], cfg:BaseConfig,
-             max_minutes:float|None=None, # also end the schedule after this long (the result then depends on the machine's speed)
+             # also end the schedule after this long (the result then depends on the machine's speed)
+             max_minutes:float|None=None,
             )->dict:
     "Pre-train `model` in place on the general stream; returns the log: losses per step, tokens, seconds."
     import torch
@@ -196,7 +202,8 @@ def pretrain(model, tok, docs:list[str], cfg:BaseConfig,
         if step % 25 == 0 and hasattr(bar, 'set_postfix'): bar.set_postfix(loss=sum(losses[-25:])/len(losses[-25:]))
         if frac >= 1: break
     model.eval()
-    return dict(losses=losses, steps=len(losses), tokens=len(losses)*cfg.batch_size*cfg.seq_len, seconds=round(time.time() - t0, 1))
+    return dict(losses=losses, steps=len(losses), tokens=len(losses)*cfg.batch_size*cfg.seq_len,
+                seconds=round(time.time() - t0, 1))
 
 # %% ../nbs/41_base.ipynb #09cc0028
 def copy_probe(model, tok, n:int=100, seed:int=12345)->float:
@@ -216,7 +223,8 @@ def canary_scores(model, tok)->dict:
     can = canary_set()
     preds = generate(model, tok, [x['messages'][:-1] for x in can], max_new_tokens=16, batch_size=32)
     out = {}
-    for x, p in zip(can, preds): out.setdefault(x['meta']['task'], []).append(exact_match(p, x['messages'][-1]['content']))
+    for x, p in zip(can, preds):
+        out.setdefault(x['meta']['task'], []).append(exact_match(p, x['messages'][-1]['content']))
     res = {k: sum(v)/len(v) for k, v in out.items()}
     res['all'] = sum(sum(v) for v in out.values()) / len(can)
     return res
@@ -238,8 +246,8 @@ def build_base(path:str|Path,            # folder to write
     tok = base_tokenizer(cfg, docs)
     eot, eod = tok.convert_tokens_to_ids(EOT), tok.convert_tokens_to_ids(EOS_DOC)
     mcfg = tiny_config(len(tok), hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
-                       num_kv_heads=cfg.num_kv_heads, intermediate_size=cfg.intermediate_size, max_position_embeddings=1024,
-                       pad_token_id=tok.pad_token_id, eos_token_id=eot)
+                       num_kv_heads=cfg.num_kv_heads, intermediate_size=cfg.intermediate_size,
+                       max_position_embeddings=1024, pad_token_id=tok.pad_token_id, eos_token_id=eot)
     seed_everything(cfg.seed)
     model = LlamaForCausalLM(mcfg)
     model.generation_config = GenerationConfig(eos_token_id=[eot, eod], pad_token_id=tok.pad_token_id)
@@ -261,7 +269,8 @@ def build_base(path:str|Path,            # folder to write
     return path
 
 # %% ../nbs/41_base.ipynb #e5ed5b30
-ASSET_DIR = Path(importlib.import_module('domain_tuner').__file__).parent/'assets'/'base'  # the copy shipped in the package
+# the copy shipped in the package
+ASSET_DIR = Path(importlib.import_module('domain_tuner').__file__).parent/'assets'/'base'
 
 
 def base_model_dir(cfg:BaseConfig|None=None, # recipe; the shipped default when None
@@ -270,7 +279,8 @@ def base_model_dir(cfg:BaseConfig|None=None, # recipe; the shipped default when 
     "Folder of the project's pre-trained base: the copy shipped in the package, or built once into the cache."
     cfg = cfg or BaseConfig()
     shipped = ASSET_DIR/'base_card.json'
-    if not rebuild and shipped.exists() and json.loads(shipped.read_text()).get('recipe_key') == cfg.key: return ASSET_DIR
+    if not rebuild and shipped.exists() and json.loads(shipped.read_text()).get('recipe_key') == cfg.key:
+        return ASSET_DIR
     path = cache_dir()/f"base-{cfg.key}"
     if rebuild or not (path/'config.json').exists():
         tmp = path.with_name(path.name + f'.tmp{os.getpid()}')

@@ -10,6 +10,7 @@ import json, math, re, time, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable
+from fastcore.basics import patch
 from .core import DomainTunerError
 from .metrics import resolve_metrics, score_example, parse_numbers, _NUM, _close
 from .generation import generate, answer_and_score
@@ -25,17 +26,21 @@ def _load_records(path):
     return list(load_records(path).records)
 
 def load_bench(bench)->list[dict]:
-    "Benchmark records from a path (any format the data loader reads) or a list; each must end with an assistant answer."
+    ("Benchmark records from a path (any format the data loader reads) or a list; "
+     "each must end with an assistant answer.")
     recs = _load_records(bench) if isinstance(bench, (str, Path)) else list(bench)
-    if not recs: raise DomainTunerError("the benchmark is empty", where=str(bench) if isinstance(bench, (str, Path)) else "bench",
-                                        fix="pass a file or a list with at least one record")
+    if not recs:
+        raise DomainTunerError("the benchmark is empty",
+                               where=str(bench) if isinstance(bench, (str, Path)) else "bench",
+                               fix="pass a file or a list with at least one record")
     for i, r in enumerate(recs):
         m = r.get('messages') if isinstance(r, dict) else None
         if not m or m[-1].get('role') != 'assistant':
             src = (r.get('meta') or {}).get('source', f"bench[{i}]") if isinstance(r, dict) else f"bench[{i}]"
-            raise DomainTunerError("a benchmark record must be a conversation ending with the reference (assistant) answer",
-                                   where=src, fix="give each record a question and its reference answer; raw text belongs in "
-                                   "`perplexity(...)`, not in a benchmark")
+            raise DomainTunerError("a benchmark record must be a conversation ending with the reference "
+                                   "(assistant) answer", where=src,
+                                   fix="give each record a question and its reference answer; raw text belongs in "
+                                       "`perplexity(...)`, not in a benchmark")
     return recs
 
 def reference(record:dict)->str: return record['messages'][-1]['content']
@@ -101,74 +106,96 @@ class EvalResult:
 
 # %% ../nbs/33_benchmark.ipynb #541bdf91
 def _model_name(model)->str:
-    return str(getattr(model, 'name_or_path', None) or getattr(getattr(model, 'config', None), '_name_or_path', '') or 'model')
+    return str(getattr(model, 'name_or_path', None)
+               or getattr(getattr(model, 'config', None), '_name_or_path', '') or 'model')
 
 def _mean(xs): return sum(xs)/len(xs) if xs else float('nan')
 
-# %% ../nbs/33_benchmark.ipynb #7885d391
-def evaluate(model,                       # a causal LM (transformers or PEFT)
-             tokenizer,                   # its tokenizer, with the chat template used in training
-             bench,                       # a benchmark file (any format the data loader reads) or a list of records
-             metrics=None,                # metric names / functions f(prediction, reference, record) / {name: f}
-             batch_size:int=16,           # prompts per generation and scoring batch
-             max_new_tokens:int=64,       # answer length limit
-             name:str|None=None,          # the model's label in tables
-             do_sample:bool=False,        # greedy by default: reproducible answers
-             canary=None,                 # a general-ability benchmark scored next to the domain one (forgetting)
-             canary_metrics=None,         # metrics for the canary; `metrics` when None
-             canary_max_new_tokens:int|None=None, # answer length limit on the canary; `max_new_tokens` when None
-             grounding:bool|None=None,    # check answers against meta.context (None), against the prompt too (True), or not (False)
-             normalize_mc:bool=False,     # multiple choice by mean instead of summed token log-likelihood
-             **gen_kwargs)->EvalResult:
-    "Evaluate a model on a benchmark: generated answers, task metrics, reference perplexity, multiple choice, grounding."
-    recs, fns = load_bench(bench), resolve_metrics(metrics)
-    t0 = time.perf_counter()
-    mc_idx = [i for i, r in enumerate(recs) if (r.get('meta') or {}).get('choices')]
+# %% ../nbs/33_benchmark.ipynb #2c1cb3da
+def _answers_and_nll(model, tokenizer, recs:list, mc_idx:list, batch_size:int, max_new_tokens:int,
+                     do_sample:bool, gen_kwargs:dict)->tuple[list, list]:
+    "Answers to the records not in `mc_idx` (None for those) and (NLL sum, token count) of every reference answer."
     gen_idx = [i for i in range(len(recs)) if i not in set(mc_idx)]
     preds = [None]*len(recs)
     if not do_sample and not gen_kwargs:  # greedy: answer and score the reference in one pass over each prompt
-        both = answer_and_score(model, tokenizer, [recs[i] for i in gen_idx], max_new_tokens, batch_size) if gen_idx else []
+        both = (answer_and_score(model, tokenizer, [recs[i] for i in gen_idx], max_new_tokens, batch_size)
+                if gen_idx else [])
         nll = [None]*len(recs)
         for i, (a, s, n) in zip(gen_idx, both): preds[i], nll[i] = a, (s, n)
         if mc_idx:
-            for i, x in zip(mc_idx, record_nll(model, tokenizer, [recs[i] for i in mc_idx], loss_on='last', batch_size=batch_size)): nll[i] = x
+            mc_nll = record_nll(model, tokenizer, [recs[i] for i in mc_idx], loss_on='last', batch_size=batch_size)
+            for i, x in zip(mc_idx, mc_nll): nll[i] = x
     else:
         nll = record_nll(model, tokenizer, recs, loss_on='last', batch_size=batch_size)
         answers = generate(model, tokenizer, [prompt_messages(recs[i]) for i in gen_idx], max_new_tokens=max_new_tokens,
                            batch_size=batch_size, do_sample=do_sample, **gen_kwargs) if gen_idx else []
         for i, a in zip(gen_idx, answers): preds[i] = a
-    t_gen = time.perf_counter() - t0
-    mc_pred = mc_predict(model, tokenizer, [recs[i] for i in mc_idx], batch_size, normalize_mc) if mc_idx else []
-    examples = []
-    for i, r in enumerate(recs):
-        meta, ex = r.get('meta') or {}, {}
-        ex.update(id=i, source=meta.get('source'), prompt=prompt_messages(r)[-1]['content'] if prompt_messages(r) else '',
-                  reference=reference(r))
-        if meta.get('task') is not None: ex['task'] = meta['task']  # for scores by task (`scores_by`)
-        if i in set(mc_idx):
-            choices, right = mc_choices(r); k = mc_pred[mc_idx.index(i)]
-            preds[i] = choices[k]; ex['choice'] = k; ex['answer'] = right
-        ex['prediction'] = preds[i]
-        ex.update(score_example(preds[i], reference(r), r, fns))
-        if i in set(mc_idx): ex['mc_accuracy'] = float(ex['choice'] == ex['answer'])
-        ctx = meta.get('context') or ('\n'.join(m['content'] for m in prompt_messages(r)) if grounding else None)
-        if ctx and grounding is not False:
-            ex['ungrounded'] = ungrounded_claims(preds[i], str(ctx), reference(r)); ex['grounded'] = float(not ex['ungrounded'])
-        s, n = nll[i]; ex['nll'], ex['ref_tokens'], ex['perplexity'] = s, n, math.exp(s/n)
-        examples.append(ex)
+    return preds, nll
+
+# %% ../nbs/33_benchmark.ipynb #b9bd9380
+def _example(i:int, r:dict, pred:str|None, choice:int|None, fns:dict, nll:tuple, grounding:bool|None)->dict:
+    "One benchmark item's result: prompt, reference, prediction (the chosen option for multiple choice), scores, flags."
+    meta, ex, msgs = r.get('meta') or {}, {}, prompt_messages(r)
+    ex.update(id=i, source=meta.get('source'), prompt=msgs[-1]['content'] if msgs else '', reference=reference(r))
+    if meta.get('task') is not None: ex['task'] = meta['task']  # for scores by task (`scores_by`)
+    if choice is not None:
+        choices, right = mc_choices(r)
+        pred = choices[choice]; ex['choice'] = choice; ex['answer'] = right
+    ex['prediction'] = pred
+    ex.update(score_example(pred, reference(r), r, fns))
+    if choice is not None: ex['mc_accuracy'] = float(ex['choice'] == ex['answer'])
+    ctx = meta.get('context') or ('\n'.join(m['content'] for m in msgs) if grounding else None)
+    if ctx and grounding is not False:
+        ex['ungrounded'] = ungrounded_claims(pred, str(ctx), reference(r)); ex['grounded'] = float(not ex['ungrounded'])
+    s, n = nll; ex['nll'], ex['ref_tokens'], ex['perplexity'] = s, n, math.exp(s/n)
+    return ex
+
+# %% ../nbs/33_benchmark.ipynb #611786ec
+def _aggregate(examples:list, fns:dict, mc_idx:list, nll:list)->dict:
+    "Benchmark scores: each metric's mean over the examples it applies to; perplexity pooled over reference tokens."
     agg = {k: _mean([e[k] for e in examples]) for k in fns}
     if mc_idx: agg['mc_accuracy'] = _mean([e['mc_accuracy'] for e in examples if 'mc_accuracy' in e])
-    if any('grounded' in e for e in examples): agg['grounded'] = _mean([e['grounded'] for e in examples if 'grounded' in e])
+    if any('grounded' in e for e in examples):
+        agg['grounded'] = _mean([e['grounded'] for e in examples if 'grounded' in e])
     agg['perplexity'] = math.exp(sum(s for s, _ in nll)/sum(n for _, n in nll))
+    return agg
+
+# %% ../nbs/33_benchmark.ipynb #7885d391
+def evaluate(
+    model,                    # a causal LM (transformers or PEFT)
+    tokenizer,                # its tokenizer, with the chat template used in training
+    bench,                    # a benchmark file (any format the data loader reads) or a list of records
+    metrics=None,             # metric names / functions f(prediction, reference, record) / {name: f}
+    batch_size:int=16,        # prompts per generation and scoring batch
+    max_new_tokens:int=64,    # answer length limit
+    name:str|None=None,       # the model's label in tables
+    do_sample:bool=False,     # greedy by default: reproducible answers
+    canary=None,              # a general-ability benchmark scored next to the domain one (forgetting)
+    canary_metrics=None,      # metrics for the canary; `metrics` when None
+    canary_max_new_tokens:int|None=None, # answer length limit on the canary; `max_new_tokens` when None
+    grounding:bool|None=None, # check answers against meta.context (None), against the prompt too (True), or not (False)
+    normalize_mc:bool=False,  # multiple choice by mean instead of summed token log-likelihood
+    **gen_kwargs)->EvalResult:
+    ("Evaluate a model on a benchmark: generated answers, task metrics, reference perplexity, "
+     "multiple choice, grounding.")
+    recs, fns = load_bench(bench), resolve_metrics(metrics)
+    t0 = time.perf_counter()
+    mc_idx = [i for i, r in enumerate(recs) if (r.get('meta') or {}).get('choices')]
+    preds, nll = _answers_and_nll(model, tokenizer, recs, mc_idx, batch_size, max_new_tokens, do_sample, gen_kwargs)
+    t_gen = time.perf_counter() - t0
+    mc_pred = mc_predict(model, tokenizer, [recs[i] for i in mc_idx], batch_size, normalize_mc) if mc_idx else []
+    choice = dict(zip(mc_idx, mc_pred))
+    examples = [_example(i, r, preds[i], choice.get(i), fns, nll[i], grounding) for i, r in enumerate(recs)]
+    agg = _aggregate(examples, fns, mc_idx, nll)
     secs = time.perf_counter() - t0
+    bench_name = str(bench) if isinstance(bench, (str, Path)) else f"{len(recs)} records"
     res = EvalResult(name or _model_name(model), agg, examples,
-                     dict(model=_model_name(model), bench=str(bench) if isinstance(bench, (str, Path)) else f"{len(recs)} records",
-                          n=len(recs), n_multiple_choice=len(mc_idx), metrics=list(fns), batch_size=batch_size,
-                          max_new_tokens=max_new_tokens, do_sample=do_sample, seconds=round(secs, 3),
-                          generate_seconds=round(t_gen, 3)))
+                     dict(model=_model_name(model), bench=bench_name, n=len(recs), n_multiple_choice=len(mc_idx),
+                          metrics=list(fns), batch_size=batch_size, max_new_tokens=max_new_tokens,
+                          do_sample=do_sample, seconds=round(secs, 3), generate_seconds=round(t_gen, 3)))
     if canary is not None:
-        res.canary = evaluate(model, tokenizer, canary, canary_metrics or metrics, batch_size, canary_max_new_tokens or max_new_tokens,
-                              name=f"{res.name} (canary)",
+        res.canary = evaluate(model, tokenizer, canary, canary_metrics or metrics, batch_size,
+                              canary_max_new_tokens or max_new_tokens, name=f"{res.name} (canary)",
                               do_sample=do_sample, grounding=False, **gen_kwargs)
     return res
 
@@ -182,8 +209,10 @@ def scores_by(result:EvalResult,  # from `evaluate`
         if e.get(key) is not None: groups.setdefault(e[key], []).append(e)
     out = {}
     for g, xs in groups.items():
-        out[g] = {k: _mean([e[k] for e in xs if k in e]) for k in result.metrics if k != 'perplexity' and any(k in e for e in xs)}
-        if 'perplexity' in result.metrics: out[g]['perplexity'] = math.exp(sum(e['nll'] for e in xs)/sum(e['ref_tokens'] for e in xs))
+        out[g] = {k: _mean([e[k] for e in xs if k in e])
+                  for k in result.metrics if k != 'perplexity' and any(k in e for e in xs)}
+        if 'perplexity' in result.metrics:
+            out[g]['perplexity'] = math.exp(sum(e['nll'] for e in xs)/sum(e['ref_tokens'] for e in xs))
     return out
 
 # %% ../nbs/33_benchmark.ipynb #73a26587
@@ -200,69 +229,81 @@ class Comparison:
     @property
     def metric_names(self): return list(dict.fromkeys(k for r in self.results for k in r.metrics))
 
-    def table(self)->list[dict]:
-        "One row per model: every metric, and its gain over the baseline (the first result)."
-        base = self.results[0].metrics
-        rows = []
-        for r in self.results:
-            row = dict(model=r.name)
-            for k in self.metric_names:
-                v = r.metrics.get(k, float('nan')); row[k] = v
-                if r is not self.results[0]: row[f"{k} gain"] = v - base.get(k, float('nan'))
-            rows.append(row)
-        return rows
+# %% ../nbs/33_benchmark.ipynb #ab9ebe92
+@patch
+def table(self:Comparison)->list[dict]:
+    "One row per model: every metric, and its gain over the baseline (the first result)."
+    base = self.results[0].metrics
+    rows = []
+    for r in self.results:
+        row = dict(model=r.name)
+        for k in self.metric_names:
+            v = r.metrics.get(k, float('nan')); row[k] = v
+            if r is not self.results[0]: row[f"{k} gain"] = v - base.get(k, float('nan'))
+        rows.append(row)
+    return rows
 
-    def gains(self)->dict:
-        "{model: {metric: value - baseline value}} for every model after the first."
-        base = self.results[0].metrics
-        return {r.name: {k: r.metrics.get(k, float('nan')) - base.get(k, float('nan')) for k in self.metric_names}
-                for r in self.results[1:]}
+@patch
+def gains(self:Comparison)->dict:
+    "{model: {metric: value - baseline value}} for every model after the first."
+    base = self.results[0].metrics
+    return {r.name: {k: r.metrics.get(k, float('nan')) - base.get(k, float('nan')) for k in self.metric_names}
+            for r in self.results[1:]}
 
-    def diffs(self, metric:str='exact_match', threshold:float=0.5, model:str|int=-1)->dict:
-        "Examples a model fixed (baseline score < threshold <= model score) and broke (the reverse), by `metric`."
-        a = self.results[0]
-        b = self.results[model] if isinstance(model, int) else self.results[self.names.index(model)]
-        if len(a.examples) != len(b.examples) or any(x['reference'] != y['reference'] for x, y in zip(a.examples, b.examples)):
-            raise DomainTunerError(f"{a.name!r} and {b.name!r} were not evaluated on the same benchmark", where="compare",
-                                   fix="evaluate every model on the same benchmark file, in the same order")
-        out = dict(fixed=[], broke=[])
-        for x, y in zip(a.examples, b.examples):
-            if metric not in x or metric not in y: continue
-            d = dict(id=x['id'], prompt=x['prompt'], reference=x['reference'], before=x['prediction'], after=y['prediction'],
-                     score_before=x[metric], score_after=y[metric])
-            if x[metric] < threshold <= y[metric]: out['fixed'].append(d)
-            elif y[metric] < threshold <= x[metric]: out['broke'].append(d)
-        return out
+# %% ../nbs/33_benchmark.ipynb #323407c9
+@patch
+def diffs(self:Comparison, metric:str='exact_match', threshold:float=0.5, model:str|int=-1)->dict:
+    "Examples a model fixed (baseline score < threshold <= model score) and broke (the reverse), by `metric`."
+    a = self.results[0]
+    b = self.results[model] if isinstance(model, int) else self.results[self.names.index(model)]
+    if (len(a.examples) != len(b.examples)
+            or any(x['reference'] != y['reference'] for x, y in zip(a.examples, b.examples))):
+        raise DomainTunerError(f"{a.name!r} and {b.name!r} were not evaluated on the same benchmark", where="compare",
+                               fix="evaluate every model on the same benchmark file, in the same order")
+    out = dict(fixed=[], broke=[])
+    for x, y in zip(a.examples, b.examples):
+        if metric not in x or metric not in y: continue
+        d = dict(id=x['id'], prompt=x['prompt'], reference=x['reference'],
+                 before=x['prediction'], after=y['prediction'], score_before=x[metric], score_after=y[metric])
+        if x[metric] < threshold <= y[metric]: out['fixed'].append(d)
+        elif y[metric] < threshold <= x[metric]: out['broke'].append(d)
+    return out
 
-    def markdown(self, digits:int=4)->str:
-        "The table as Markdown (gains signed; perplexity gains are better when negative)."
-        rows, cols = self.table(), ['model'] + [c for c in self.table()[-1] if c != 'model']
-        def fmt(v, gain):
-            if isinstance(v, str): return v
-            if v is None or v != v: return ''
-            return f"{v:+.{digits}g}" if gain else f"{v:.{digits}g}"
-        lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|'*len(cols)]
-        for r in rows: lines.append('| ' + ' | '.join(fmt(r.get(c, ''), c.endswith(' gain')) for c in cols) + ' |')
-        return '\n'.join(lines)
-    def _repr_markdown_(self): return self.markdown()
+# %% ../nbs/33_benchmark.ipynb #fda9e5af
+@patch
+def markdown(self:Comparison, digits:int=4)->str:
+    "The table as Markdown (gains signed; perplexity gains are better when negative)."
+    rows, cols = self.table(), ['model'] + [c for c in self.table()[-1] if c != 'model']
+    def fmt(v, gain):
+        if isinstance(v, str): return v
+        if v is None or v != v: return ''
+        return f"{v:+.{digits}g}" if gain else f"{v:.{digits}g}"
+    lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|'*len(cols)]
+    for r in rows: lines.append('| ' + ' | '.join(fmt(r.get(c, ''), c.endswith(' gain')) for c in cols) + ' |')
+    return '\n'.join(lines)
 
-    def plot(self, path:str|Path|None=None, metrics:list|None=None):
-        "Bar chart of each model's gain over the baseline per metric (perplexity as relative change); saved to `path`."
-        import matplotlib; import matplotlib.pyplot as plt
-        ms = metrics or [k for k in self.metric_names]
-        base = self.results[0].metrics
-        fig, ax = plt.subplots(figsize=(max(4, 1.2*len(ms)*max(1, len(self.results)-1)), 3.2))
-        w = 0.8/max(1, len(self.results)-1)
-        for j, r in enumerate(self.results[1:]):
-            ys = [(r.metrics.get(k, float('nan'))/base[k] - 1) if k in LOWER_IS_BETTER and base.get(k) else
-                  r.metrics.get(k, float('nan')) - base.get(k, float('nan')) for k in ms]
-            ax.bar([i + j*w for i in range(len(ms))], ys, w, label=r.name)
-        ax.axhline(0, color='black', lw=0.8)
-        ax.set_xticks([i + w*(len(self.results)-2)/2 for i in range(len(ms))],
-                      [f"{k}\n(rel. change, lower better)" if k in LOWER_IS_BETTER else k for k in ms], fontsize=8)
-        ax.set_ylabel(f"gain over {self.results[0].name}"); ax.legend(fontsize=8); fig.tight_layout()
-        if path is not None: fig.savefig(path, dpi=110); plt.close(fig)
-        return fig
+@patch
+def _repr_markdown_(self:Comparison): return self.markdown()
+
+# %% ../nbs/33_benchmark.ipynb #29171b76
+@patch
+def plot(self:Comparison, path:str|Path|None=None, metrics:list|None=None):
+    "Bar chart of each model's gain over the baseline per metric (perplexity as relative change); saved to `path`."
+    import matplotlib; import matplotlib.pyplot as plt
+    ms = metrics or [k for k in self.metric_names]
+    base = self.results[0].metrics
+    fig, ax = plt.subplots(figsize=(max(4, 1.2*len(ms)*max(1, len(self.results)-1)), 3.2))
+    w = 0.8/max(1, len(self.results)-1)
+    for j, r in enumerate(self.results[1:]):
+        ys = [(r.metrics.get(k, float('nan'))/base[k] - 1) if k in LOWER_IS_BETTER and base.get(k) else
+              r.metrics.get(k, float('nan')) - base.get(k, float('nan')) for k in ms]
+        ax.bar([i + j*w for i in range(len(ms))], ys, w, label=r.name)
+    ax.axhline(0, color='black', lw=0.8)
+    ax.set_xticks([i + w*(len(self.results)-2)/2 for i in range(len(ms))],
+                  [f"{k}\n(rel. change, lower better)" if k in LOWER_IS_BETTER else k for k in ms], fontsize=8)
+    ax.set_ylabel(f"gain over {self.results[0].name}"); ax.legend(fontsize=8); fig.tight_layout()
+    if path is not None: fig.savefig(path, dpi=110); plt.close(fig)
+    return fig
 
 # %% ../nbs/33_benchmark.ipynb #cc269d66
 def compare(*results)->Comparison:
@@ -283,47 +324,60 @@ class ForgettingGuard:
                  action:str='warn',              # 'warn', or 'stop' (sets should_stop; the callback stops training)
                  baseline:float|None=None,       # known baseline score; the first checked score when None
                  batch_size:int=16, max_new_tokens:int=32):
-        if action not in ('warn', 'stop'): raise DomainTunerError(f"unknown action={action!r}", where="ForgettingGuard", fix="use 'warn' or 'stop'")
-        self.canary, self.threshold, self.metric, self.relative, self.action = canary, threshold, metric, relative, action
+        if action not in ('warn', 'stop'):
+            raise DomainTunerError(f"unknown action={action!r}", where="ForgettingGuard", fix="use 'warn' or 'stop'")
+        self.canary, self.threshold, self.metric = canary, threshold, metric
+        self.relative, self.action = relative, action
         self.baseline, self.batch_size, self.max_new_tokens = baseline, batch_size, max_new_tokens
         self.history, self.should_stop = [], False
 
-    def score(self, model, tokenizer)->float:
-        "The canary score of a model."
-        if self.canary is None: raise DomainTunerError("no canary set to score", where="ForgettingGuard(canary=None)",
-                                                       fix="pass canary=<file or records>, or call check() with a score")
-        if self.metric == 'perplexity':
-            from domain_tuner.scoring import perplexity
-            recs = _load_records(self.canary) if isinstance(self.canary, (str, Path)) else list(self.canary)
-            return perplexity(model, tokenizer, recs, batch_size=self.batch_size, loss_on='last')  # text records count whole
-        m = None if self.metric in ('mc_accuracy', 'grounded') else [self.metric]
-        return evaluate(model, tokenizer, self.canary, metrics=m, batch_size=self.batch_size,
-                        max_new_tokens=self.max_new_tokens, grounding=False).metrics[self.metric]
+# %% ../nbs/33_benchmark.ipynb #756c085c
+@patch
+def score(self:ForgettingGuard, model, tokenizer)->float:
+    "The canary score of a model."
+    if self.canary is None:
+        raise DomainTunerError("no canary set to score", where="ForgettingGuard(canary=None)",
+                               fix="pass canary=<file or records>, or call check() with a score")
+    if self.metric == 'perplexity':
+        from domain_tuner.scoring import perplexity
+        recs = _load_records(self.canary) if isinstance(self.canary, (str, Path)) else list(self.canary)
+        # text records count whole
+        return perplexity(model, tokenizer, recs, batch_size=self.batch_size, loss_on='last')
+    m = None if self.metric in ('mc_accuracy', 'grounded') else [self.metric]
+    return evaluate(model, tokenizer, self.canary, metrics=m, batch_size=self.batch_size,
+                    max_new_tokens=self.max_new_tokens, grounding=False).metrics[self.metric]
 
-    def drop(self, score:float)->float:
-        "How much worse `score` is than the baseline (positive = worse)."
-        d = (score - self.baseline) if self.metric in LOWER_IS_BETTER else (self.baseline - score)
-        return d/abs(self.baseline) if self.relative and self.baseline else d
+# %% ../nbs/33_benchmark.ipynb #2a592caf
+@patch
+def drop(self:ForgettingGuard, score:float)->float:
+    "How much worse `score` is than the baseline (positive = worse)."
+    d = (score - self.baseline) if self.metric in LOWER_IS_BETTER else (self.baseline - score)
+    return d/abs(self.baseline) if self.relative and self.baseline else d
 
-    def check(self, model_or_score, tokenizer=None, step:int|None=None)->bool:
-        "Score (or take) the canary score; True while within the threshold, else warn and, with action='stop', set should_stop."
-        s = float(model_or_score) if isinstance(model_or_score, (int, float)) else self.score(model_or_score, tokenizer)
-        if self.baseline is None: self.baseline = s
-        d = self.drop(s)
-        ok = d <= self.threshold
-        self.history.append(dict(step=step, score=s, drop=d, ok=ok))
-        if not ok:
-            warnings.warn(f"forgetting guard: canary {self.metric} {s:.4g} is {d:.1%} worse than the baseline {self.baseline:.4g}"
-                          if self.relative else f"forgetting guard: canary {self.metric} dropped by {d:.4g}", stacklevel=2)
-            if self.action == 'stop': self.should_stop = True
-        return ok
+@patch
+def check(self:ForgettingGuard, model_or_score, tokenizer=None, step:int|None=None)->bool:
+    ("Score (or take) the canary score; True while within the threshold, "
+     "else warn and, with action='stop', set should_stop.")
+    s = float(model_or_score) if isinstance(model_or_score, (int, float)) else self.score(model_or_score, tokenizer)
+    if self.baseline is None: self.baseline = s
+    d = self.drop(s)
+    ok = d <= self.threshold
+    self.history.append(dict(step=step, score=s, drop=d, ok=ok))
+    if not ok:
+        msg = (f"forgetting guard: canary {self.metric} {s:.4g} is {d:.1%} worse than the baseline {self.baseline:.4g}"
+               if self.relative else f"forgetting guard: canary {self.metric} dropped by {d:.4g}")
+        warnings.warn(msg, stacklevel=2)
+        if self.action == 'stop': self.should_stop = True
+    return ok
 
-    def callback(self, tokenizer):
-        "A transformers TrainerCallback that checks the guard at every evaluation and stops training when asked to."
-        from transformers import TrainerCallback
-        guard = self
-        class ForgettingGuardCallback(TrainerCallback):
-            def on_evaluate(self, args, state, control, model=None, **kwargs):
-                guard.check(model, tokenizer, step=getattr(state, 'global_step', None))
-                if guard.should_stop: control.should_training_stop = True
-        return ForgettingGuardCallback()
+# %% ../nbs/33_benchmark.ipynb #4c6222c8
+@patch
+def callback(self:ForgettingGuard, tokenizer):
+    "A transformers TrainerCallback that checks the guard at every evaluation and stops training when asked to."
+    from transformers import TrainerCallback
+    guard = self
+    class ForgettingGuardCallback(TrainerCallback):
+        def on_evaluate(self, args, state, control, model=None, **kwargs):
+            guard.check(model, tokenizer, step=getattr(state, 'global_step', None))
+            if guard.should_stop: control.should_training_stop = True
+    return ForgettingGuardCallback()

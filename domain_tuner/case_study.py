@@ -8,22 +8,24 @@ Docs: https://domain-tuner.github.io/domain-tuner/case_study.html.md"""
 from __future__ import annotations
 import random
 from .core import DomainTunerError
-from .domains import (ITEMS, STATEMENT_TITLES, FINANCE_GLOSSARY, RATIOS, GROWTH_ITEMS, company_names, make_company,
-    statement_text, fmt_money, fmt_pct, fmt_ratio, fmt_growth, finance_documents, _TEMPLATES, _LABELS, _STMT_OF)
+from domain_tuner.domains import (ITEMS, STATEMENT_TITLES, FINANCE_GLOSSARY, RATIOS, GROWTH_ITEMS, company_names,
+    make_company, statement_text, fmt_money, fmt_pct, fmt_ratio, fmt_growth, finance_documents, _TEMPLATES, _LABELS,
+    _STMT_OF)
 
 # %% auto #0
 __all__ = ['HOUSE_TERMS', 'ABSTAIN', 'ABSENT_ITEMS', 'SYSTEM', 'CASE_STUDY_MIX', 'definition', 'statement_prose',
            'statement_table', 'ratio_answer', 'growth_answer', 'case_questions', 'finance_case_study']
 
 # %% ../nbs/40a_case_study.ipynb #2fb200d8
-HOUSE_TERMS = ('revenue', 'gross profit', 'gross margin', 'operating income', 'operating margin', 'net income', 'net margin',
-               'EBITDA', 'EBIT', 'earnings per share', 'working capital', 'current ratio', 'quick ratio', 'debt to equity ratio',
-               'free cash flow', 'capital expenditure', 'return on equity', 'return on assets', 'depreciation', 'amortization',
-               'goodwill', 'deferred revenue', 'accounts receivable', 'accounts payable')
+HOUSE_TERMS = ('revenue', 'gross profit', 'gross margin', 'operating income', 'operating margin', 'net income',
+               'net margin', 'EBITDA', 'EBIT', 'earnings per share', 'working capital', 'current ratio', 'quick ratio',
+               'debt to equity ratio', 'free cash flow', 'capital expenditure', 'return on equity', 'return on assets',
+               'depreciation', 'amortization', 'goodwill', 'deferred revenue', 'accounts receivable',
+               'accounts payable')
 ABSTAIN = 'Not reported in the document.'  # the fixed, honest answer when the figure is not in the document
 ABSENT_ITEMS = ('research and development expense', 'dividends paid', 'number of employees', 'inventory', 'goodwill',
-                'capital expenditure', 'earnings per share', 'accounts receivable', 'marketing expense', 'share buybacks',
-                'order backlog', 'headcount', 'depreciation expense', 'long-term debt')
+                'capital expenditure', 'earnings per share', 'accounts receivable', 'marketing expense',
+                'share buybacks', 'order backlog', 'headcount', 'depreciation expense', 'long-term debt')
 SYSTEM = 'You are a careful financial analyst. Answer from the document.'
 
 def definition(term:str)->str:
@@ -33,20 +35,32 @@ def definition(term:str)->str:
 
 # %% ../nbs/40a_case_study.ipynb #1c64ad6c
 _PROSE = {  # field -> (train wordings, bench wordings); {v} is the figure, {c} the company, {y} the year
-    'revenue': (["{c} reported revenue of {v} for fiscal {y}.", "Revenue for fiscal {y} came to {v}.", "In fiscal {y}, revenue reached {v}."],
+    'revenue': (["{c} reported revenue of {v} for fiscal {y}.", "Revenue for fiscal {y} came to {v}.",
+                 "In fiscal {y}, revenue reached {v}."],
                 ["Top-line revenue for the {y} fiscal year stood at {v}."]),
-    'cogs': (["Cost of goods sold was {v}.", "The cost of goods sold amounted to {v}."], ["Goods sold cost the company {v}."]),
-    'gross_profit': (["Gross profit was {v}.", "This left gross profit of {v}."], ["The business earned a gross profit of {v}."]),
-    'opex': (["Operating expenses totalled {v}.", "Operating expenses were {v}."], ["Spending on operations, the operating expenses, reached {v}."]),
-    'operating_income': (["Operating income came in at {v}.", "Operating income was {v}."], ["The result from operations, operating income, was {v}."]),
-    'interest': (["Interest expense was {v}.", "The company paid interest expense of {v}."], ["Borrowing cost it {v} in interest expense."]),
+    'cogs': (["Cost of goods sold was {v}.", "The cost of goods sold amounted to {v}."],
+             ["Goods sold cost the company {v}."]),
+    'gross_profit': (["Gross profit was {v}.", "This left gross profit of {v}."],
+                     ["The business earned a gross profit of {v}."]),
+    'opex': (["Operating expenses totalled {v}.", "Operating expenses were {v}."],
+             ["Spending on operations, the operating expenses, reached {v}."]),
+    'operating_income': (["Operating income came in at {v}.", "Operating income was {v}."],
+                         ["The result from operations, operating income, was {v}."]),
+    'interest': (["Interest expense was {v}.", "The company paid interest expense of {v}."],
+                 ["Borrowing cost it {v} in interest expense."]),
     'tax': (["Income tax amounted to {v}.", "Income tax was {v}."], ["The income tax charge came to {v}."]),
-    'net_income': (["Net income for the year was {v}.", "The year closed with net income of {v}."], ["Bottom-line net income ended at {v}."]),
-    'current_assets': (["Current assets were {v}.", "The company held current assets of {v}."], ["Assets due within a year, the current assets, totalled {v}."]),
-    'total_assets': (["Total assets stood at {v}.", "Total assets were {v}."], ["Everything it owned, its total assets, summed to {v}."]),
-    'current_liabilities': (["Current liabilities were {v}.", "Current liabilities amounted to {v}."], ["Obligations due within a year, the current liabilities, were {v}."]),
-    'total_liabilities': (["Total liabilities came to {v}.", "Total liabilities were {v}."], ["All of its obligations, the total liabilities, reached {v}."]),
-    'equity': (["Shareholders' equity was {v}.", "Shareholders' equity stood at {v}."], ["What remained for owners, shareholders' equity, was {v}."]),
+    'net_income': (["Net income for the year was {v}.", "The year closed with net income of {v}."],
+                   ["Bottom-line net income ended at {v}."]),
+    'current_assets': (["Current assets were {v}.", "The company held current assets of {v}."],
+                       ["Assets due within a year, the current assets, totalled {v}."]),
+    'total_assets': (["Total assets stood at {v}.", "Total assets were {v}."],
+                     ["Everything it owned, its total assets, summed to {v}."]),
+    'current_liabilities': (["Current liabilities were {v}.", "Current liabilities amounted to {v}."],
+                            ["Obligations due within a year, the current liabilities, were {v}."]),
+    'total_liabilities': (["Total liabilities came to {v}.", "Total liabilities were {v}."],
+                          ["All of its obligations, the total liabilities, reached {v}."]),
+    'equity': (["Shareholders' equity was {v}.", "Shareholders' equity stood at {v}."],
+               ["What remained for owners, shareholders' equity, was {v}."]),
 }
 
 def statement_prose(company:dict, year:int, statement:str, r:random.Random, split:str='train')->str:
@@ -56,7 +70,8 @@ def statement_prose(company:dict, year:int, statement:str, r:random.Random, spli
                                where="statement", fix="use 'income' or 'balance'")
     f, c = company['years'][year], company['name']
     k = 0 if split == 'train' else 1
-    return ' '.join(r.choice(_PROSE[field][k]).format(v=fmt_money(f[field]), c=c, y=year) for field, _ in ITEMS[statement])
+    return ' '.join(r.choice(_PROSE[field][k]).format(v=fmt_money(f[field]), c=c, y=year)
+                    for field, _ in ITEMS[statement])
 
 # %% ../nbs/40a_case_study.ipynb #4b11bf5b
 def statement_table(company:dict, years:list[int], statement:str)->str:
@@ -64,19 +79,22 @@ def statement_table(company:dict, years:list[int], statement:str)->str:
     ys = sorted(years)
     rows = [f"| {company['name']}: {STATEMENT_TITLES[statement].lower()} | " + ' | '.join(f"FY{y}" for y in ys) + ' |',
             '|---|' + '---|' * len(ys)]
-    rows += [f"| {label} | " + ' | '.join(fmt_money(company['years'][y][k]) for y in ys) + ' |' for k, label in ITEMS[statement]]
+    rows += [f"| {label} | " + ' | '.join(fmt_money(company['years'][y][k]) for y in ys) + ' |'
+             for k, label in ITEMS[statement]]
     return '\n'.join(rows)
 
 # %% ../nbs/40a_case_study.ipynb #fb3be613
 def _chat(user:str, answer:str, group:str, **meta)->dict:
-    return dict(messages=[dict(role='system', content=SYSTEM), dict(role='user', content=user), dict(role='assistant', content=answer)],
+    return dict(messages=[dict(role='system', content=SYSTEM), dict(role='user', content=user),
+                          dict(role='assistant', content=answer)],
                 meta=meta, group=group, synthetic=True)
 
 def ratio_answer(f:dict, name:str, operands:bool=True)->str:
     "A ratio's answer: `Gross profit $X million / revenue $Y million = 30.5%` (or only the result)."
     _, num, den, fmt = RATIOS[name]
     res = fmt(f[num], f[den])
-    return f"{_LABELS[num]} {fmt_money(f[num])} / {_LABELS[den].lower()} {fmt_money(f[den])} = {res}" if operands else res
+    return (f"{_LABELS[num]} {fmt_money(f[num])} / {_LABELS[den].lower()} {fmt_money(f[den])} = {res}" if operands
+            else res)
 
 def growth_answer(prev:dict, cur:dict, field:str, operands:bool=True)->str:
     "A growth answer: `From $X million to $Y million: up 10.2%` (or only the change)."
@@ -88,6 +106,36 @@ _ABSTAIN_Q = {'train': ["What was {company}'s {label} in fiscal {year}?", "Repor
                         "How much was the {label} in fiscal {year}?"],
               'bench': ["According to the document, what {label} did {company} report for fiscal {year}?"]}
 
+# %% ../nbs/40a_case_study.ipynb #62c4dc90
+def _extract_questions(company:dict, y:int, T:dict, r:random.Random, split:str)->dict:
+    "One year's figure questions: asked of the statement, of its prose and (benchmark only) of the table layout."
+    c, f, years = company['name'], company['years'][y], sorted(company['years'])
+    out = dict(extract=[], extract_prose=[], extract_layout=[])
+    for field, label in _LABELS.items():
+        q = r.choice(T['extract']).format(company=c, label=label.lower(), year=y)
+        st, a = _STMT_OF[field], fmt_money(f[field])
+        out['extract'].append(_chat(f"{statement_text(company, y, st)}\n\n{q}", a, c,
+                                    task='extract', company=c, year=y, item=field))
+        if st != 'cashflow':
+            out['extract_prose'].append(_chat(f"{statement_prose(company, y, st, r, split)}\n\n{q}", a, c,
+                                              task='extract_prose', company=c, year=y, item=field))
+            if split == 'bench' and len(years) > 1:
+                out['extract_layout'].append(_chat(f"{statement_table(company, years, st)}\n\n{q}", a, c,
+                                                   task='extract_layout', company=c, year=y, item=field))
+    return out
+
+# %% ../nbs/40a_case_study.ipynb #0a9d279c
+def _abstain_questions(company:dict, y:int, r:random.Random, split:str)->list[dict]:
+    "One year's questions about a figure the document does not hold, answered with `ABSTAIN`."
+    c, out = company['name'], []
+    for st in ('income', 'balance'):  # a figure the document does not hold: another item, or another year
+        doc = statement_text(company, y, st) if r.random() < 0.5 else statement_prose(company, y, st, r, split)
+        label = r.choice(ABSENT_ITEMS) if r.random() < 0.7 else _LABELS[r.choice([k for k, _ in ITEMS[st]])].lower()
+        year = y if label in ABSENT_ITEMS else y + r.choice([-2, -1, 1])
+        q = r.choice(_ABSTAIN_Q[split]).format(company=c, label=label, year=year)
+        out.append(_chat(f"{doc}\n\n{q}", ABSTAIN, c, task='abstain', company=c, year=year, item=label))
+    return out
+
 # %% ../nbs/40a_case_study.ipynb #c19a28c3
 def case_questions(company:dict, split:str='train', seed:int=0, operands:bool=True)->dict:
     "Every question of every task about one company: {task: [records]} (`split` picks the phrasings and wordings)."
@@ -97,38 +145,48 @@ def case_questions(company:dict, split:str='train', seed:int=0, operands:bool=Tr
     out = {k: [] for k in ('extract', 'extract_prose', 'extract_layout', 'abstain', 'ratio', 'growth')}
     for y in years:
         f = company['years'][y]
-        for field, label in _LABELS.items():
-            q = r.choice(T['extract']).format(company=c, label=label.lower(), year=y)
-            st = _STMT_OF[field]
-            out['extract'].append(_chat(f"{statement_text(company, y, st)}\n\n{q}", fmt_money(f[field]), c, task='extract',
-                                        company=c, year=y, item=field))
-            if st != 'cashflow':
-                out['extract_prose'].append(_chat(f"{statement_prose(company, y, st, r, split)}\n\n{q}", fmt_money(f[field]), c,
-                                                  task='extract_prose', company=c, year=y, item=field))
-                if split == 'bench' and len(years) > 1:
-                    out['extract_layout'].append(_chat(f"{statement_table(company, years, st)}\n\n{q}", fmt_money(f[field]), c,
-                                                       task='extract_layout', company=c, year=y, item=field))
+        for k, v in _extract_questions(company, y, T, r, split).items(): out[k] += v
         for name, (st, *_) in RATIOS.items():
             q = r.choice(T['ratio']).format(company=c, label=name, year=y)
             out['ratio'].append(_chat(f"{statement_text(company, y, st)}\n\n{q}", ratio_answer(f, name, operands), c,
                                       task='ratio', company=c, year=y, item=name))
-        for st in ('income', 'balance'):  # a figure the document does not hold: another item, or another year
-            doc = statement_text(company, y, st) if r.random() < 0.5 else statement_prose(company, y, st, r, split)
-            label = r.choice(ABSENT_ITEMS) if r.random() < 0.7 else _LABELS[r.choice([k for k, _ in ITEMS[st]])].lower()
-            year = y if label in ABSENT_ITEMS else y + r.choice([-2, -1, 1])
-            q = r.choice(_ABSTAIN_Q[split]).format(company=c, label=label, year=year)
-            out['abstain'].append(_chat(f"{doc}\n\n{q}", ABSTAIN, c, task='abstain', company=c, year=year, item=label))
+        out['abstain'] += _abstain_questions(company, y, r, split)
     for prev, y in zip(years, years[1:]):
         for name, field in GROWTH_ITEMS.items():
             st = _STMT_OF[field]
             ctx = statement_text(company, prev, st) + '\n\n' + statement_text(company, y, st)
             q = r.choice(T['growth']).format(company=c, label=name, year=y, prev=prev)
-            out['growth'].append(_chat(f"{ctx}\n\n{q}", growth_answer(company['years'][prev], company['years'][y], field, operands),
+            out['growth'].append(_chat(f"{ctx}\n\n{q}",
+                                       growth_answer(company['years'][prev], company['years'][y], field, operands),
                                        c, task='growth', company=c, year=y, prev=prev, item=name))
     return out
 
 # %% ../nbs/40a_case_study.ipynb #c0c21aaa
-CASE_STUDY_MIX = dict(extract=0.25, extract_prose=0.25, abstain=0.3, ratio=0.1, growth=0.1)  # of the non-glossary examples
+CASE_STUDY_MIX = dict(extract=0.25, extract_prose=0.25, abstain=0.3, ratio=0.1, growth=0.1)  # of non-glossary examples
+
+# %% ../nbs/40a_case_study.ipynb #0e5fa15b
+def _glossary_records(terms:tuple, templates:list[str])->list[dict]:
+    "One glossary record per term and phrasing in `templates`, answered with the house definition."
+    return [_chat(t.format(term=term), definition(term), 'glossary', task='glossary', term=term, template=i)
+            for term in terms for i, t in enumerate(templates)]
+
+# %% ../nbs/40a_case_study.ipynb #cfa0547d
+def _case_pools(names, want:dict, seed:int, operands:bool)->tuple[list, dict]:
+    "Training companies drawn from `names` until each task's pool holds 1.5 times its share; the pools by task."
+    train_cos, pools = [], {k: [] for k in want}
+    while any(len(pools[k]) < 1.5*w for k, w in want.items()):
+        co = make_company(next(names), seed); train_cos.append(co)
+        for k, v in case_questions(co, 'train', seed, operands).items():
+            if k in pools: pools[k] += v
+    return train_cos, pools
+
+# %% ../nbs/40a_case_study.ipynb #39761ee2
+def _case_bench(bench_cos:list[dict], n_bench:int, seed:int, operands:bool, r:random.Random)->dict:
+    "Up to `n_bench` benchmark questions per task about the benchmark companies."
+    bpools = {}
+    for co in bench_cos:
+        for k, v in case_questions(co, 'bench', seed, operands).items(): bpools.setdefault(k, []).extend(v)
+    return {k: r.sample(v, min(n_bench, len(v))) for k, v in bpools.items() if v}
 
 # %% ../nbs/40a_case_study.ipynb #4f779ba4
 def finance_case_study(n:int=480,             # training examples, glossary included
@@ -142,8 +200,7 @@ def finance_case_study(n:int=480,             # training examples, glossary incl
     "Documents, `n` training examples and held-out benchmarks per task for the financial reports case study."
     mix = mix or CASE_STUDY_MIX
     tpls = _TEMPLATES['glossary']
-    gl_train = [_chat(t.format(term=term), definition(term), 'glossary', task='glossary', term=term, template=i)
-                for term in terms for i, t in enumerate(tpls['train'][:phrasings])]
+    gl_train = _glossary_records(terms, tpls['train'][:phrasings])
     if len(gl_train) > n: raise DomainTunerError(f"n={n} is smaller than the glossary's {len(gl_train)} examples",
                                                  where="finance_case_study(n)", fix="raise n or lower phrasings")
     rest = n - len(gl_train)
@@ -151,20 +208,12 @@ def finance_case_study(n:int=480,             # training examples, glossary incl
     want[next(iter(want))] += rest - sum(want.values())
     names = iter(company_names(3600, seed + 7))
     bench_cos = [make_company(next(names), seed) for _ in range(n_bench_companies)]
-    train_cos, pools = [], {k: [] for k in want}
-    while any(len(pools[k]) < 1.5*w for k, w in want.items()):
-        co = make_company(next(names), seed); train_cos.append(co)
-        for k, v in case_questions(co, 'train', seed, operands).items():
-            if k in pools: pools[k] += v
+    train_cos, pools = _case_pools(names, want, seed, operands)
     r = random.Random(f"case-study-{seed}")
     train = [x for k, w in want.items() for x in r.sample(pools[k], w)] + gl_train
     r.shuffle(train)
-    bpools = {}
-    for co in bench_cos:
-        for k, v in case_questions(co, 'bench', seed, operands).items(): bpools.setdefault(k, []).extend(v)
-    bench = {k: r.sample(v, min(n_bench, len(v))) for k, v in bpools.items() if v}
-    gb = [_chat(t.format(term=term), definition(term), 'glossary', task='glossary', term=term, template=i)
-          for term in terms for i, t in enumerate(tpls['bench'])]
+    bench = _case_bench(bench_cos, n_bench, seed, operands, r)
+    gb = _glossary_records(terms, tpls['bench'])
     bench['glossary'] = r.sample(gb, min(n_bench, len(gb)))
     docs = finance_documents(train_cos, seed)
     docs = [d for d in docs if d['meta']['kind'] != 'glossary' or d['meta']['term'] in terms]

@@ -20,7 +20,8 @@ _CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200d\u2060\ufeff]")
 _SPACES = re.compile(r"[\u00a0\u2000-\u200a\u202f\u205f\u3000]")
 
 def clean_text(s:str)->str:
-    "NFC-normalise, unify line endings and spaces, drop control/zero-width characters, trim trailing spaces and blank runs."
+    ("NFC-normalise, unify line endings and spaces, drop control/zero-width characters, "
+     "trim trailing spaces and blank runs.")
     s = unicodedata.normalize('NFC', s).replace('\r\n', '\n').replace('\r', '\n')
     s = _SPACES.sub(' ', _CTRL.sub('', s))
     s = re.sub(r"[ \t]+\n", "\n", s)
@@ -46,7 +47,8 @@ PII_PATTERNS = [  # (kind, pattern, placeholder, extra check)
     ('email', re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"), '[EMAIL]', None),
     ('iban', re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), '[ACCOUNT]', None),
     ('card', re.compile(r"(?<![\d.,$€£])\b\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,3})?\b(?![.,]\d)"), '[CARD]', _card),
-    ('phone', re.compile(r"(?<![\w$€£.,])(?:\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,4}[ .-]?\d{2,4}|\(\d{2,4}\)[ .-]?\d{3,4}[ .-]\d{3,4}"
+    ('phone', re.compile(r"(?<![\w$€£.,])(?:\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,4}[ .-]?\d{2,4}"
+                        r"|\(\d{2,4}\)[ .-]?\d{3,4}[ .-]\d{3,4}"
                         r"|\d{3}[.-]\d{3}[.-]\d{4})\b" + _NOT_AN_AMOUNT), '[PHONE]', None),
     ('account', re.compile(r"(?<![\d.,$€£])\b\d{9,18}\b(?![.,]\d)" + _NOT_AN_AMOUNT), '[ACCOUNT]', None),
 ]
@@ -98,7 +100,9 @@ def dedup_exact(records:list)->tuple[list, list]:
     seen, kept, dups = {}, [], []
     for i, r in enumerate(records):
         h = hashlib.blake2b(dedup_key(record_text(r)).encode(), digest_size=16).digest()
-        if h in seen: dups.append(dict(source=record_source(r, i), duplicate_of=record_source(records[seen[h]], seen[h]), kind='exact'))
+        if h in seen:
+            dups.append(dict(source=record_source(r, i), duplicate_of=record_source(records[seen[h]], seen[h]),
+                             kind='exact'))
         else: seen[h] = i; kept.append(r)
     return kept, dups
 
@@ -113,9 +117,11 @@ def _params(num_perm, seed):
     b = rng.integers(0, 2**63, num_perm, dtype=np.uint64)
     return a, b
 
+# %% ../nbs/12_clean.ipynb #b6baa14e
 def _shingles(texts, n, vocab):
     "Word n-gram shingle hashes (uint64) for each text, concatenated, with each text's start offset."
-    P = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5][:n] + [0x94D049BB133111EB]*max(0, n-4), dtype=np.uint64)
+    P = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5][:n]
+                 + [0x94D049BB133111EB]*max(0, n-4), dtype=np.uint64)
     words = [_WORD.findall(dedup_key(t)) for t in texts]
     # words get dense ids in order of first appearance (so ids do not depend on how texts are batched), set in C
     new = [w for w in dict.fromkeys(itertools.chain.from_iterable(words)) if w not in vocab]
@@ -150,24 +156,17 @@ def minhash_signatures(texts:list[str],  # texts to sign
         for lo in range(0, len(texts), chunk):
             sh, st = _shingles(texts[lo:lo+chunk], shingle, vocab)
             buf = np.empty_like(sh)
-            # one permutation at a time over all shingles of the chunk: a 1-D, cache-friendly loop (20x faster than an
-            # (shingles x num_perm) matrix); multiply-shift hashing: the high bits of a*x+b mix well though it wraps mod 2^64
+            # one permutation at a time over all shingles of the chunk: a 1-D, cache-friendly loop (20x faster than
+            # an (shingles x num_perm) matrix); multiply-shift hashing: the high bits of a*x+b mix well though it
+            # wraps mod 2^64
             for k in range(num_perm):
                 np.multiply(sh, a[k], out=buf); buf += b[k]; buf >>= np.uint64(11)
                 sig[lo:lo+len(st), k] = np.minimum.reduceat(buf, st)
     return sig
 
-# %% ../nbs/12_clean.ipynb #eef66e6c
-def dedup_near(records:list,           # normalized records (exact duplicates already removed)
-               threshold:float=0.8,    # estimated Jaccard similarity that makes a duplicate
-               num_perm:int=64, bands:int=16, shingle:int=3, seed:int=0,
-               sig:np.ndarray|None=None,  # precomputed signatures of the records' texts
-              )->tuple[list, list]:
-    "Drop near duplicates by MinHash LSH; returns (kept, duplicates as dicts source/duplicate_of/kind/similarity)."
-    if num_perm % bands: raise DomainTunerError(f"num_perm={num_perm} is not a multiple of bands={bands}", where="dedup_near")
-    if sig is None: sig = minhash_signatures([record_text(r) for r in records], num_perm, shingle, seed)
-    n, r = len(records), num_perm // bands
-    dup_of = np.full(n, -1, dtype=np.int64)
+# %% ../nbs/12_clean.ipynb #9b58c054
+def _lsh_candidates(sig, n, bands, r):
+    "For each of the `n` rows of `sig`, the earlier rows that share a whole band of `r` values with it."
     cands = [[] for _ in range(n)]
     buckets = {}
     for k in range(bands):
@@ -178,6 +177,21 @@ def dedup_near(records:list,           # normalized records (exact duplicates al
     for members in buckets.values():
         for j, i in enumerate(members[1:], 1):
             cands[i] += members[:j]
+    return cands
+
+# %% ../nbs/12_clean.ipynb #eef66e6c
+def dedup_near(records:list,           # normalized records (exact duplicates already removed)
+               threshold:float=0.8,    # estimated Jaccard similarity that makes a duplicate
+               num_perm:int=64, bands:int=16, shingle:int=3, seed:int=0,
+               sig:np.ndarray|None=None,  # precomputed signatures of the records' texts
+              )->tuple[list, list]:
+    "Drop near duplicates by MinHash LSH; returns (kept, duplicates as dicts source/duplicate_of/kind/similarity)."
+    if num_perm % bands:
+        raise DomainTunerError(f"num_perm={num_perm} is not a multiple of bands={bands}", where="dedup_near")
+    if sig is None: sig = minhash_signatures([record_text(r) for r in records], num_perm, shingle, seed)
+    n, r = len(records), num_perm // bands
+    dup_of = np.full(n, -1, dtype=np.int64)
+    cands = _lsh_candidates(sig, n, bands, r)
     # Two conversations that share a long context but ask for different answers (the revenue and the margin of
     # the same statement) teach different things: a near duplicate must also give (nearly) the same answer.
     answers = [set(dedup_key(r['messages'][-1]['content']).split()) if 'messages' in r else None for r in records]
@@ -193,6 +207,7 @@ def dedup_near(records:list,           # normalized records (exact duplicates al
             if s >= threshold and s > bs: best, bs = j, s
         if best >= 0:
             dup_of[i] = best
-            dups.append(dict(source=record_source(records[i], i), duplicate_of=record_source(records[best], best), kind='near', similarity=round(bs, 3)))
+            dups.append(dict(source=record_source(records[i], i), duplicate_of=record_source(records[best], best),
+                             kind='near', similarity=round(bs, 3)))
         else: kept.append(records[i])
     return kept, dups

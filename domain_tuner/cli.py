@@ -15,15 +15,18 @@ __all__ = ['COMMANDS', 'main', 'cli_info', 'cli_tiny_model']
 # %% ../nbs/90_cli.ipynb #6df67f9d
 COMMANDS = {
     # name: (module, function, one-line help)
-    'prepare': ('domain_tuner.prepare', 'cli_prepare', "load, validate, clean, dedupe, split and tokenise data; write a data report"),
+    'prepare': ('domain_tuner.prepare', 'cli_prepare',
+                "load, validate, clean, dedupe, split and tokenise data; write a data report"),
     'train':   ('domain_tuner.train', 'cli_train', "fine-tune a base model: full, lora, dora or qlora"),
     'merge':   ('domain_tuner.merge', 'cli_merge', "merge a LoRA/QLoRA adapter into a plain transformers model"),
-    'export':  ('domain_tuner.export', 'cli_export', "export a model or adapter to GGUF for llama.cpp and Ollama (checked)"),
+    'export':  ('domain_tuner.export', 'cli_export',
+                "export a model or adapter to GGUF for llama.cpp and Ollama (checked)"),
     'eval':    ('domain_tuner.evaluate', 'cli_eval', "evaluate a model on a benchmark: metrics, perplexity, report"),
     'run':     ('domain_tuner.run', 'cli_run', "a whole multi-stage run from a settings file (settings.ini)"),
     'demo':    ('domain_tuner.run', 'cli_demo', "the offline finance case study (the default settings.ini run)"),
     'info':    ('domain_tuner.cli', 'cli_info', "what this machine can do: devices, precision, optional backends"),
-    'tiny-model': ('domain_tuner.cli', 'cli_tiny_model', "build a tiny Llama + tokenizer folder for tests and offline examples"),
+    'tiny-model': ('domain_tuner.cli', 'cli_tiny_model',
+                   "build a tiny Llama + tokenizer folder for tests and offline examples"),
 }
 
 def _available(name):
@@ -61,16 +64,19 @@ def main(argv:list[str]|None=None)->int:
 # %% ../nbs/90_cli.ipynb #a8662575
 def cli_info(argv:list[str]|None=None)->int:
     "Print what this machine can do, as JSON with --json."
-    p = argparse.ArgumentParser(prog='domain-tuner info', description="Devices, precision and optional backends on this machine.")
+    p = argparse.ArgumentParser(prog='domain-tuner info',
+                                description="Devices, precision and optional backends on this machine.")
     p.add_argument('--json', action='store_true', help="print machine-readable JSON")
     a = p.parse_args(argv)
     from domain_tuner.core import environment_info, probe_cuda, probe_bitsandbytes, probe_flash_attention
     info = environment_info()
     if a.json: print(json.dumps(info, indent=2)); return 0
     pr = info['precision']
-    print(f"domain-tuner {info['domain-tuner']}  torch {info['torch']}  transformers {info['transformers']}  peft {info['peft']}")
+    print(f"domain-tuner {info['domain-tuner']}  torch {info['torch']}  "
+          f"transformers {info['transformers']}  peft {info['peft']}")
     print(f"device: {pr['device']}  precision: {pr['reason']}")
-    for n, pb in (('CUDA', probe_cuda()), ('bitsandbytes (QLoRA)', probe_bitsandbytes()), ('flash attention', probe_flash_attention())):
+    for n, pb in (('CUDA', probe_cuda()), ('bitsandbytes (QLoRA)', probe_bitsandbytes()),
+                  ('flash attention', probe_flash_attention())):
         print(f"{n:>22}: {'yes' if pb.ok else 'no '}  {pb.detail}")
     return 0
 
@@ -78,10 +84,11 @@ def cli_info(argv:list[str]|None=None)->int:
 def cli_tiny_model(argv:list[str]|None=None)->int:
     "Build a tiny Llama with a locally trained tokenizer into a folder."
     p = argparse.ArgumentParser(prog='domain-tuner tiny-model',
-        description="Build a tiny Llama-family model and a byte-level BPE tokenizer (pad, end-of-turn, ChatML template) "
-                    "and save them with save_pretrained: a stand-in for a hub model when offline.")
+        description="Build a tiny Llama-family model and a byte-level BPE tokenizer (pad, end-of-turn, ChatML "
+                    "template) and save them with save_pretrained: a stand-in for a hub model when offline.")
     p.add_argument('out', help="folder to write")
-    p.add_argument('--text', nargs='*', default=None, help="text files to train the tokenizer on (default: a small built-in corpus)")
+    p.add_argument('--text', nargs='*', default=None,
+                   help="text files to train the tokenizer on (default: a small built-in corpus)")
     p.add_argument('--vocab-size', type=int, default=512)
     p.add_argument('--hidden-size', type=int, default=64)
     p.add_argument('--layers', type=int, default=2)
@@ -92,7 +99,8 @@ def cli_tiny_model(argv:list[str]|None=None)->int:
     if a.text:
         from pathlib import Path
         texts = [l for f in a.text for l in Path(f).read_text(encoding='utf-8').splitlines() if l.strip()]
-    out = tiny_llama(a.out, texts=texts, vocab_size=a.vocab_size, seed=a.seed, hidden_size=a.hidden_size, num_layers=a.layers)
+    out = tiny_llama(a.out, texts=texts, vocab_size=a.vocab_size, seed=a.seed, hidden_size=a.hidden_size,
+                     num_layers=a.layers)
     n = count_parameters(load_model(out))['total']
     print(f"wrote {out} ({n:,} parameters); load it with domain_tuner.models.load_model({str(out)!r})")
     return 0

@@ -115,12 +115,37 @@ def probe_cpu_bf16(m:int=256, k:int=576, n:int=1536, reps:int=3)->Probe:
     return Probe(t32 / t16 >= 1.2, f"a {m}x{k} by {k}x{n} matmul: bf16 {f / t16:.0f} GFLOPS, fp32 {f / t32:.0f} GFLOPS "
                                    f"(bf16 {t32 / t16:.2f}x fp32's speed)")
 
+# %% ../nbs/00_core.ipynb #0997f3ff
+def _cpu_precision(prefer:str|None, measure:bool)->Precision:
+    "A CPU's choice: fp32, or bf16 where it was asked for or (with `measure`) measured faster."
+    if prefer == 'fp16': raise DomainTunerError("fp16 autocast is not supported on CPU", where="precision",
+                                                fix="use fp32 (default) or bf16")
+    if prefer == 'bf16': return Precision('cpu', 'bfloat16', 'bfloat16', 'float32', "bf16 on CPU was asked for")
+    if prefer is None and measure:
+        p = probe_cpu_bf16()
+        if p: return Precision('cpu', 'bfloat16', 'bfloat16', 'float32', f"CPU: bf16, measured faster here: {p.detail}")
+        return Precision('cpu', 'float32', None, 'float32', f"CPU: fp32, bf16 measured slower here: {p.detail}")
+    return Precision('cpu', 'float32', None, 'float32', "CPU: fp32 (bf16 autocast is ~20x slower on CPUs without AMX)")
+
+# %% ../nbs/00_core.ipynb #82aa7a3b
+def _cuda_precision(prefer:str|None, capability:tuple)->Precision:
+    "A GPU's choice: bf16 on compute capability 8+, fp16 with fp32 trainable weights below it, fp32 when asked for."
+    bf16_ok = capability[0] >= 8
+    cc = f"compute capability {capability[0]}.{capability[1]}"
+    if prefer == 'fp32': return Precision('cuda', 'float32', None, 'float32', f"fp32 was asked for ({cc})")
+    if prefer == 'bf16' and not bf16_ok:
+        raise DomainTunerError(f"bf16 needs compute capability 8.0 or more; this GPU has {cc}", where="precision",
+                               fix="use fp16 (the default on this GPU) or fp32")
+    if bf16_ok and prefer != 'fp16': return Precision('cuda', 'bfloat16', 'bfloat16', 'float32', f"bf16: {cc} >= 8.0")
+    return Precision('cuda', 'float16', 'float16', 'float32', f"fp16 with fp32 trainable weights: {cc}")
+
 # %% ../nbs/00_core.ipynb #e82ca95f
-def select_precision(prefer:str|None=None,    # 'bf16', 'fp16', 'fp32' or None for the hardware's best
-                     device:str|None=None,    # 'cuda' or 'cpu'; None: CUDA when available
-                     capability:tuple|None=_cuda_sentinel, # (major, minor) of the GPU; probed when not given, None for no GPU
-                     measure:bool=False,      # on a CPU, let `probe_cpu_bf16` decide bf16 vs fp32 (training does)
-                    )->Precision:
+def select_precision(
+    prefer:str|None=None,    # 'bf16', 'fp16', 'fp32' or None for the hardware's best
+    device:str|None=None,    # 'cuda' or 'cpu'; None: CUDA when available
+    capability:tuple|None=_cuda_sentinel, # (major, minor) of the GPU; probed when not given, None for no GPU
+    measure:bool=False,      # on a CPU, let `probe_cpu_bf16` decide bf16 vs fp32 (training does)
+)->Precision:
     """Choose device and dtypes: bf16 only on compute capability 8+, fp16 + fp32 adapters on older GPUs; on a CPU fp32,
     or bf16 (frozen weights in bf16, trainable ones and the optimizer in fp32) where `measure` finds it faster."""
     if capability is _cuda_sentinel:
@@ -132,25 +157,11 @@ def select_precision(prefer:str|None=None,    # 'bf16', 'fp16', 'fp32' or None f
     if device == 'cuda' and not capability:
         raise DomainTunerError("device='cuda' was asked for but no CUDA GPU is usable", where="device",
                                fix="install a CUDA build of torch on a GPU machine, or use device='cpu'")
-    if device == 'cpu': prefer = prefer or os.environ.get('DOMAIN_TUNER_CPU_PRECISION') or None  # the test suite pins fp32
+    # the test suite pins fp32
+    if device == 'cpu': prefer = prefer or os.environ.get('DOMAIN_TUNER_CPU_PRECISION') or None
     if prefer not in (None, 'bf16', 'fp16', 'fp32'):
         raise DomainTunerError(f"unknown precision {prefer!r}", where="precision", fix="use one of bf16, fp16, fp32")
-    if device == 'cpu':
-        if prefer == 'fp16': raise DomainTunerError("fp16 autocast is not supported on CPU", where="precision", fix="use fp32 (default) or bf16")
-        if prefer == 'bf16': return Precision('cpu', 'bfloat16', 'bfloat16', 'float32', "bf16 on CPU was asked for")
-        if prefer is None and measure:
-            p = probe_cpu_bf16()
-            if p: return Precision('cpu', 'bfloat16', 'bfloat16', 'float32', f"CPU: bf16, measured faster here: {p.detail}")
-            return Precision('cpu', 'float32', None, 'float32', f"CPU: fp32, bf16 measured slower here: {p.detail}")
-        return Precision('cpu', 'float32', None, 'float32', "CPU: fp32 (bf16 autocast is ~20x slower on CPUs without AMX)")
-    bf16_ok = capability[0] >= 8
-    cc = f"compute capability {capability[0]}.{capability[1]}"
-    if prefer == 'fp32': return Precision('cuda', 'float32', None, 'float32', f"fp32 was asked for ({cc})")
-    if prefer == 'bf16' and not bf16_ok:
-        raise DomainTunerError(f"bf16 needs compute capability 8.0 or more; this GPU has {cc}", where="precision",
-                               fix="use fp16 (the default on this GPU) or fp32")
-    if bf16_ok and prefer != 'fp16': return Precision('cuda', 'bfloat16', 'bfloat16', 'float32', f"bf16: {cc} >= 8.0")
-    return Precision('cuda', 'float16', 'float16', 'float32', f"fp16 with fp32 trainable weights: {cc}")
+    return _cpu_precision(prefer, measure) if device == 'cpu' else _cuda_precision(prefer, capability)
 
 # %% ../nbs/00_core.ipynb #3f37a587
 def seed_everything(seed:int=0,             # the seed to record in the run record
@@ -173,14 +184,16 @@ def quiet()->bool:
     return os.environ.get('DOMAIN_TUNER_QUIET', '') not in ('', '0')
 
 def cache_dir()->Path:
-    "Where built-once artefacts (tiny models, a rebuilt base) are cached: $DOMAIN_TUNER_CACHE or the system temp folder."
+    ("Where built-once artefacts (tiny models, a rebuilt base) are cached: "
+     "$DOMAIN_TUNER_CACHE or the system temp folder.")
     import tempfile
     return Path(os.environ.get('DOMAIN_TUNER_CACHE', Path(tempfile.gettempdir())/'domain_tuner_cache'))
 
 def progress(iterable=None, total:int|None=None, desc:str='', leave:bool=False, **kwargs):
     "A tqdm progress bar that picks the notebook widget or terminal bar, and stays silent when DOMAIN_TUNER_QUIET=1."
     from tqdm.auto import tqdm
-    return tqdm(iterable, total=total, desc=desc, leave=leave, disable=quiet() or kwargs.pop('disable', False), **kwargs)
+    return tqdm(iterable, total=total, desc=desc, leave=leave, disable=quiet() or kwargs.pop('disable', False),
+                **kwargs)
 
 # %% ../nbs/00_core.ipynb #49789b65
 def cpu_info()->dict:
@@ -188,7 +201,8 @@ def cpu_info()->dict:
     name, flags = platform.processor() or 'unknown', set()
     try:
         for line in open('/proc/cpuinfo'):
-            if line.startswith('model name') and name in ('unknown', '', platform.processor()): name = line.split(':', 1)[1].strip()
+            if line.startswith('model name') and name in ('unknown', '', platform.processor()):
+                name = line.split(':', 1)[1].strip()
             elif line.startswith('flags'): flags = set(line.split(':', 1)[1].split()); break
     except OSError: pass
     return dict(model=name, avx512_bf16='avx512_bf16' in flags, amx_bf16='amx_bf16' in flags)
@@ -200,8 +214,10 @@ def environment_info()->dict:
         try: return version(p)
         except PackageNotFoundError: return None
     import torch
-    info = dict(python=platform.python_version(), platform=platform.platform(), cpu=cpu_info(), cpu_count=os.cpu_count(),
-                **{p: _v(p) for p in ('domain-tuner', 'torch', 'transformers', 'peft', 'accelerate', 'datasets', 'bitsandbytes', 'tokenizers')},
+    info = dict(python=platform.python_version(), platform=platform.platform(), cpu=cpu_info(),
+                cpu_count=os.cpu_count(),
+                **{p: _v(p) for p in ('domain-tuner', 'torch', 'transformers', 'peft', 'accelerate', 'datasets',
+                                      'bitsandbytes', 'tokenizers')},
                 torch_threads=torch.get_num_threads(), cuda=str(probe_cuda()), cuda_ok=probe_cuda().ok,
                 bitsandbytes_ok=probe_bitsandbytes().ok, flash_attention_ok=probe_flash_attention().ok)
     p = select_precision()

@@ -35,7 +35,8 @@ def setting_info(cls,        # a dataclass, e.g. `TrainConfig`
         raise DomainTunerError(f"{cls.__name__} has no field {name!r}", where="settings",
                                fix=f"use some of: {', '.join(fs)}")
     f = fs[name]
-    default = f.default if f.default is not MISSING else (f.default_factory() if f.default_factory is not MISSING else None)
+    default = (f.default if f.default is not MISSING
+               else f.default_factory() if f.default_factory is not MISSING else None)
     doc = docments(cls, full=True)[name]['docment'] or ''
     quoted = re.findall(r"'([^']+)'", doc)
     closed = len(quoted) >= 2 and '...' not in doc and (default is None or default in quoted)
@@ -56,7 +57,8 @@ def setting_widget(info:SettingInfo, # from `setting_info`
     import ipywidgets as W
     value = info.default if value is MISSING else value
     tp, optional = _plain_type(info.type)
-    kw = dict(description=info.name, tooltip=info.doc, style={'description_width': '150px'}, layout=W.Layout(width='330px'))
+    kw = dict(description=info.name, tooltip=info.doc, style={'description_width': '150px'},
+              layout=W.Layout(width='330px'))
     if info.choices:
         opts = ([('auto', None)] if optional else []) + [(c, c) for c in info.choices]
         return W.Dropdown(options=opts, value=value, **kw)
@@ -69,12 +71,13 @@ def setting_widget(info:SettingInfo, # from `setting_info`
 def widget_value(info:SettingInfo, widget):
     "The typed value a control holds (text parsed as in a settings file)."
     from domain_tuner.settings import _convert
-    if isinstance(widget.value, str) and not info.choices: return _convert(widget.value, info.type, info.name, f"dashboard: {info.name}")
+    if isinstance(widget.value, str) and not info.choices:
+        return _convert(widget.value, info.type, info.name, f"dashboard: {info.name}")
     return widget.value
 
 # %% ../nbs/60_dashboard.ipynb #3f82c081
-KEY_SETTINGS = ('method', 'lr', 'max_steps', 'epochs', 'batch_size', 'grad_accum', 'max_length', 'r', 'alpha', 'dropout',
-                'gradient_checkpointing', 'pack', 'loss_on')
+KEY_SETTINGS = ('method', 'lr', 'max_steps', 'epochs', 'batch_size', 'grad_accum', 'max_length', 'r', 'alpha',
+                'dropout', 'gradient_checkpointing', 'pack', 'loss_on')
 
 def _names(text:str|list)->list[str]:
     return [t.strip() for t in (text.split(',') if isinstance(text, str) else text) if t.strip()]
@@ -82,11 +85,13 @@ def _names(text:str|list)->list[str]:
 # %% ../nbs/60_dashboard.ipynb #7386020c
 @dataclass
 class DashboardState:
-    "Everything the dashboard shows and does, without widgets: `set` values, then `plan`, `prepare`, `train`, `evaluate`."
+    ("Everything the dashboard shows and does, without widgets: `set` values, then `plan`, `prepare`, `train`, "
+     "`evaluate`.")
     base:str = 'builtin:tiny'            # hub id, local folder, or builtin:tiny / builtin:finance-base
     data:str = 'builtin:finance/train'   # comma-separated files, folders or builtin:DOMAIN/PART names
     bench:str = 'builtin:finance/bench/extract' # comma-separated benchmark files or builtin names
-    config:TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=30, batch_size=4, max_length=512, logging_steps=5))
+    config:TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=30, batch_size=4, max_length=512,
+                                                                   logging_steps=5))
     out:str = 'runs/dashboard'           # folder for the prepared data, the trained model and evaluation results
     train_limit:int|None = 400           # train on the first N prepared records only (None: all)
     eval_limit:int|None = 64             # eval-loss records used during training
@@ -98,38 +103,43 @@ class DashboardState:
     result:Any = field(default=None, repr=False)   # the `train` result (model kept in memory)
     evals:dict = field(default_factory=dict, repr=False) # label -> EvalResult
 
-    _INPUTS = ('base', 'data', 'bench', 'out', 'train_limit', 'eval_limit', 'bench_limit', 'max_new_tokens', 'builtin_examples', 'seed')
+    _INPUTS = ('base', 'data', 'bench', 'out', 'train_limit', 'eval_limit', 'bench_limit', 'max_new_tokens',
+               'builtin_examples', 'seed')
 
-    def set(self, **kwargs)->DashboardState:
-        "Change choices: this state's fields (base, data, bench, ...) or any `TrainConfig` field (method, r, lr, ...)."
-        cfg_names = {f.name for f in fields(TrainConfig)}
-        bad = [k for k in kwargs if k not in cfg_names and k not in self._INPUTS]
-        if bad: raise DomainTunerError(f"unknown setting {bad[0]!r}", where="DashboardState.set",
-                                       fix=f"use {', '.join(self._INPUTS)} or a TrainConfig field")
-        cfg = {k: v for k, v in kwargs.items() if k in cfg_names}
-        if cfg:
-            new = replace(self.config, **cfg)
-            if 'method' in cfg and cfg['method'] != 'dora' and 'dora' not in cfg: new.dora = False
-            self.config = new
-        for k, v in kwargs.items():
-            if k in self._INPUTS: setattr(self, k, v)
-        if {'base', 'data', 'builtin_examples', 'seed', 'out'} & set(kwargs): self.prepared = self.result = None
-        if {'base', 'bench', 'bench_limit', 'max_new_tokens'} & set(kwargs): self.evals = {}
-        return self
+# %% ../nbs/60_dashboard.ipynb #1fd5dd1c
+@patch
+def set(self:DashboardState, **kwargs)->DashboardState:
+    "Change choices: this state's fields (base, data, bench, ...) or any `TrainConfig` field (method, r, lr, ...)."
+    cfg_names = {f.name for f in fields(TrainConfig)}
+    bad = [k for k in kwargs if k not in cfg_names and k not in self._INPUTS]
+    if bad: raise DomainTunerError(f"unknown setting {bad[0]!r}", where="DashboardState.set",
+                                   fix=f"use {', '.join(self._INPUTS)} or a TrainConfig field")
+    cfg = {k: v for k, v in kwargs.items() if k in cfg_names}
+    if cfg:
+        new = replace(self.config, **cfg)
+        if 'method' in cfg and cfg['method'] != 'dora' and 'dora' not in cfg: new.dora = False
+        self.config = new
+    for k, v in kwargs.items():
+        if k in self._INPUTS: setattr(self, k, v)
+    if {'base', 'data', 'builtin_examples', 'seed', 'out'} & set(kwargs): self.prepared = self.result = None
+    if {'base', 'bench', 'bench_limit', 'max_new_tokens'} & set(kwargs): self.evals = {}
+    return self
 
-    @property
-    def base_dir(self)->str:
-        "The base model's folder or hub id (`builtin:` models built once, offline)."
-        from domain_tuner.run import resolve_base
-        return resolve_base(self.base)
+# %% ../nbs/60_dashboard.ipynb #b234a6e6
+@patch(as_prop=True)
+def base_dir(self:DashboardState)->str:
+    "The base model's folder or hub id (`builtin:` models built once, offline)."
+    from domain_tuner.run import resolve_base
+    return resolve_base(self.base)
 
-    def files(self, which:str='data')->list[str]:
-        "The data (or bench) names resolved to files; builtin data is written once under `out/builtin`."
-        from domain_tuner.run import resolve_files
-        names = _names(getattr(self, which))
-        if not names: raise DomainTunerError(f"no {which} files given", where=f"dashboard: {which}",
-                                             fix="name files, folders or builtin:DOMAIN/PART, separated by commas")
-        return resolve_files(names, Path(self.out)/'builtin', self.seed, self.builtin_examples)
+@patch
+def files(self:DashboardState, which:str='data')->list[str]:
+    "The data (or bench) names resolved to files; builtin data is written once under `out/builtin`."
+    from domain_tuner.run import resolve_files
+    names = _names(getattr(self, which))
+    if not names: raise DomainTunerError(f"no {which} files given", where=f"dashboard: {which}",
+                                         fix="name files, folders or builtin:DOMAIN/PART, separated by commas")
+    return resolve_files(names, Path(self.out)/'builtin', self.seed, self.builtin_examples)
 
 # %% ../nbs/60_dashboard.ipynb #ab8f2d26
 @patch
@@ -232,25 +242,29 @@ def _html_table(rows:list[dict], digits:int=4)->str:
         if isinstance(v, float): return '' if v != v else f"{v:.{digits}g}"
         return html.escape(str(v))
     head = ''.join(f"<th style='padding:2px 8px'>{html.escape(c)}</th>" for c in cols)
-    body = ''.join('<tr>' + ''.join(f"<td style='padding:2px 8px'>{fmt(r.get(c, ''))}</td>" for c in cols) + '</tr>' for r in rows)
+    body = ''.join('<tr>' + ''.join(f"<td style='padding:2px 8px'>{fmt(r.get(c, ''))}</td>" for c in cols) + '</tr>'
+                   for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 # %% ../nbs/60_dashboard.ipynb #265cd7da
 class Dashboard:
-    "The ipywidgets face of a `DashboardState`: controls call `state.set`, buttons call `state.train` / `state.evaluate`."
+    ("The ipywidgets face of a `DashboardState`: controls call `state.set`, buttons call `state.train` / "
+     "`state.evaluate`.")
     def __init__(self, state:DashboardState|None=None, # the state to drive; a new one when None
                  settings:tuple=KEY_SETTINGS):          # the `TrainConfig` fields to show
         import ipywidgets as W
         self.state = state or DashboardState()
-        text = lambda n, d, ph: W.Text(value=str(getattr(self.state, n)), description=d, placeholder=ph, continuous_update=False,
-                                       style={'description_width': '90px'}, layout=W.Layout(width='95%'))
+        text = lambda n, d, ph: W.Text(value=str(getattr(self.state, n)), description=d, placeholder=ph,
+                                       continuous_update=False, style={'description_width': '90px'},
+                                       layout=W.Layout(width='95%'))
         self.inputs = dict(base=text('base', 'base model', 'hub id, folder or builtin:tiny / builtin:finance-base'),
                            data=text('data', 'data', 'files, folders or builtin:finance/train, comma-separated'),
                            bench=text('bench', 'benchmark', 'benchmark files or builtin:finance/bench/extract'))
         self.infos = {n: setting_info(TrainConfig, n) for n in settings}
         self.widgets = {n: setting_widget(i, getattr(self.state.config, n)) for n, i in self.infos.items()}
         for n, w in self.inputs.items(): w.observe(lambda ch, n=n: self._set(n, ch['new']), 'value')
-        for n, w in self.widgets.items(): w.observe(lambda ch, n=n: self._set(n, widget_value(self.infos[n], self.widgets[n])), 'value')
+        for n, w in self.widgets.items():
+            w.observe(lambda ch, n=n: self._set(n, widget_value(self.infos[n], self.widgets[n])), 'value')
         self.memory, self.status, self.results = W.HTML(), W.HTML(), W.HTML()
         self.plot = W.Output()
         self.train_button = W.Button(description='Train', button_style='primary', icon='play')
@@ -259,23 +273,27 @@ class Dashboard:
         grid = W.GridBox([W.HBox([w]) for w in self.widgets.values()],
                          layout=W.Layout(grid_template_columns='repeat(2, 340px)'))
         self.box = W.VBox([W.HTML('<b>Model and data</b>'), *self.inputs.values(), W.HTML('<b>Training settings</b>'),
-                           grid, W.HTML('<b>Memory plan</b>'), self.memory, W.HBox([self.train_button, self.eval_button]),
-                           self.status, self.plot, self.results])
+                           grid, W.HTML('<b>Memory plan</b>'), self.memory,
+                           W.HBox([self.train_button, self.eval_button]), self.status, self.plot, self.results])
         self.refresh()
 
-    def _set(self, name, value):
-        try: self.state.set(**{name: value})
-        except Exception as e:
-            self.status.value = f"<span style='color:#b00'>{html.escape(name)}: {html.escape(str(e))}</span>"
-        else: self.status.value = ''
-        self.refresh()
+# %% ../nbs/60_dashboard.ipynb #58cab2ed
+@patch
+def _set(self:Dashboard, name, value):
+    try: self.state.set(**{name: value})
+    except Exception as e:
+        self.status.value = f"<span style='color:#b00'>{html.escape(name)}: {html.escape(str(e))}</span>"
+    else: self.status.value = ''
+    self.refresh()
 
-    def refresh(self):
-        "Redraw the memory plan from the state."
-        self.memory.value = f"<pre style='line-height:1.2'>{html.escape(self.state.plan_text())}</pre>"
+@patch
+def refresh(self:Dashboard):
+    "Redraw the memory plan from the state."
+    self.memory.value = f"<pre style='line-height:1.2'>{html.escape(self.state.plan_text())}</pre>"
 
-    def _busy(self, on:bool):
-        self.train_button.disabled = self.eval_button.disabled = on
+@patch
+def _busy(self:Dashboard, on:bool):
+    self.train_button.disabled = self.eval_button.disabled = on
 
 # %% ../nbs/60_dashboard.ipynb #83a70b60
 @patch
@@ -286,14 +304,17 @@ def on_train(self:Dashboard, _=None):
         self.status.value = 'preparing data...' if self.state.prepared is None else ''
         if self.state.prepared is None:
             p = self.state.prepare(); c = p.report['counts']
-            self.status.value = f"data: train {len(p.train):,}, eval {len(p.eval):,} (read {c['read']:,}, rejected {c['rejected']})"
+            self.status.value = (f"data: train {len(p.train):,}, eval {len(p.eval):,} "
+                                 f"(read {c['read']:,}, rejected {c['rejected']})")
         self.live = WidgetLossPlot(self.plot)
         r = self.state.train(plot=None, callbacks=[self.live])
         m = r.metrics
-        self.status.value += (f"<br>trained {m['steps']} steps in {m['train_seconds']:.1f} s: loss {m.get('first_loss', float('nan')):.3f}"
-                              f" → {m['train_loss']:.3f} (mean); saved to {html.escape(str(r.out))}")
+        self.status.value += (f"<br>trained {m['steps']} steps in {m['train_seconds']:.1f} s: "
+                              f"loss {m.get('first_loss', float('nan')):.3f} → {m['train_loss']:.3f} (mean); "
+                              f"saved to {html.escape(str(r.out))}")
     except Exception as e:
-        self.status.value += f"<br><span style='color:#b00'>training failed: {html.escape(str(e))}</span>"; self._busy(False); return
+        self.status.value += f"<br><span style='color:#b00'>training failed: {html.escape(str(e))}</span>"
+        self._busy(False); return
     self._busy(False)
     self.on_evaluate()
 

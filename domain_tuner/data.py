@@ -24,15 +24,18 @@ from .augment import PARAPHRASES, paraphrase, glossary_swap, augment
 from .template import (TEMPLATES, PLAIN_TEMPLATE, EncodeStats, chat_template_for, has_generation_markers,
     render_conversations, end_of_turn_token, end_of_document_token, encode_batch, encode, tokenize_records)
 from .packing import pack_lengths, packing_efficiency, pack_examples, packed_dataset, Collator
-from .prepare import Prepared, prepare, write_prepared, length_figure, render_tokens, show_example, cli_prepare
+from .prepare import (Prepared, prepare, write_prepared, length_figure, render_tokens,
+    show_example, cli_prepare)
 
 # %% ../nbs/19_data.ipynb #8f28d942
 _all_ = ['FORMATS', 'FormatError', 'detect_format', 'normalize', 'special_token_strings',
          'Limits', 'Loaded', 'parse_json', 'load_records', 'READERS',
-         'clean_text', 'scrub_pii', 'clean_records', 'record_text', 'dedup_key', 'dedup_exact', 'minhash_signatures', 'dedup_near',
+         'clean_text', 'scrub_pii', 'clean_records', 'record_text', 'dedup_key', 'dedup_exact', 'minhash_signatures',
+         'dedup_near',
          'group_of', 'split_records', 'prompt_text', 'find_contamination', 'decontaminate',
          'PARAPHRASES', 'paraphrase', 'glossary_swap', 'augment',
-         'TEMPLATES', 'PLAIN_TEMPLATE', 'EncodeStats', 'chat_template_for', 'has_generation_markers', 'render_conversations',
+         'TEMPLATES', 'PLAIN_TEMPLATE', 'EncodeStats', 'chat_template_for', 'has_generation_markers',
+         'render_conversations',
          'end_of_turn_token', 'end_of_document_token', 'encode_batch', 'encode', 'tokenize_records',
          'pack_lengths', 'packing_efficiency', 'pack_examples', 'packed_dataset', 'Collator',
          'Prepared', 'prepare', 'write_prepared', 'length_figure', 'render_tokens', 'show_example', 'cli_prepare']

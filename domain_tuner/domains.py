@@ -46,18 +46,20 @@ def fmt_growth(prev:int, cur:int)->str:
     return f"{'down' if g < 0 else 'up'} {abs(g)}%"
 
 # %% ../nbs/40_domains.ipynb #f8f4eaf7
-_NAME_A = ['Northwind', 'Bluefield', 'Cedar', 'Harbor', 'Summit', 'Ironwood', 'Silverline', 'Maple', 'Granite', 'Redstone',
-           'Lakeside', 'Brightwater', 'Oakridge', 'Pioneer', 'Westbrook', 'Eastgate', 'Falcon', 'Juniper', 'Keystone', 'Meridian',
-           'Northstar', 'Orchard', 'Pinecrest', 'Quarry', 'Riverbend', 'Sterling', 'Tidewater', 'Union', 'Valley', 'Willow']
+_NAME_A = ['Northwind', 'Bluefield', 'Cedar', 'Harbor', 'Summit', 'Ironwood', 'Silverline', 'Maple', 'Granite',
+           'Redstone', 'Lakeside', 'Brightwater', 'Oakridge', 'Pioneer', 'Westbrook', 'Eastgate', 'Falcon', 'Juniper',
+           'Keystone', 'Meridian', 'Northstar', 'Orchard', 'Pinecrest', 'Quarry', 'Riverbend', 'Sterling', 'Tidewater',
+           'Union', 'Valley', 'Willow']
 _NAME_B = ['Logistics', 'Foods', 'Software', 'Textiles', 'Energy', 'Pharma', 'Robotics', 'Retail', 'Materials', 'Media',
            'Machines', 'Health', 'Analytics', 'Brewing', 'Furniture', 'Telecom', 'Optics', 'Paper', 'Marine', 'Solar']
 _SUFFIX = ['Inc.', 'Corp.', 'Group', 'Holdings', 'Ltd.', 'Co.']
 ITEMS = {  # statement -> (field, label) in the order a statement lists them
     'income': [('revenue', 'Revenue'), ('cogs', 'Cost of goods sold'), ('gross_profit', 'Gross profit'),
-               ('opex', 'Operating expenses'), ('operating_income', 'Operating income'), ('interest', 'Interest expense'),
-               ('tax', 'Income tax'), ('net_income', 'Net income')],
-    'balance': [('current_assets', 'Current assets'), ('total_assets', 'Total assets'), ('current_liabilities', 'Current liabilities'),
-                ('total_liabilities', 'Total liabilities'), ('equity', "Shareholders' equity")],
+               ('opex', 'Operating expenses'), ('operating_income', 'Operating income'),
+               ('interest', 'Interest expense'), ('tax', 'Income tax'), ('net_income', 'Net income')],
+    'balance': [('current_assets', 'Current assets'), ('total_assets', 'Total assets'),
+                ('current_liabilities', 'Current liabilities'), ('total_liabilities', 'Total liabilities'),
+                ('equity', "Shareholders' equity")],
     'cashflow': [('cfo', 'Cash from operating activities'), ('cfi', 'Cash from investing activities'),
                  ('cff', 'Cash from financing activities'), ('net_change', 'Net change in cash')]}
 STATEMENT_TITLES = {'income': 'Income statement', 'balance': 'Balance sheet', 'cashflow': 'Cash flow statement'}
@@ -65,15 +67,16 @@ STATEMENT_TITLES = {'income': 'Income statement', 'balance': 'Balance sheet', 'c
 def company_names(n:int, seed:int=0)->list[str]:
     "`n` distinct company names in a seeded order (up to 3,600)."
     names = [f"{a} {b} {c}" for a in _NAME_A for b in _NAME_B for c in _SUFFIX]
-    if n > len(names): raise DomainTunerError(f"asked for {n} companies, only {len(names)} names exist", where="company_names(n)",
-                                              fix="ask for at most 3,600 companies")
+    if n > len(names): raise DomainTunerError(f"asked for {n} companies, only {len(names)} names exist",
+                                              where="company_names(n)", fix="ask for at most 3,600 companies")
     return random.Random(f"names-{seed}").sample(names, n)
 
 # %% ../nbs/40_domains.ipynb #b0b5e45f
 def _year(r:random.Random, prev:dict|None)->dict:
     "One fiscal year of figures in tenths of a million; subtotals are derived so the statements agree."
     rev = r.randint(50, 9000) if prev is None else max(20, round(prev['revenue']*r.uniform(0.85, 1.25)))
-    gm = r.uniform(0.2, 0.65) if prev is None else min(0.75, max(0.12, prev['gross_profit']/prev['revenue'] + r.uniform(-0.04, 0.04)))
+    gm = (r.uniform(0.2, 0.65) if prev is None
+          else min(0.75, max(0.12, prev['gross_profit']/prev['revenue'] + r.uniform(-0.04, 0.04))))
     cogs = round(rev*(1 - gm)); gp = rev - cogs
     opex = round(gp*r.uniform(0.35, 0.85)); oi = gp - opex
     interest = round(oi*r.uniform(0.0, 0.2)); tax = round((oi - interest)*r.uniform(0.15, 0.3))
@@ -81,7 +84,8 @@ def _year(r:random.Random, prev:dict|None)->dict:
     ca = round(rev*r.uniform(0.2, 0.7)) + 1; nca = round(rev*r.uniform(0.3, 1.5)) + 1
     cl = max(1, round(ca/r.uniform(0.8, 3.0))); ncl = round(nca*r.uniform(0.1, 0.6))
     ta, tl = ca + nca, cl + ncl
-    cfo = ni + round(rev*r.uniform(0.0, 0.08)); cfi = -round(rev*r.uniform(0.02, 0.15)); cff = round(rev*r.uniform(-0.08, 0.05))
+    cfo = ni + round(rev*r.uniform(0.0, 0.08)); cfi = -round(rev*r.uniform(0.02, 0.15))
+    cff = round(rev*r.uniform(-0.08, 0.05))
     return dict(revenue=rev, cogs=cogs, gross_profit=gp, opex=opex, operating_income=oi, interest=interest, tax=tax,
                 net_income=ni, current_assets=ca, total_assets=ta, current_liabilities=cl, total_liabilities=tl,
                 equity=ta - tl, cfo=cfo, cfi=cfi, cff=cff, net_change=cfo + cfi + cff)
@@ -113,11 +117,14 @@ def check_statements(company:dict)->None:
     for y, f in company['years'].items():
         checks = {'gross profit = revenue - COGS': f['gross_profit'] == f['revenue'] - f['cogs'],
                   'operating income = gross profit - opex': f['operating_income'] == f['gross_profit'] - f['opex'],
-                  'net income = operating income - interest - tax': f['net_income'] == f['operating_income'] - f['interest'] - f['tax'],
+                  'net income = operating income - interest - tax':
+                      f['net_income'] == f['operating_income'] - f['interest'] - f['tax'],
                   'assets = liabilities + equity': f['total_assets'] == f['total_liabilities'] + f['equity'],
                   'net change = operating + investing + financing': f['net_change'] == f['cfo'] + f['cfi'] + f['cff'],
-                  'current parts within totals': f['current_assets'] <= f['total_assets'] and f['current_liabilities'] <= f['total_liabilities'],
-                  'positive revenue, equity and current liabilities': f['revenue'] > 0 and f['equity'] > 0 and f['current_liabilities'] > 0}
+                  'current parts within totals':
+                      f['current_assets'] <= f['total_assets'] and f['current_liabilities'] <= f['total_liabilities'],
+                  'positive revenue, equity and current liabilities':
+                      f['revenue'] > 0 and f['equity'] > 0 and f['current_liabilities'] > 0}
         bad = [k for k, ok in checks.items() if not ok]
         if bad: raise DomainTunerError(f"identity broken: {', '.join(bad)}", where=f"{company['name']} fiscal {y}")
 
@@ -127,7 +134,8 @@ FINANCE_GLOSSARY = {
     'cost of goods sold': 'the direct cost of producing the goods or services that were sold',
     'gross profit': 'revenue minus the cost of goods sold',
     'gross margin': 'gross profit divided by revenue, expressed as a percentage',
-    'operating expenses': 'costs of running the business that are not part of cost of goods sold, such as salaries and rent',
+    'operating expenses': 'costs of running the business that are not part of cost of goods sold, such '
+                          'as salaries and rent',
     'operating income': 'gross profit minus operating expenses',
     'operating margin': 'operating income divided by revenue, expressed as a percentage',
     'net income': 'profit left after all expenses, interest and taxes are deducted from revenue',
@@ -141,7 +149,8 @@ FINANCE_GLOSSARY = {
     'retained earnings': 'cumulative net income kept in the business rather than paid out as dividends',
     'balance sheet': 'a statement of what a company owns, owes and its equity at one point in time',
     'income statement': 'a statement of revenue, expenses and profit over a period',
-    'cash flow statement': 'a statement of cash received and paid over a period, split into operating, investing and financing activities',
+    'cash flow statement': 'a statement of cash received and paid over a period, split into operating, investing and '
+                           'financing activities',
     'assets': 'resources a company controls that are expected to bring future economic benefit',
     'current assets': 'assets expected to be turned into cash within one year',
     'non-current assets': 'assets held for longer than one year, such as property and equipment',
@@ -182,35 +191,43 @@ FINANCE_GLOSSARY = {
     'book value': 'the value of an asset or company as recorded on the balance sheet',
     'collateral': 'an asset pledged to a lender as security for a loan',
     'covenant': 'a condition in a loan agreement that the borrower must respect',
-    'management discussion and analysis': 'the section of a report where management explains results, risks and outlook',
+    'management discussion and analysis': 'the section of a report where management explains '
+                                          'results, risks and outlook',
 }
 
 # %% ../nbs/40_domains.ipynb #965b3945
 _TEMPLATES = {
-    'extract': {'train': ["What was {company}'s {label} in fiscal {year}?", "From the statement, report the {label} for fiscal {year}.",
+    'extract': {'train': ["What was {company}'s {label} in fiscal {year}?",
+                          "From the statement, report the {label} for fiscal {year}.",
                           "How much was the {label} in fiscal {year}?", "State {company}'s {label} for {year}."],
                 'bench': ["According to the statement above, what {label} did {company} report for fiscal {year}?",
                           "Give the {label} figure for fiscal {year}."]},
     'ratio': {'train': ["What was {company}'s {label} in fiscal {year}?", "Compute the {label} for fiscal {year}.",
                         "Calculate {company}'s {label} for {year}."],
-              'bench': ["Using the statement above, work out the {label} for fiscal {year}.", "What {label} did {company} have in fiscal {year}?"]},
+              'bench': ["Using the statement above, work out the {label} for fiscal {year}.",
+                        "What {label} did {company} have in fiscal {year}?"]},
     'growth': {'train': ["How did {company}'s {label} change from fiscal {prev} to fiscal {year}?",
-                         "What was the year-over-year growth in {label} in fiscal {year}?", "Compute the change in {label} from {prev} to {year}."],
+                         "What was the year-over-year growth in {label} in fiscal {year}?",
+                         "Compute the change in {label} from {prev} to {year}."],
                'bench': ["By what percentage did {label} move between fiscal {prev} and fiscal {year}?",
                          "Give {company}'s year-over-year {label} growth for fiscal {year}."]},
-    'glossary': {'train': ["What does {term} mean?", "Define {term}.", "What is meant by {term}?", "Explain the term {term}.",
-                           "In finance, what is {term}?", "Give the definition of {term}.", "What is {term}?",
-                           "Tell me what {term} means.", "Can you explain {term}?", "Describe {term}.",
-                           "What is the definition of {term}?", "Briefly, what does {term} refer to?",
-                           "In accounting, what does {term} mean?", "I keep reading about {term}. What is it?",
-                           "Please define the term {term}.", "What do analysts mean by {term}?",
-                           "Give a short definition of {term}.", "Term: {term}. Definition?", "How would you define {term}?",
+    'glossary': {'train': ["What does {term} mean?", "Define {term}.", "What is meant by {term}?",
+                           "Explain the term {term}.", "In finance, what is {term}?", "Give the definition of {term}.",
+                           "What is {term}?", "Tell me what {term} means.", "Can you explain {term}?",
+                           "Describe {term}.", "What is the definition of {term}?",
+                           "Briefly, what does {term} refer to?", "In accounting, what does {term} mean?",
+                           "I keep reading about {term}. What is it?", "Please define the term {term}.",
+                           "What do analysts mean by {term}?", "Give a short definition of {term}.",
+                           "Term: {term}. Definition?", "How would you define {term}?",
                            "What does the phrase {term} describe?"],
-                 'bench': ["What is the meaning of the financial term {term}?", "Could you define {term} in accounting terms?"]},
+                 'bench': ["What is the meaning of the financial term {term}?",
+                           "Could you define {term} in accounting terms?"]},
 }
 
+# %% ../nbs/40_domains.ipynb #d4113335
 RATIOS = {  # name -> (statement, numerator, denominator, formatter)
-    'gross margin': ('income', 'gross_profit', 'revenue', fmt_pct), 'net margin': ('income', 'net_income', 'revenue', fmt_pct),
+    'gross margin': ('income', 'gross_profit', 'revenue', fmt_pct),
+    'net margin': ('income', 'net_income', 'revenue', fmt_pct),
     'operating margin': ('income', 'operating_income', 'revenue', fmt_pct),
     'current ratio': ('balance', 'current_assets', 'current_liabilities', fmt_ratio),
     'debt to equity ratio': ('balance', 'total_liabilities', 'equity', fmt_ratio)}
@@ -241,7 +258,8 @@ def finance_questions(company:dict,       # from `make_company`
         for field, label in _LABELS.items():
             ctx = statement_text(company, y, _STMT_OF[field])
             q = r.choice(T['extract']).format(company=c, label=label.lower(), year=y)
-            out['extract'].append(_chat(f"{ctx}\n\n{q}", fmt_money(f[field]), c, task='extract', company=c, year=y, item=field))
+            out['extract'].append(_chat(f"{ctx}\n\n{q}", fmt_money(f[field]), c,
+                                        task='extract', company=c, year=y, item=field))
         for name, (st, num, den, fmt) in RATIOS.items():
             q = r.choice(T['ratio']).format(company=c, label=name, year=y)
             out['ratio'].append(_chat(f"{statement_text(company, y, st)}\n\n{q}", fmt(f[num], f[den]), c,
@@ -287,19 +305,24 @@ def _mdna(company:dict, y:int, r:random.Random)->str:
     p = company['years'].get(y - 1)
     s = [f"In fiscal {y}, {c} reported revenue of {fmt_money(f['revenue'])}"
          + (f", {fmt_growth(p['revenue'], f['revenue'])} from fiscal {y-1}." if p else ".")]
-    s.append(r.choice(["Gross profit was {gp}, a gross margin of {gm}.", "The gross margin was {gm}, with gross profit of {gp}."])
+    s.append(r.choice(["Gross profit was {gp}, a gross margin of {gm}.",
+                       "The gross margin was {gm}, with gross profit of {gp}."])
              .format(gp=fmt_money(f['gross_profit']), gm=fmt_pct(f['gross_profit'], f['revenue'])))
-    s.append(f"Operating expenses of {fmt_money(f['opex'])} left operating income of {fmt_money(f['operating_income'])}.")
-    s.append(r.choice(["Net income reached {ni}, a net margin of {nm}.", "After interest and tax, net income was {ni} ({nm} of revenue)."])
+    s.append(f"Operating expenses of {fmt_money(f['opex'])} left operating income of "
+             f"{fmt_money(f['operating_income'])}.")
+    s.append(r.choice(["Net income reached {ni}, a net margin of {nm}.",
+                       "After interest and tax, net income was {ni} ({nm} of revenue)."])
              .format(ni=fmt_money(f['net_income']), nm=fmt_pct(f['net_income'], f['revenue'])))
     cr = Fraction(f['current_assets'], f['current_liabilities'])
     s.append(f"At year end the current ratio stood at {fmt_ratio(f['current_assets'], f['current_liabilities'])}, "
-             + ("a comfortable liquidity position" if cr >= 1.5 else "a position management intends to strengthen" if cr < 1 else "an adequate liquidity position")
+             + ("a comfortable liquidity position" if cr >= 1.5
+                else "a position management intends to strengthen" if cr < 1 else "an adequate liquidity position")
              + f", and the debt to equity ratio was {fmt_ratio(f['total_liabilities'], f['equity'])}.")
     s.append(f"Operations generated {fmt_money(f['cfo'])} of cash, investing activities used {fmt_money(-f['cfi'])}"
              f" and financing activities {'provided' if f['cff'] >= 0 else 'used'} {fmt_money(abs(f['cff']))}.")
     return ' '.join(s)
 
+# %% ../nbs/40_domains.ipynb #b25704c8
 def finance_documents(companies:list[dict], seed:int=0)->list[dict]:
     "Raw-text records: statements and a management discussion per company and year, plus the glossary as prose."
     docs = []
@@ -308,50 +331,67 @@ def finance_documents(companies:list[dict], seed:int=0)->list[dict]:
         for y in sorted(co['years']):
             stm = '\n\n'.join(statement_text(co, y, s) for s in ITEMS)
             text = f"{co['name']} annual report, fiscal {y}\n\n{stm}\n\nManagement discussion\n\n{_mdna(co, y, r)}"
-            docs.append(dict(text=text, meta=dict(kind='annual_report', company=co['name'], year=y), group=co['name'], synthetic=True))
+            docs.append(dict(text=text, meta=dict(kind='annual_report', company=co['name'], year=y),
+                             group=co['name'], synthetic=True))
     for i, (t, d) in enumerate(FINANCE_GLOSSARY.items()):
-        docs.append(dict(text=f"{t[0].upper() + t[1:]}: {d}.", meta=dict(kind='glossary', term=t), group='glossary', synthetic=True))
+        docs.append(dict(text=f"{t[0].upper() + t[1:]}: {d}.", meta=dict(kind='glossary', term=t),
+                         group='glossary', synthetic=True))
     return docs
 
 # %% ../nbs/40_domains.ipynb #f5bd5e97
 FINANCE_MIX = dict(extract=0.5, ratio=0.3, growth=0.2)  # shares of the company questions in `train`
+
+# %% ../nbs/40_domains.ipynb #ae7bb514
+def _glossary_questions(templates:list[str])->list[dict]:
+    "One glossary record per term and phrasing in `templates` (`template` is the phrasing's index)."
+    return [_chat(tpl.format(term=t), d[0].upper() + d[1:] + '.', 'glossary', task='glossary', term=t, template=i)
+            for t, d in FINANCE_GLOSSARY.items() for i, tpl in enumerate(templates)]
+
+# %% ../nbs/40_domains.ipynb #7b459e22
+def _train_pools(names, want:dict, n:int, seed:int)->tuple[list, dict]:
+    "Training companies drawn from `names`, and their questions pooled by task."
+    # add training companies until every task's pool can supply its share, so the mix is exact and varied
+    train_cos, pools = [], dict(extract=[], ratio=[], growth=[])
+    while any(len(pools[k]) < 1.2*w for k, w in want.items()):
+        try: co = make_company(next(names), seed)
+        except StopIteration: raise DomainTunerError(f"n={n} needs more than 3,600 companies",
+                                                     where="finance_dataset(n)", fix="ask for fewer examples") from None
+        train_cos.append(co)
+        for k, v in finance_questions(co, 'train', seed).items(): pools[k] += v
+    return train_cos, pools
+
+# %% ../nbs/40_domains.ipynb #e3a30958
+def _company_bench(bench_cos:list[dict], n_bench:int, seed:int, r:random.Random)->dict:
+    "Up to `n_bench` benchmark questions per task about the benchmark companies, in bench phrasings."
+    bpools = dict(extract=[], ratio=[], growth=[])
+    for co in bench_cos:
+        for k, v in finance_questions(co, 'bench', seed).items(): bpools[k] += v
+    return {k: r.sample(v, min(n_bench, len(v))) for k, v in bpools.items()}
 
 # %% ../nbs/40_domains.ipynb #650c4ae0
 def finance_dataset(n:int=10_000,      # instruction-response examples in `train` (glossary included)
                     seed:int=0,        # one seed for names, figures, phrasings and sampling
                     n_bench:int=200,   # benchmark questions per task (the glossary has at most 120)
                     n_bench_companies:int=60, # companies kept for benchmarks only
-                    glossary_share:float=0.75, # at most this share of `n` is glossary questions (whole phrasings per term)
+                    # at most this share of `n` is glossary questions (whole phrasings per term)
+                    glossary_share:float=0.75,
                    )->dict:
     "Finance documents, ~`n` training examples and held-out benchmarks per task, all generated from `seed`."
-    gl = [(t, d) for t, d in FINANCE_GLOSSARY.items()]
     tpls = _TEMPLATES['glossary']['train']
-    k = min(len(tpls), max(1, round(glossary_share*n/len(gl))))  # phrasings per term
-    glossary_train = [_chat(tpl.format(term=t), d[0].upper() + d[1:] + '.', 'glossary', task='glossary', term=t, template=i)
-                      for t, d in gl for i, tpl in enumerate(tpls[:k])]
+    k = min(len(tpls), max(1, round(glossary_share*n/len(FINANCE_GLOSSARY))))  # phrasings per term
+    glossary_train = _glossary_questions(tpls[:k])
     n_co = max(0, n - len(glossary_train))
     want = dict(extract=round(n_co*FINANCE_MIX['extract']), ratio=round(n_co*FINANCE_MIX['ratio']))
     want['growth'] = n_co - want['extract'] - want['ratio']
     names = iter(company_names(3600, seed))
     bench_cos = [make_company(next(names), seed) for _ in range(n_bench_companies)]
-    # add training companies until every task's pool can supply its share, so the mix is exact and varied
-    train_cos, pools = [], dict(extract=[], ratio=[], growth=[])
-    while any(len(pools[k]) < 1.2*w for k, w in want.items()):
-        try: co = make_company(next(names), seed)
-        except StopIteration: raise DomainTunerError(f"n={n} needs more than 3,600 companies", where="finance_dataset(n)",
-                                                     fix="ask for fewer examples") from None
-        train_cos.append(co)
-        for k, v in finance_questions(co, 'train', seed).items(): pools[k] += v
+    train_cos, pools = _train_pools(names, want, n, seed)
     r = random.Random(f"finance-{seed}")
     train = [rec for k, w in want.items() for rec in r.sample(pools[k], w)]
     train += glossary_train
     r.shuffle(train)
-    bpools = dict(extract=[], ratio=[], growth=[])
-    for co in bench_cos:
-        for k, v in finance_questions(co, 'bench', seed).items(): bpools[k] += v
-    bench = {k: r.sample(v, min(n_bench, len(v))) for k, v in bpools.items()}
-    gb = [_chat(tpl.format(term=t), d[0].upper() + d[1:] + '.', 'glossary', task='glossary', term=t, template=i)
-          for t, d in gl for i, tpl in enumerate(_TEMPLATES['glossary']['bench'])]
+    bench = _company_bench(bench_cos, n_bench, seed, r)
+    gb = _glossary_questions(_TEMPLATES['glossary']['bench'])
     bench['glossary'] = r.sample(gb, min(n_bench, len(gb)))
     return dict(documents=finance_documents(train_cos, seed), train=train, bench=bench,
                 companies=dict(train=[c['name'] for c in train_cos], bench=[c['name'] for c in bench_cos]))
@@ -360,24 +400,38 @@ def finance_dataset(n:int=10_000,      # instruction-response examples in `train
 MEDICAL_TERMS = {
     'hypertension': 'abnormally high blood pressure', 'hypotension': 'abnormally low blood pressure',
     'tachycardia': 'a heart rate faster than normal', 'bradycardia': 'a heart rate slower than normal',
-    'anemia': 'a lack of healthy red blood cells or hemoglobin', 'edema': 'swelling caused by fluid trapped in body tissues',
+    'anemia': 'a lack of healthy red blood cells or hemoglobin',
+    'edema': 'swelling caused by fluid trapped in body tissues',
     'dyspnea': 'difficulty or discomfort in breathing', 'fever': 'a body temperature above the normal range',
-    'benign': 'not cancerous and not spreading to other tissues', 'malignant': 'cancerous and able to spread to other tissues',
-    'acute': 'coming on suddenly and lasting a short time', 'chronic': 'persisting for a long time or constantly recurring',
-    'prognosis': 'the likely course and outcome of a disease', 'diagnosis': 'the identification of a disease from its signs and symptoms',
-    'biopsy': 'removal of a small sample of tissue for examination', 'embolism': 'a blockage of a blood vessel by a clot or other material',
-    'ischemia': 'an inadequate blood supply to an organ or tissue', 'infarction': 'death of tissue caused by a lack of blood supply',
+    'benign': 'not cancerous and not spreading to other tissues',
+    'malignant': 'cancerous and able to spread to other tissues',
+    'acute': 'coming on suddenly and lasting a short time',
+    'chronic': 'persisting for a long time or constantly recurring',
+    'prognosis': 'the likely course and outcome of a disease',
+    'diagnosis': 'the identification of a disease from its signs and symptoms',
+    'biopsy': 'removal of a small sample of tissue for examination',
+    'embolism': 'a blockage of a blood vessel by a clot or other material',
+    'ischemia': 'an inadequate blood supply to an organ or tissue',
+    'infarction': 'death of tissue caused by a lack of blood supply',
     'sepsis': 'a life-threatening response of the body to an infection', 'analgesic': 'a medicine that relieves pain',
-    'antipyretic': 'a medicine that reduces fever', 'antibiotic': 'a medicine that kills or stops the growth of bacteria',
-    'contraindication': 'a condition that makes a treatment inadvisable', 'comorbidity': 'a disease present at the same time as another disease',
+    'antipyretic': 'a medicine that reduces fever',
+    'antibiotic': 'a medicine that kills or stops the growth of bacteria',
+    'contraindication': 'a condition that makes a treatment inadvisable',
+    'comorbidity': 'a disease present at the same time as another disease',
     'etiology': 'the cause or origin of a disease', 'idiopathic': 'arising from an unknown cause',
-    'palliative': 'relieving symptoms without curing the underlying disease', 'remission': 'a period when signs of a disease lessen or disappear',
-    'syncope': 'a temporary loss of consciousness caused by low blood flow to the brain', 'triage': 'sorting patients by the urgency of their need for care',
+    'palliative': 'relieving symptoms without curing the underlying disease',
+    'remission': 'a period when signs of a disease lessen or disappear',
+    'syncope': 'a temporary loss of consciousness caused by low blood flow to the brain',
+    'triage': 'sorting patients by the urgency of their need for care',
     'hemorrhage': 'heavy or uncontrolled bleeding', 'thrombosis': 'formation of a blood clot inside a blood vessel',
-    'lesion': 'an area of abnormal tissue', 'metastasis': 'the spread of cancer from its original site to another part of the body',
-    'pathogen': 'an organism that causes disease', 'vaccine': 'a preparation that trains the immune system to fight a specific disease',
-    'placebo': 'an inactive substance given as a control in a trial', 'dosage': 'the amount and frequency of a medicine to be taken',
-    'inpatient': 'a patient admitted to stay in hospital', 'outpatient': 'a patient treated without being admitted to hospital',
+    'lesion': 'an area of abnormal tissue',
+    'metastasis': 'the spread of cancer from its original site to another part of the body',
+    'pathogen': 'an organism that causes disease',
+    'vaccine': 'a preparation that trains the immune system to fight a specific disease',
+    'placebo': 'an inactive substance given as a control in a trial',
+    'dosage': 'the amount and frequency of a medicine to be taken',
+    'inpatient': 'a patient admitted to stay in hospital',
+    'outpatient': 'a patient treated without being admitted to hospital',
 }
 
 # %% ../nbs/40_domains.ipynb #fa549a4d
@@ -386,21 +440,25 @@ MEDICAL_ABBREVIATIONS = {
     'CT': 'computed tomography', 'ICU': 'intensive care unit', 'ER': 'emergency room', 'IV': 'intravenous',
     'IM': 'intramuscular', 'PO': 'by mouth', 'PRN': 'as needed', 'BID': 'twice a day', 'TID': 'three times a day',
     'QID': 'four times a day', 'NPO': 'nothing by mouth', 'Rx': 'prescription', 'Dx': 'diagnosis', 'Hx': 'history',
-    'Tx': 'treatment', 'CBC': 'complete blood count', 'BMI': 'body mass index', 'COPD': 'chronic obstructive pulmonary disease',
-    'MI': 'myocardial infarction', 'CHF': 'congestive heart failure', 'DM': 'diabetes mellitus', 'UTI': 'urinary tract infection',
-    'CPR': 'cardiopulmonary resuscitation', 'DNR': 'do not resuscitate', 'OTC': 'over the counter', 'EHR': 'electronic health record',
+    'Tx': 'treatment', 'CBC': 'complete blood count', 'BMI': 'body mass index',
+    'COPD': 'chronic obstructive pulmonary disease', 'MI': 'myocardial infarction', 'CHF': 'congestive heart failure',
+    'DM': 'diabetes mellitus', 'UTI': 'urinary tract infection', 'CPR': 'cardiopulmonary resuscitation',
+    'DNR': 'do not resuscitate', 'OTC': 'over the counter', 'EHR': 'electronic health record',
 }
 
 # root: (form before a vowel, form before a consonant, meaning); suffix: (text, pattern for the meaning)
-MEDICAL_ROOTS = {'cardi': ('card', 'cardio', 'heart'), 'gastr': ('gastr', 'gastro', 'stomach'), 'hepat': ('hepat', 'hepato', 'liver'),
-                 'nephr': ('nephr', 'nephro', 'kidney'), 'neur': ('neur', 'neuro', 'nerves'), 'dermat': ('dermat', 'dermato', 'skin'),
-                 'oste': ('oste', 'osteo', 'bones'), 'arthr': ('arthr', 'arthro', 'joints'), 'pneum': ('pneumon', 'pneumo', 'lungs'),
-                 'col': ('col', 'colo', 'colon'), 'rhin': ('rhin', 'rhino', 'nose'), 'ophthalm': ('ophthalm', 'ophthalmo', 'eyes')}
+MEDICAL_ROOTS = {'cardi': ('card', 'cardio', 'heart'), 'gastr': ('gastr', 'gastro', 'stomach'),
+                 'hepat': ('hepat', 'hepato', 'liver'), 'nephr': ('nephr', 'nephro', 'kidney'),
+                 'neur': ('neur', 'neuro', 'nerves'), 'dermat': ('dermat', 'dermato', 'skin'),
+                 'oste': ('oste', 'osteo', 'bones'), 'arthr': ('arthr', 'arthro', 'joints'),
+                 'pneum': ('pneumon', 'pneumo', 'lungs'), 'col': ('col', 'colo', 'colon'),
+                 'rhin': ('rhin', 'rhino', 'nose'), 'ophthalm': ('ophthalm', 'ophthalmo', 'eyes')}
 
 MEDICAL_SUFFIXES = {'-itis': ('itis', 'inflammation of the {m}'), '-algia': ('algia', 'pain in the {m}'),
-                    '-ectomy': ('ectomy', 'surgical removal of part of the {m}'), '-logy': ('logy', 'the study of the {m}'),
-                    '-megaly': ('megaly', 'abnormal enlargement of the {m}'), '-pathy': ('pathy', 'a disease of the {m}'),
-                    '-scopy': ('scopy', 'visual examination of the {m}'), '-otomy': ('tomy', 'a surgical incision into the {m}')}
+                    '-ectomy': ('ectomy', 'surgical removal of part of the {m}'),
+                    '-logy': ('logy', 'the study of the {m}'), '-megaly': ('megaly', 'abnormal enlargement of the {m}'),
+                    '-pathy': ('pathy', 'a disease of the {m}'), '-scopy': ('scopy', 'visual examination of the {m}'),
+                    '-otomy': ('tomy', 'a surgical incision into the {m}')}
 
 def medical_word(root:str, suffix:str)->tuple[str, str]:
     "Build a medical word from a root and a suffix: returns (word, meaning)."
@@ -411,17 +469,22 @@ def medical_word(root:str, suffix:str)->tuple[str, str]:
 
 # %% ../nbs/40_domains.ipynb #e9ca6089
 _MED_TEMPLATES = {
-    'term': {'train': ["What does {x} mean?", "Define the medical term {x}.", "What is {x}?", "Explain {x} in plain words."],
+    'term': {'train': ["What does {x} mean?", "Define the medical term {x}.", "What is {x}?",
+                       "Explain {x} in plain words."],
              'bench': ["In a patient's chart, what does the term {x} mean?", "Give a short definition of {x}."]},
-    'abbreviation': {'train': ["What does {x} stand for?", "Expand the medical abbreviation {x}.", "What is {x} short for?"],
+    'abbreviation': {'train': ["What does {x} stand for?", "Expand the medical abbreviation {x}.",
+                               "What is {x} short for?"],
                      'bench': ["In a clinical note, what is the meaning of the abbreviation {x}?", "Spell out {x}."]},
-    'word_parts': {'train': ["What does {x} mean?", "Break down the medical word {x}.", "Define {x} from its word parts."],
-                   'bench': ["Using its root and suffix, what does {x} mean?", "What is the meaning of the medical word {x}?"]},
+    'word_parts': {'train': ["What does {x} mean?", "Break down the medical word {x}.",
+                             "Define {x} from its word parts."],
+                   'bench': ["Using its root and suffix, what does {x} mean?",
+                             "What is the meaning of the medical word {x}?"]},
 }
 
 def _memorised(items:dict, task:str, templates:dict, group:str, r)->tuple[list, list]:
     "Train on every item with train phrasings; bench on every item with held-out phrasings."
-    train = [_chat(tpl.format(x=k), v, group, task=task, item=k) for k, v in items.items() for tpl in templates['train']]
+    train = [_chat(tpl.format(x=k), v, group, task=task, item=k) for k, v in items.items()
+             for tpl in templates['train']]
     bench = [_chat(r.choice(templates['bench']).format(x=k), v, group, task=task, item=k) for k, v in items.items()]
     return train, bench
 
@@ -443,12 +506,17 @@ def medical_dataset(seed:int=0,             # seed for the held-out word combina
     wp = _MED_TEMPLATES['word_parts']
     for a, s in seen:
         w, m = medical_word(a, s)
-        train += [_chat(tpl.format(x=w), m[0].upper() + m[1:] + '.', w, task='word_parts', item=w, root=a, suffix=s) for tpl in wp['train']]
-    bench['word_parts'] = [_chat(r.choice(wp['bench']).format(x=w), m[0].upper() + m[1:] + '.', w, task='word_parts', item=w, root=a, suffix=s)
+        train += [_chat(tpl.format(x=w), m[0].upper() + m[1:] + '.', w, task='word_parts', item=w, root=a, suffix=s)
+                  for tpl in wp['train']]
+    bench['word_parts'] = [_chat(r.choice(wp['bench']).format(x=w), m[0].upper() + m[1:] + '.', w, task='word_parts',
+                                 item=w, root=a, suffix=s)
                            for a, s in held for w, m in [medical_word(a, s)]]
-    docs = [dict(text=f"{k[0].upper() + k[1:]}: {v}.", meta=dict(kind='term'), group='medical-term', synthetic=True) for k, v in MEDICAL_TERMS.items()]
-    docs += [dict(text=f"{k} stands for {v}.", meta=dict(kind='abbreviation'), group='medical-abbreviation', synthetic=True) for k, v in MEDICAL_ABBREVIATIONS.items()]
-    docs += [dict(text=f"The root {a}- refers to the {MEDICAL_ROOTS[a][2]}.", meta=dict(kind='root'), group='medical-root', synthetic=True) for a in MEDICAL_ROOTS]
+    docs = [dict(text=f"{k[0].upper() + k[1:]}: {v}.", meta=dict(kind='term'), group='medical-term', synthetic=True)
+            for k, v in MEDICAL_TERMS.items()]
+    docs += [dict(text=f"{k} stands for {v}.", meta=dict(kind='abbreviation'), group='medical-abbreviation',
+                  synthetic=True) for k, v in MEDICAL_ABBREVIATIONS.items()]
+    docs += [dict(text=f"The root {a}- refers to the {MEDICAL_ROOTS[a][2]}.", meta=dict(kind='root'),
+                  group='medical-root', synthetic=True) for a in MEDICAL_ROOTS]
     docs += [dict(text=f"The suffix {s} means {p.format(m='body part named by the root')}.", meta=dict(kind='suffix'),
                   group='medical-suffix', synthetic=True) for s, (_, p) in MEDICAL_SUFFIXES.items()]
     r.shuffle(train)
@@ -456,63 +524,96 @@ def medical_dataset(seed:int=0,             # seed for the held-out word combina
 
 # %% ../nbs/40_domains.ipynb #fca15f75
 LEGAL_CLAUSES = {
-    'governing law': ["This Agreement shall be governed by and construed in accordance with the laws of the State of {state}.",
+    'governing law': ["This Agreement shall be governed by and construed in accordance with the laws of "
+                      "the State of {state}.",
                       "The laws of {state} govern this Agreement, without regard to its conflict of laws rules.",
-                      "Any question about the interpretation of this Agreement will be decided under the law of {state}."],
-    'confidentiality': ["{a} shall keep confidential all information disclosed by {b} and shall not disclose it to any third party for {n} years.",
-                        "Each party agrees to protect the other party's confidential information and to use it only to perform this Agreement.",
-                        "{a} will not reveal {b}'s trade secrets or business information to anyone without {b}'s prior written consent."],
+                      "Any question about the interpretation of this Agreement will be decided "
+                      "under the law of {state}."],
+    'confidentiality': ["{a} shall keep confidential all information disclosed by {b} and shall not disclose it to any "
+                        "third party for {n} years.",
+                        "Each party agrees to protect the other party's confidential information and to use it only to "
+                        "perform this Agreement.",
+                        "{a} will not reveal {b}'s trade secrets or business information to anyone without {b}'s "
+                        "prior written consent."],
     'termination': ["Either party may terminate this Agreement on {n} days' written notice to the other party.",
-                    "{a} may end this Agreement immediately if {b} materially breaches it and fails to cure the breach within {n} days.",
+                    "{a} may end this Agreement immediately if {b} materially breaches it and fails to cure the "
+                    "breach within {n} days.",
                     "This Agreement terminates automatically if either party becomes insolvent."],
-    'indemnification': ["{a} shall indemnify and hold harmless {b} from all claims, losses and expenses arising from {a}'s negligence.",
-                        "{b} agrees to defend {a} against any third-party claim caused by {b}'s breach of this Agreement.",
+    'indemnification': ["{a} shall indemnify and hold harmless {b} from all claims, losses and expenses arising "
+                        "from {a}'s negligence.",
+                        "{b} agrees to defend {a} against any third-party claim caused by {b}'s "
+                        "breach of this Agreement.",
                         "Each party will compensate the other for losses resulting from its own wilful misconduct."],
-    'force majeure': ["Neither party is liable for a delay caused by events beyond its reasonable control, including fire, flood or war.",
-                      "{a} shall not be responsible for failure to perform caused by natural disasters, strikes or government action.",
-                      "Performance is excused for as long as an act of God or other unforeseeable event prevents it, up to {n} days."],
+    'force majeure': ["Neither party is liable for a delay caused by events beyond its reasonable control, "
+                      "including fire, flood or war.",
+                      "{a} shall not be responsible for failure to perform caused by natural disasters, strikes "
+                      "or government action.",
+                      "Performance is excused for as long as an act of God or other unforeseeable event "
+                      "prevents it, up to {n} days."],
     'limitation of liability': ["In no event shall {a}'s total liability exceed ${m} thousand.",
                                 "Neither party shall be liable for indirect, incidental or consequential damages.",
-                                "{b}'s liability under this Agreement is capped at the fees paid in the preceding {n} months."],
+                                "{b}'s liability under this Agreement is capped at the fees paid in the "
+                                "preceding {n} months."],
     'assignment': ["{a} may not assign this Agreement without the prior written consent of {b}.",
-                   "Neither party may transfer its rights or obligations under this Agreement to a third party without consent.",
+                   "Neither party may transfer its rights or obligations under this Agreement to a third "
+                   "party without consent.",
                    "{b} may assign this Agreement to an affiliate upon written notice to {a}."],
     'payment terms': ["{b} shall pay each invoice within {n} days of receipt.",
                       "Fees of ${m} thousand are payable by {b} in advance at the start of each quarter.",
                       "Late payments by {b} bear interest at {p} percent per month."],
-    'non-compete': ["For {n} months after termination, {a} shall not engage in any business that competes with {b} in {state}.",
+    'non-compete': ["For {n} months after termination, {a} shall not engage in any business that competes "
+                    "with {b} in {state}.",
                     "{a} agrees not to offer competing services to {b}'s customers during the term of this Agreement.",
                     "During the term and for {n} months afterwards, {a} will not work for a direct competitor of {b}."],
-    'severability': ["If any provision of this Agreement is held invalid, the remaining provisions remain in full force and effect.",
-                     "An unenforceable clause shall be modified to the minimum extent necessary, and the rest of this Agreement stays valid.",
+    'severability': ["If any provision of this Agreement is held invalid, the remaining provisions remain in "
+                     "full force and effect.",
+                     "An unenforceable clause shall be modified to the minimum extent necessary, and the rest of this "
+                     "Agreement stays valid.",
                      "The invalidity of one term of this Agreement does not affect the validity of the other terms."],
 }
 
 # %% ../nbs/40_domains.ipynb #2ae30985
 LEGAL_TERMS = {
-    'indemnify': 'to compensate another party for a loss or damage', 'breach': 'a failure to perform an obligation under a contract',
-    'consideration': 'something of value exchanged by the parties to a contract', 'warranty': 'a promise that a statement of fact is true',
-    'liability': 'legal responsibility for an act or omission', 'jurisdiction': 'the authority of a court to hear a case',
-    'arbitration': 'settling a dispute by an independent arbitrator instead of a court', 'injunction': 'a court order to do or stop doing something',
-    'waiver': 'the voluntary giving up of a right', 'affiliate': 'an entity that controls, is controlled by, or is under common control with another',
-    'assignment': 'the transfer of rights under a contract to another party', 'counterpart': 'one of several signed copies of the same contract',
-    'damages': 'money awarded to compensate for a loss', 'due diligence': 'a careful investigation before entering an agreement',
-    'escrow': 'property held by a third party until conditions are met', 'force majeure': 'an unforeseeable event that excuses performance',
-    'lien': 'a right to keep possession of property until a debt is paid', 'novation': 'replacing a party or obligation with a new one by agreement',
-    'remedy': 'the means by which a right is enforced or a wrong is redressed', 'tort': 'a civil wrong that causes harm, other than a breach of contract',
-    'statute of limitations': 'the time limit for bringing a legal claim', 'power of attorney': 'a document authorising one person to act for another',
-    'subrogation': 'taking over another party\'s right to claim against a third party', 'severability': 'keeping a contract valid when one clause is invalid',
+    'indemnify': 'to compensate another party for a loss or damage',
+    'breach': 'a failure to perform an obligation under a contract',
+    'consideration': 'something of value exchanged by the parties to a contract',
+    'warranty': 'a promise that a statement of fact is true',
+    'liability': 'legal responsibility for an act or omission',
+    'jurisdiction': 'the authority of a court to hear a case',
+    'arbitration': 'settling a dispute by an independent arbitrator instead of a court',
+    'injunction': 'a court order to do or stop doing something',
+    'waiver': 'the voluntary giving up of a right',
+    'affiliate': 'an entity that controls, is controlled by, or is under common control with another',
+    'assignment': 'the transfer of rights under a contract to another party',
+    'counterpart': 'one of several signed copies of the same contract',
+    'damages': 'money awarded to compensate for a loss',
+    'due diligence': 'a careful investigation before entering an agreement',
+    'escrow': 'property held by a third party until conditions are met',
+    'force majeure': 'an unforeseeable event that excuses performance',
+    'lien': 'a right to keep possession of property until a debt is paid',
+    'novation': 'replacing a party or obligation with a new one by agreement',
+    'remedy': 'the means by which a right is enforced or a wrong is redressed',
+    'tort': 'a civil wrong that causes harm, other than a breach of contract',
+    'statute of limitations': 'the time limit for bringing a legal claim',
+    'power of attorney': 'a document authorising one person to act for another',
+    'subrogation': 'taking over another party\'s right to claim against a third party',
+    'severability': 'keeping a contract valid when one clause is invalid',
 }
 
-_LEGAL_PARTIES = ['the Supplier', 'the Customer', 'the Licensor', 'the Licensee', 'the Contractor', 'the Client', 'the Seller', 'the Buyer',
-                  'the Landlord', 'the Tenant', 'the Employer', 'the Employee', 'the Lender', 'the Borrower', 'the Vendor', 'the Purchaser',
-                  'the Consultant', 'the Company', 'the Distributor', 'the Manufacturer']
+# %% ../nbs/40_domains.ipynb #a38ca7ba
+_LEGAL_PARTIES = ['the Supplier', 'the Customer', 'the Licensor', 'the Licensee', 'the Contractor', 'the Client',
+                  'the Seller', 'the Buyer', 'the Landlord', 'the Tenant', 'the Employer', 'the Employee', 'the Lender',
+                  'the Borrower', 'the Vendor', 'the Purchaser', 'the Consultant', 'the Company', 'the Distributor',
+                  'the Manufacturer']
 
-_STATES = ['Delaware', 'New York', 'California', 'Texas', 'Illinois', 'Ohio', 'Florida', 'Washington', 'Georgia', 'Colorado']
+_STATES = ['Delaware', 'New York', 'California', 'Texas', 'Illinois', 'Ohio', 'Florida', 'Washington', 'Georgia',
+           'Colorado']
 
 _LEGAL_TEMPLATES = {
-    'clause_type': {'train': ["What type of clause is this?\n\n{x}", "Classify the following contract clause.\n\n{x}", "{x}\n\nWhich kind of clause is the text above?"],
-                    'bench': ["Identify the clause type of the following provision.\n\n{x}", "{x}\n\nName the type of this contract clause."]},
+    'clause_type': {'train': ["What type of clause is this?\n\n{x}", "Classify the following contract clause.\n\n{x}",
+                              "{x}\n\nWhich kind of clause is the text above?"],
+                    'bench': ["Identify the clause type of the following provision.\n\n{x}",
+                              "{x}\n\nName the type of this contract clause."]},
     'definition': {'train': ["What does {x} mean in a contract?", "Define the legal term {x}.", "What is {x}?"],
                    'bench': ["In contract law, what is meant by {x}?", "Give the legal definition of {x}."]},
 }
@@ -530,11 +631,12 @@ def legal_dataset(n_train:int=1500, # clause examples in train
         t = r.choice(sorted(LEGAL_CLAUSES))
         i = held_tpl[t] if split == 'bench' else r.choice([j for j in range(len(LEGAL_CLAUSES[t])) if j != held_tpl[t]])
         a, b = r.sample(split_parties[split], 2)
-        txt = LEGAL_CLAUSES[t][i].format(a=a, b=b, n=r.choice([10, 15, 30, 45, 60, 90, 12, 24]), m=r.choice([50, 100, 250, 500, 1000]),
-                                         p=r.choice(['1', '1.5', '2']), state=r.choice(_STATES))
+        txt = LEGAL_CLAUSES[t][i].format(a=a, b=b, n=r.choice([10, 15, 30, 45, 60, 90, 12, 24]),
+                                         m=r.choice([50, 100, 250, 500, 1000]), p=r.choice(['1', '1.5', '2']),
+                                         state=r.choice(_STATES))
         txt = txt[0].upper() + txt[1:]
-        return _chat(r.choice(_LEGAL_TEMPLATES['clause_type'][split]).format(x=txt), t[0].upper() + t[1:], f"clause-{split}",
-                     task='clause_type', item=t, template=i)
+        return _chat(r.choice(_LEGAL_TEMPLATES['clause_type'][split]).format(x=txt), t[0].upper() + t[1:],
+                     f"clause-{split}", task='clause_type', item=t, template=i)
     train_c, bench_c, seen = [], [], set()
     while len(train_c) < n_train:
         c = clause('train'); p = c['messages'][0]['content']
@@ -544,27 +646,30 @@ def legal_dataset(n_train:int=1500, # clause examples in train
         c = clause('bench'); p = c['messages'][0]['content']
         if p not in seen: seen.add(p); bench_c.append(c)
     dt, db = _memorised(LEGAL_TERMS, 'definition', _LEGAL_TEMPLATES['definition'], 'legal-definition', r)
-    docs = [dict(text=f"{k[0].upper() + k[1:]}: {v}.", meta=dict(kind='term'), group='legal-term', synthetic=True) for k, v in LEGAL_TERMS.items()]
+    docs = [dict(text=f"{k[0].upper() + k[1:]}: {v}.", meta=dict(kind='term'), group='legal-term', synthetic=True)
+            for k, v in LEGAL_TERMS.items()]
     train = train_c + dt; r.shuffle(train)
     return dict(documents=docs, train=train, bench=dict(clause_type=bench_c, definition=db))
 
 # %% ../nbs/40_domains.ipynb #2c3b54fa
-COMMON_WORDS = ('apple river stone window garden music paper yellow silver orange table forest bridge candle doctor engine '
-    'family garden harbor island jacket kitten ladder market needle ocean pencil rabbit saddle ticket violin wagon basket '
-    'button castle desert feather guitar hammer lemon mirror planet rocket shadow tiger valley winter butter cloud dragon '
-    'flower honey jungle kettle meadow napkin pepper pillow puzzle singer spoon sugar thunder tomato tunnel whistle anchor '
-    'blanket camera cotton dinner finger helmet lantern marble monkey parrot pocket ribbon summer teacher turtle wallet '
-    'bottle carpet cherry coffee copper farmer glove hollow letter magnet nickel oyster police rocket salmon sister tennis '
-    'velvet walnut yogurt zebra circle morning evening garden number purple silent gentle simple narrow').split()
+COMMON_WORDS = ('apple river stone window garden music paper yellow silver orange table forest bridge candle doctor '
+    'engine family garden harbor island jacket kitten ladder market needle ocean pencil rabbit saddle ticket violin '
+    'wagon basket button castle desert feather guitar hammer lemon mirror planet rocket shadow tiger valley winter '
+    'butter cloud dragon flower honey jungle kettle meadow napkin pepper pillow puzzle singer spoon sugar thunder '
+    'tomato tunnel whistle anchor blanket camera cotton dinner finger helmet lantern marble monkey parrot pocket '
+    'ribbon summer teacher turtle wallet bottle carpet cherry coffee copper farmer glove hollow letter magnet nickel '
+    'oyster police rocket salmon sister tennis velvet walnut yogurt zebra circle morning evening garden number purple '
+    'silent gentle simple narrow').split()
 
 COMMON_WORDS = tuple(dict.fromkeys(COMMON_WORDS))
 
 SAYINGS = {'The early bird catches the': 'worm', 'Actions speak louder than': 'words', 'Better late than': 'never',
            'Practice makes': 'perfect', 'Every cloud has a silver': 'lining', 'Two heads are better than': 'one',
-           'When in Rome, do as the Romans': 'do', 'The pen is mightier than the': 'sword', 'Rome was not built in a': 'day',
-           'Where there is smoke, there is': 'fire', 'A picture is worth a thousand': 'words', 'Honesty is the best': 'policy',
-           'Look before you': 'leap', 'Time is': 'money', 'Knowledge is': 'power', 'All roads lead to': 'Rome',
-           'Curiosity killed the': 'cat', 'Beauty is in the eye of the': 'beholder', 'An apple a day keeps the doctor': 'away',
+           'When in Rome, do as the Romans': 'do', 'The pen is mightier than the': 'sword',
+           'Rome was not built in a': 'day', 'Where there is smoke, there is': 'fire',
+           'A picture is worth a thousand': 'words', 'Honesty is the best': 'policy', 'Look before you': 'leap',
+           'Time is': 'money', 'Knowledge is': 'power', 'All roads lead to': 'Rome', 'Curiosity killed the': 'cat',
+           'Beauty is in the eye of the': 'beholder', 'An apple a day keeps the doctor': 'away',
            'Do not count your chickens before they': 'hatch'}
 
 # %% ../nbs/40_domains.ipynb #23c7423f

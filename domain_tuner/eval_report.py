@@ -48,9 +48,11 @@ def _md(blocks, figdir_rel)->str:
     return '\n'.join(out)
 
 # %% ../nbs/36_eval_report.ipynb #84ea82ce
-_CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}"
+_CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;"
+        "line-height:1.45}"
         ".wrap{overflow-x:auto;max-width:100%}table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:85%}"
-        "td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top;max-width:28em;overflow-wrap:anywhere}"
+        "td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top;max-width:28em;"
+        "overflow-wrap:anywhere}"
         "td.n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}th{background:#f3f3f3}"
         "img{max-width:100%}code{background:#f3f3f3;padding:0 3px;border-radius:3px}")
 
@@ -72,19 +74,22 @@ def _numeric(v)->bool: return isinstance(v, (int, float)) or (isinstance(v, (tup
 
 # %% ../nbs/36_eval_report.ipynb #330503de
 def _html(blocks, title)->str:
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"]
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+           f"<style>{_CSS}</style></head><body>"]
     for b in blocks:
         k = b[0]
         if k in ('h1', 'h2'): out.append(f"<{k}>{html.escape(b[1])}</{k}>")
         elif k == 'p': out.append(_paragraph(b[1]))
         elif k == 'table':
             cols, rows = b[1], b[2]
-            td = lambda v: f"<td class='n'>{html.escape(_fmt(v))}</td>" if _numeric(v) else f"<td>{html.escape(_fmt(v))}</td>"
+            td = lambda v: (f"<td class='n'>{html.escape(_fmt(v))}</td>" if _numeric(v)
+                            else f"<td>{html.escape(_fmt(v))}</td>")
             out.append("<div class='wrap'><table><tr>" + ''.join(f"<th>{html.escape(c)}</th>" for c in cols) + '</tr>' +
                        ''.join('<tr>' + ''.join(td(r.get(c)) for c in cols) + '</tr>' for r in rows) + '</table></div>')
         elif k == 'img':
             data = base64.b64encode(Path(b[1]).read_bytes()).decode()
-            out.append(f"<figure><img alt='{html.escape(b[2])}' src='data:image/png;base64,{data}'><figcaption>{html.escape(b[2])}</figcaption></figure>")
+            out.append(f"<figure><img alt='{html.escape(b[2])}' src='data:image/png;base64,{data}'>"
+                       f"<figcaption>{html.escape(b[2])}</figcaption></figure>")
     return '\n'.join(out + ['</body></html>'])
 
 # %% ../nbs/36_eval_report.ipynb #dd2481e4
@@ -101,61 +106,107 @@ def plot_metrics(results:list, path:str|Path, metrics:list|None=None):
     fig.savefig(path, dpi=110)
     return Path(path)
 
+# %% ../nbs/36_eval_report.ipynb #36faa14c
+def _intro_blocks(rs:list, title:str)->list:
+    "The title, and a paragraph on when, on what, and how to read the scores."
+    return [('h1', title),
+            ('p', f"Generated {time.strftime('%Y-%m-%d %H:%M')} by domain-tuner. "
+                  f"Benchmark: {rs[0].meta.get('bench', '?')}, {len(rs[0].examples)} examples. "
+                  "Perplexity is on the reference answers' tokens (lower is better); "
+                  "every other score is in [0, 1], higher is better.")]
+
+def _score_blocks(rs:list, ms:list, figdir:Path|None)->list:
+    "Every model's scores as a table and, with `figdir`, a bar chart."
+    B = [('h2', 'Scores'), ('table', ['model'] + ms, [dict(model=r.name, **r.metrics) for r in rs])]
+    if figdir is not None:
+        B.append(('img', plot_metrics(rs, figdir/'metrics.png'), 'Scores per model'))
+    return B
+
+# %% ../nbs/36_eval_report.ipynb #c9625d05
+def _gain_blocks(rs:list, cmp:Comparison, figdir:Path|None, metric_for_diffs:str|None, max_examples:int)->list:
+    "Each model's gains over the first (table and chart), and the answers each one fixed and broke."
+    ms = cmp.metric_names
+    B = [('h2', f"Gains over {rs[0].name}"),
+         ('table', ['model'] + ms, [dict(model=n, **g) for n, g in cmp.gains().items()])]
+    if figdir is not None:
+        cmp.plot(figdir/'gains.png'); B.append(('img', figdir/'gains.png', f"Gain of each model over {rs[0].name}"))
+    m = metric_for_diffs or next((k for k in ('exact_match', 'numeric_match', 'token_f1') if k in ms), None)
+    if not m: return B
+    for r in rs[1:]:
+        d = cmp.diffs(m, model=r.name)
+        B.append(('h2', f"{r.name} vs {rs[0].name}: {len(d['fixed'])} fixed, {len(d['broke'])} broke (by {m})"))
+        for kind in ('fixed', 'broke'):
+            if d[kind]:
+                rows = [{k: _short(v) if isinstance(v, str) else v for k, v in x.items()}
+                        for x in d[kind][:max_examples]]
+                B += [('p', f"{kind.capitalize()}:"), ('table', ['id', 'prompt', 'reference', 'before', 'after'], rows)]
+    return B
+
+# %% ../nbs/36_eval_report.ipynb #0b18cb30
+def _canary_blocks(rs:list, ms:list)->list:
+    "Domain and canary scores side by side: a canary drop while the domain score rises is forgetting."
+    rows = [row for r in rs for row in
+            ([dict(model=r.name, set='domain', **r.metrics)]
+             + ([dict(model=r.name, set='canary', **r.canary.metrics)] if r.canary else []))]
+    return [('h2', 'Forgetting check: domain benchmark vs general canary set'),
+            ('p', "A drop on the canary set while the domain score rises means the model is forgetting "
+                  "general ability."),
+            ('table', ['model', 'set'] + ms, rows)]
+
+def _grounding_blocks(rs:list, max_examples:int)->list:
+    "How many answers state numbers or terms found in neither the context nor the reference, and which ones."
+    if not any('grounded' in r.metrics or any('grounded' in e for e in r.examples) for r in rs): return []
+    flagged = [(r.name, e) for r in rs for e in r.examples if e.get('ungrounded')]
+    B = [('h2', 'Grounding'), ('p', f"{len(flagged)} answers state numbers or named terms found in neither the source "
+                                    "context nor the reference (a reason to look, not proof of an error).")]
+    if flagged: B.append(('table', ['model', 'id', 'prompt', 'prediction', 'ungrounded'],
+                          [dict(model=n, id=e['id'], prompt=_short(e['prompt']), prediction=_short(e['prediction']),
+                                ungrounded=', '.join(e['ungrounded'])) for n, e in flagged[:max_examples]]))
+    return B
+
+# %% ../nbs/36_eval_report.ipynb #ea87aed7
+def _review_blocks(ratings:list)->list:
+    "Win rates with their intervals, and mean rubric scores, from blind human review."
+    from domain_tuner.human_eval import win_rate, rubric_means
+    systems = sorted({s for r in ratings for s in (r['A'], r['B'])})
+    return [('h2', 'Human review (blind, side by side)'),
+            ('table', ['system', 'wins', 'losses', 'ties', 'n', 'win_rate', 'low', 'high'],
+             [win_rate(ratings, s) for s in systems]),
+            ('p', "Win rate counts ties as half; low and high bound its 95% Wilson interval. "
+                  "Mean rubric scores (1–5):"),
+            ('table', ['system'] + list(next(iter(rubric_means(ratings).values()))),
+             [dict(system=s, **v) for s, v in rubric_means(ratings).items()])]
+
+def _expert_blocks(expert)->list:
+    "The model's scores next to the experts', and as a fraction of theirs."
+    return [('h2', 'Model vs experts'), ('table', ['measure', 'model', 'experts', 'relative'], expert.table()),
+            ('p', "relative = the model's score as a fraction of the experts' on the same questions, "
+                  "metrics and rubric.")]
+
+# %% ../nbs/36_eval_report.ipynb #4c860c9b
+def _example_blocks(rs:list, max_examples:int)->list:
+    "The first examples: prompt, reference and every model's answer."
+    return [('h2', f"Examples (first {min(max_examples, len(rs[0].examples))})"),
+            ('table', ['id', 'prompt', 'reference'] + [r.name for r in rs],
+             [dict(id=e['id'], prompt=_short(e['prompt']), reference=_short(e['reference']),
+                   **{r.name: _short(r.examples[i]['prediction']) for r in rs})
+              for i, e in enumerate(rs[0].examples[:max_examples])])]
+
 # %% ../nbs/36_eval_report.ipynb #4baaa08e
 def report_blocks(results:list, title:str='Evaluation report', expert=None, ratings:list|None=None,
                   figdir:Path|None=None, metric_for_diffs:str|None=None, max_examples:int=20)->list:
     "The report's blocks (headings, paragraphs, tables, figures); figures are written into `figdir`."
     rs = [r if isinstance(r, EvalResult) else EvalResult.from_json(r) for r in results]
     if not rs: raise DomainTunerError("no results to report", where="write_report", fix="pass one or more EvalResults")
-    B = [('h1', title), ('p', f"Generated {time.strftime('%Y-%m-%d %H:%M')} by domain-tuner. Benchmark: {rs[0].meta.get('bench', '?')}, "
-                              f"{len(rs[0].examples)} examples. Perplexity is on the reference answers' tokens (lower is better); "
-                              "every other score is in [0, 1], higher is better.")]
+    B = _intro_blocks(rs, title)
     cmp = compare(rs)
-    ms = cmp.metric_names
-    B += [('h2', 'Scores'), ('table', ['model'] + ms, [dict(model=r.name, **r.metrics) for r in rs])]
-    if figdir is not None:
-        B.append(('img', plot_metrics(rs, figdir/'metrics.png'), 'Scores per model'))
-    if len(rs) > 1:
-        gcols = ['model'] + ms
-        B += [('h2', f"Gains over {rs[0].name}"), ('table', gcols, [dict(model=n, **g) for n, g in cmp.gains().items()])]
-        if figdir is not None:
-            cmp.plot(figdir/'gains.png'); B.append(('img', figdir/'gains.png', f"Gain of each model over {rs[0].name}"))
-        m = metric_for_diffs or next((k for k in ('exact_match', 'numeric_match', 'token_f1') if k in ms), None)
-        if m:
-            for r in rs[1:]:
-                d = cmp.diffs(m, model=r.name)
-                B.append(('h2', f"{r.name} vs {rs[0].name}: {len(d['fixed'])} fixed, {len(d['broke'])} broke (by {m})"))
-                for kind in ('fixed', 'broke'):
-                    if d[kind]:
-                        B += [('p', f"{kind.capitalize()}:"), ('table', ['id', 'prompt', 'reference', 'before', 'after'],
-                              [{k: _short(v) if isinstance(v, str) else v for k, v in x.items()} for x in d[kind][:max_examples]])]
-    if any(r.canary for r in rs):
-        B += [('h2', 'Forgetting check: domain benchmark vs general canary set'),
-              ('p', "A drop on the canary set while the domain score rises means the model is forgetting general ability."),
-              ('table', ['model', 'set'] + ms, [row for r in rs for row in
-                        ([dict(model=r.name, set='domain', **r.metrics)] + ([dict(model=r.name, set='canary', **r.canary.metrics)] if r.canary else []))])]
-    flagged = [(r.name, e) for r in rs for e in r.examples if e.get('ungrounded')]
-    if any('grounded' in r.metrics or any('grounded' in e for e in r.examples) for r in rs):
-        B += [('h2', 'Grounding'), ('p', f"{len(flagged)} answers state numbers or named terms found in neither the source context "
-                                        "nor the reference (a reason to look, not proof of an error).")]
-        if flagged: B.append(('table', ['model', 'id', 'prompt', 'prediction', 'ungrounded'],
-                              [dict(model=n, id=e['id'], prompt=_short(e['prompt']), prediction=_short(e['prediction']),
-                                    ungrounded=', '.join(e['ungrounded'])) for n, e in flagged[:max_examples]]))
-    if ratings:
-        from domain_tuner.human_eval import win_rate, rubric_means
-        systems = sorted({s for r in ratings for s in (r['A'], r['B'])})
-        B += [('h2', 'Human review (blind, side by side)'),
-              ('table', ['system', 'wins', 'losses', 'ties', 'n', 'win_rate', 'low', 'high'], [win_rate(ratings, s) for s in systems]),
-              ('p', "Win rate counts ties as half; low and high bound its 95% Wilson interval. Mean rubric scores (1–5):"),
-              ('table', ['system'] + list(next(iter(rubric_means(ratings).values()))), [dict(system=s, **v) for s, v in rubric_means(ratings).items()])]
-    if expert is not None:
-        B += [('h2', 'Model vs experts'), ('table', ['measure', 'model', 'experts', 'relative'], expert.table()),
-              ('p', "relative = the model's score as a fraction of the experts' on the same questions, metrics and rubric.")]
-    B += [('h2', f"Examples (first {min(max_examples, len(rs[0].examples))})"),
-          ('table', ['id', 'prompt', 'reference'] + [r.name for r in rs],
-           [dict(id=e['id'], prompt=_short(e['prompt']), reference=_short(e['reference']),
-                 **{r.name: _short(r.examples[i]['prediction']) for r in rs}) for i, e in enumerate(rs[0].examples[:max_examples])])]
-    return B
+    B += _score_blocks(rs, cmp.metric_names, figdir)
+    if len(rs) > 1: B += _gain_blocks(rs, cmp, figdir, metric_for_diffs, max_examples)
+    if any(r.canary for r in rs): B += _canary_blocks(rs, cmp.metric_names)
+    B += _grounding_blocks(rs, max_examples)
+    if ratings: B += _review_blocks(ratings)
+    if expert is not None: B += _expert_blocks(expert)
+    return B + _example_blocks(rs, max_examples)
 
 # %% ../nbs/36_eval_report.ipynb #03b96dd4
 def write_report(results,                      # EvalResults (or their JSON paths); the first is the baseline

@@ -10,13 +10,16 @@ import argparse, gc, json, sys
 from pathlib import Path
 from .core import DomainTunerError
 from .models import load_trained, is_adapter_dir, adapter_base
-from .metrics import (normalize_answer, exact_match, token_f1, rouge_l, bleu, corpus_bleu, chrf, parse_numbers,
-                                  numeric_match, METRICS, DEFAULT_METRICS, resolve_metrics, score_example)
+from .metrics import (normalize_answer, exact_match, token_f1, rouge_l, bleu, corpus_bleu, chrf,
+                                  parse_numbers, numeric_match, METRICS, DEFAULT_METRICS, resolve_metrics,
+                                  score_example)
 from .generation import generate, chat, render_prompts, stop_token_ids
 from .scoring import perplexity, record_nll, token_nll, choice_logprobs, mc_predict, mc_choices
-from .benchmark import (evaluate, EvalResult, load_bench, ungrounded_claims, compare, Comparison, ForgettingGuard)
-from .human_eval import (RUBRIC, ReviewSession, review_widget, ReviewWidget, read_ratings, load_items, items_from_results,
-                                     win_rate, wilson_interval, rubric_means, cohen_kappa, rater_agreement)
+from .benchmark import (evaluate, EvalResult, load_bench, ungrounded_claims, compare, Comparison,
+                                    ForgettingGuard)
+from .human_eval import (RUBRIC, ReviewSession, review_widget, ReviewWidget, read_ratings, load_items,
+                                     items_from_results, win_rate, wilson_interval, rubric_means, cohen_kappa,
+                                     rater_agreement)
 from .expert import compare_with_experts, score_answers, ExpertComparison, load_expert_answers
 from .eval_report import write_report
 
@@ -26,8 +29,9 @@ __all__ = ['evaluate_model', 'evaluate_before_after', 'cli_eval']
 # %% ../nbs/39_evaluate.ipynb #a7f33ae2
 __all__ = ['evaluate', 'EvalResult', 'perplexity', 'generate', 'chat', 'compare', 'Comparison', 'ForgettingGuard',
            'load_bench', 'ungrounded_claims', 'record_nll', 'choice_logprobs', 'mc_predict',
-           'normalize_answer', 'exact_match', 'token_f1', 'rouge_l', 'bleu', 'corpus_bleu', 'chrf', 'parse_numbers', 'numeric_match',
-           'METRICS', 'resolve_metrics', 'RUBRIC', 'ReviewSession', 'review_widget', 'read_ratings', 'load_items', 'items_from_results',
+           'normalize_answer', 'exact_match', 'token_f1', 'rouge_l', 'bleu', 'corpus_bleu', 'chrf', 'parse_numbers',
+           'numeric_match', 'METRICS', 'resolve_metrics',
+           'RUBRIC', 'ReviewSession', 'review_widget', 'read_ratings', 'load_items', 'items_from_results',
            'win_rate', 'wilson_interval', 'rubric_means', 'cohen_kappa', 'rater_agreement',
            'compare_with_experts', 'score_answers', 'ExpertComparison', 'write_report',
            'evaluate_model', 'evaluate_before_after', 'cli_eval']
@@ -52,14 +56,17 @@ def evaluate_model(path:str|Path,              # a model folder, an adapter fold
     res.meta['model'] = str(path)
     return res
 
+# %% ../nbs/39_evaluate.ipynb #751eea21
 def _base_of(path, base):
     if base: return str(base)
     if is_adapter_dir(path): return adapter_base(path)
     rr, cur = Path(path)/'run_record.json', Path(path).parent/'curriculum_record.json'
     if rr.exists():
         rec = json.loads(rr.read_text())
-        if rec.get('kind') == 'stage' and cur.exists(): rec = json.loads(cur.read_text())  # a stage's base is the previous stage
-        if b := rec.get('base') or rec.get('base_model') or rec.get('model'): return str(b)  # train, merge and run write 'base'
+        # a stage's base is the previous stage
+        if rec.get('kind') == 'stage' and cur.exists(): rec = json.loads(cur.read_text())
+        # train, merge and run write 'base'
+        if b := rec.get('base') or rec.get('base_model') or rec.get('model'): return str(b)
     raise DomainTunerError("cannot tell which base model to compare with", where=str(path),
                            fix="pass base='<hub id or folder>' (--base on the command line)")
 
@@ -80,24 +87,31 @@ def evaluate_before_after(tuned:list|str|Path,   # tuned model folder(s), in ord
 # %% ../nbs/39_evaluate.ipynb #8bdaeb7a
 def _parser():
     p = argparse.ArgumentParser(prog='domain-tuner eval',
-        description="Evaluate a trained model (full or adapter folder) on a benchmark: generated answers scored by task metrics, "
-                    "perplexity of the reference answers, multiple choice by log-likelihood, grounding checks; writes REPORT.json "
-                    "and a Markdown/HTML report next to the model.")
-    p.add_argument('--model', required=True, help="model folder or adapter folder (an adapter names its base), or a hub id")
-    p.add_argument('--base', help="base model for an adapter (default: the one the adapter names); also the baseline of --compare-base")
-    p.add_argument('--bench', required=True, help="benchmark file in any format `domain-tuner prepare` reads; the last assistant turn is the reference")
+        description="Evaluate a trained model (full or adapter folder) on a benchmark: generated answers scored by "
+                    "task metrics, perplexity of the reference answers, multiple choice by log-likelihood, grounding "
+                    "checks; writes REPORT.json and a Markdown/HTML report next to the model.")
+    p.add_argument('--model', required=True,
+                   help="model folder or adapter folder (an adapter names its base), or a hub id")
+    p.add_argument('--base', help="base model for an adapter (default: the one the adapter names); "
+                                  "also the baseline of --compare-base")
+    p.add_argument('--bench', required=True,
+                   help="benchmark file in any format `domain-tuner prepare` reads; "
+                        "the last assistant turn is the reference")
     p.add_argument('--out', required=True, help="where to write REPORT.json")
     p.add_argument('--metrics', nargs='+', default=None, metavar='NAME',
-                   help=f"metrics among {', '.join(METRICS)} (exact_match is always included; default: {' '.join(DEFAULT_METRICS)})")
+                   help=f"metrics among {', '.join(METRICS)} "
+                        f"(exact_match is always included; default: {' '.join(DEFAULT_METRICS)})")
     p.add_argument('--batch-size', type=int, default=16, help="prompts per batch (default 16)")
     p.add_argument('--max-new-tokens', type=int, default=64, help="answer length limit in tokens (default 64)")
     p.add_argument('--canary', help="general-ability benchmark scored next to the domain one (forgetting check)")
     p.add_argument('--compare-base', action='store_true', help="also evaluate the base model and report the gains")
     p.add_argument('--quantize', choices=['auto', 'nf4', 'none'], default='auto',
-                   help="base precision for an adapter: 'auto' as trained (4-bit for QLoRA, from run_record.json), 'nf4' or 'none'")
+                   help="base precision for an adapter: 'auto' as trained (4-bit for QLoRA, from run_record.json), "
+                        "'nf4' or 'none'")
     p.add_argument('--name', help="the model's label in the report (default: the folder name)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument('--report-dir', help="folder for report.md/report.html (default: MODEL/eval_report, or beside REPORT.json for a hub id)")
+    g.add_argument('--report-dir', help="folder for report.md/report.html "
+                                        "(default: MODEL/eval_report, or beside REPORT.json for a hub id)")
     g.add_argument('--no-report', action='store_true', help="write only REPORT.json")
     return p
 
@@ -107,8 +121,10 @@ def cli_eval(argv:list[str]|None=None)->int:
     a = _parser().parse_args(argv)
     metrics = list(dict.fromkeys(['exact_match'] + (a.metrics or list(DEFAULT_METRICS))))
     resolve_metrics(metrics)  # fail on an unknown name before loading anything
-    if not Path(a.bench).exists(): raise DomainTunerError("benchmark file not found", where=a.bench, fix="check the path")
-    kw = dict(metrics=metrics, batch_size=a.batch_size, max_new_tokens=a.max_new_tokens, quantize=None if a.quantize == 'none' else a.quantize, canary=a.canary)
+    if not Path(a.bench).exists():
+        raise DomainTunerError("benchmark file not found", where=a.bench, fix="check the path")
+    kw = dict(metrics=metrics, batch_size=a.batch_size, max_new_tokens=a.max_new_tokens,
+              quantize=None if a.quantize == 'none' else a.quantize, canary=a.canary)
     if a.compare_base:
         cmp = evaluate_before_after(a.model, a.bench, base=a.base, names=[a.name] if a.name else None, **kw)
         results, res = cmp.results, cmp.results[-1]
@@ -122,7 +138,8 @@ def cli_eval(argv:list[str]|None=None)->int:
     if a.compare_base: print("gains over base: " + ', '.join(f"{k}={v:+.4g}" for k, v in out['gains'].items()))
     print(f"wrote {a.out}")
     if not a.no_report:
-        rd = Path(a.report_dir) if a.report_dir else (Path(a.model)/'eval_report' if Path(a.model).is_dir() else Path(a.out).parent/'eval_report')
+        rd = (Path(a.report_dir) if a.report_dir else
+              Path(a.model)/'eval_report' if Path(a.model).is_dir() else Path(a.out).parent/'eval_report')
         paths = write_report(results, rd, title=f"Evaluation of {res.name} on {Path(a.bench).name}")
         print(f"wrote {paths['markdown']} and {paths['html']}")
     return 0

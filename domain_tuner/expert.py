@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from fastcore.basics import patch
 from .core import DomainTunerError
 from .metrics import resolve_metrics, score_example, METRICS
 from .benchmark import EvalResult, load_bench, reference, prompt_messages, ungrounded_claims, _mean
@@ -17,32 +18,42 @@ from .human_eval import rubric_means, win_rate
 # %% auto #0
 __all__ = ['load_expert_answers', 'score_answers', 'ExpertComparison', 'compare_with_experts']
 
+# %% ../nbs/35_expert.ipynb #ba8f0b9a
+def _answers_from_jsonl(path, n:int)->list:
+    "Answers from a JSONL file of {'answer'} rows, in order or by 'id' (the benchmark index); None where missing."
+    rows, out = [], [None]*n
+    for k, line in enumerate(Path(path).read_text(encoding='utf-8').splitlines(), 1):
+        if not line.strip(): continue
+        try: r = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DomainTunerError(f"not valid JSON: {e.msg}", where=f"{path}:{k}",
+                                   fix="one JSON object per line") from None
+        if 'answer' not in r:
+            raise DomainTunerError("row has no 'answer'", where=f"{path}:{k}", fix='write {"answer": "..."}')
+        rows.append((r.get('id', len(rows)), r['answer'], f"{path}:{k}"))
+    for i, a, where in rows:
+        if not isinstance(i, int) or not 0 <= i < n:
+            raise DomainTunerError(f"id {i!r} is not a benchmark index 0..{n-1}", where=where,
+                                   fix="use the example's position in the benchmark as id")
+        out[i] = str(a)
+    return out
+
 # %% ../nbs/35_expert.ipynb #8f3f919b
 def load_expert_answers(answers, n:int, bench_records:list|None=None)->list[str]:
     "Expert answers aligned with the benchmark, from a list, a JSONL file, or the records' meta.expert_answer."
     if answers is None:
         got = [((r.get('meta') or {}).get('expert_answer')) for r in (bench_records or [])]
         if not got or any(a is None for a in got):
-            raise DomainTunerError("no expert answers given and not every benchmark record has meta.expert_answer", where="expert_answers",
-                                   fix="pass a list or a JSONL file of {\"answer\": ...} rows, one per benchmark record")
+            raise DomainTunerError("no expert answers given and not every benchmark record has meta.expert_answer",
+                                   where="expert_answers",
+                                   fix="pass a list or a JSONL file of {\"answer\": ...} rows, "
+                                       "one per benchmark record")
         return [str(a) for a in got]
-    if isinstance(answers, (str, Path)):
-        rows, out = [], [None]*n
-        for k, line in enumerate(Path(answers).read_text(encoding='utf-8').splitlines(), 1):
-            if not line.strip(): continue
-            try: r = json.loads(line)
-            except json.JSONDecodeError as e: raise DomainTunerError(f"not valid JSON: {e.msg}", where=f"{answers}:{k}", fix="one JSON object per line") from None
-            if 'answer' not in r: raise DomainTunerError("row has no 'answer'", where=f"{answers}:{k}", fix='write {"answer": "..."}')
-            rows.append((r.get('id', len(rows)), r['answer'], f"{answers}:{k}"))
-        for i, a, where in rows:
-            if not isinstance(i, int) or not 0 <= i < n: raise DomainTunerError(f"id {i!r} is not a benchmark index 0..{n-1}", where=where,
-                                                                                fix="use the example's position in the benchmark as id")
-            out[i] = str(a)
-        answers = out
+    if isinstance(answers, (str, Path)): answers = _answers_from_jsonl(answers, n)
     answers = list(answers)
     if len(answers) != n or any(a is None for a in answers):
-        raise DomainTunerError(f"{sum(a is not None for a in answers)} expert answers for {n} benchmark records", where="expert_answers",
-                               fix="give exactly one expert answer per benchmark record")
+        raise DomainTunerError(f"{sum(a is not None for a in answers)} expert answers for {n} benchmark records",
+                               where="expert_answers", fix="give exactly one expert answer per benchmark record")
     return [str(a) for a in answers]
 
 # %% ../nbs/35_expert.ipynb #0c1eafe8
@@ -53,11 +64,13 @@ def score_answers(bench, answers:list[str], metrics=None, name:str='expert', gro
     exs = []
     for i, (r, a) in enumerate(zip(recs, answers)):
         meta = r.get('meta') or {}
-        ex = dict(id=i, source=meta.get('source'), prompt=prompt_messages(r)[-1]['content'] if prompt_messages(r) else '',
+        ex = dict(id=i, source=meta.get('source'),
+                  prompt=prompt_messages(r)[-1]['content'] if prompt_messages(r) else '',
                   reference=reference(r), prediction=a, **score_example(a, reference(r), r, fns))
         ctx = meta.get('context') or ('\n'.join(m['content'] for m in prompt_messages(r)) if grounding else None)
         if ctx and grounding is not False:
-            ex['ungrounded'] = ungrounded_claims(a, str(ctx), reference(r)); ex['grounded'] = float(not ex['ungrounded'])
+            ex['ungrounded'] = ungrounded_claims(a, str(ctx), reference(r))
+            ex['grounded'] = float(not ex['ungrounded'])
         exs.append(ex)
     agg = {k: _mean([e[k] for e in exs]) for k in fns}
     if any('grounded' in e for e in exs): agg['grounded'] = _mean([e['grounded'] for e in exs if 'grounded' in e])
@@ -72,38 +85,49 @@ class ExpertComparison:
     rubric:dict=field(default_factory=dict)        # {system: {criterion: mean}} from blind human review, if given
     preference:dict|None=None                      # the model's win rate against the experts, if reviewed
 
-    def relative(self)->dict:
-        "The model's score as a fraction of the experts' per metric and rubric criterion (NaN where the experts score 0)."
-        out = {}
-        for k, v in self.expert.metrics.items():
-            if k in self.model.metrics: out[k] = self.model.metrics[k]/v if v else float('nan')
-        m, e = self.rubric.get(self.model.name, {}), self.rubric.get(self.expert.name, {})
-        for c in m:
-            if c in e: out[f"rubric {c}"] = m[c]/e[c] if e[c] else float('nan')
-        return out
+# %% ../nbs/35_expert.ipynb #99fb5df2
+@patch
+def relative(self:ExpertComparison)->dict:
+    "The model's score as a fraction of the experts' per metric and rubric criterion (NaN where the experts score 0)."
+    out = {}
+    for k, v in self.expert.metrics.items():
+        if k in self.model.metrics: out[k] = self.model.metrics[k]/v if v else float('nan')
+    m, e = self.rubric.get(self.model.name, {}), self.rubric.get(self.expert.name, {})
+    for c in m:
+        if c in e: out[f"rubric {c}"] = m[c]/e[c] if e[c] else float('nan')
+    return out
 
-    def table(self)->list[dict]:
-        "Rows of (measure, model, experts, model/experts)."
-        rel, rows = self.relative(), []
-        for k in rel:
-            if k.startswith('rubric '):
-                c = k[7:]; a, b = self.rubric[self.model.name][c], self.rubric[self.expert.name][c]
-            else: a, b = self.model.metrics[k], self.expert.metrics[k]
-            rows.append(dict(measure=k, model=a, experts=b, relative=rel[k]))
-        return rows
+# %% ../nbs/35_expert.ipynb #7ee58403
+@patch
+def table(self:ExpertComparison)->list[dict]:
+    "Rows of (measure, model, experts, model/experts)."
+    rel, rows = self.relative(), []
+    for k in rel:
+        if k.startswith('rubric '):
+            c = k[7:]; a, b = self.rubric[self.model.name][c], self.rubric[self.expert.name][c]
+        else: a, b = self.model.metrics[k], self.expert.metrics[k]
+        rows.append(dict(measure=k, model=a, experts=b, relative=rel[k]))
+    return rows
 
-    def markdown(self)->str:
-        "The table as Markdown, with the model's win rate against the experts when reviewed."
-        f = lambda v: '' if v != v else f"{v:.3g}"
-        lines = [f"| measure | {self.model.name} | {self.expert.name} | {self.model.name} / {self.expert.name} |", "|---|---|---|---|"]
-        lines += [f"| {r['measure']} | {f(r['model'])} | {f(r['experts'])} | {r['relative']:.0%} |" if r['relative'] == r['relative']
-                  else f"| {r['measure']} | {f(r['model'])} | {f(r['experts'])} | n/a |" for r in self.table()]
-        if self.preference:
-            p = self.preference
-            lines.append(f"\nBlind review: {self.model.name} preferred over {self.expert.name} in {p['win_rate']:.0%} of {p['n']} "
-                         f"comparisons (95% CI {p['low']:.0%}–{p['high']:.0%}; ties count half).")
-        return '\n'.join(lines)
-    def _repr_markdown_(self): return self.markdown()
+# %% ../nbs/35_expert.ipynb #bc061808
+@patch
+def markdown(self:ExpertComparison)->str:
+    "The table as Markdown, with the model's win rate against the experts when reviewed."
+    f = lambda v: '' if v != v else f"{v:.3g}"
+    lines = [f"| measure | {self.model.name} | {self.expert.name} | {self.model.name} / {self.expert.name} |",
+             "|---|---|---|---|"]
+    lines += [f"| {r['measure']} | {f(r['model'])} | {f(r['experts'])} | {r['relative']:.0%} |"
+              if r['relative'] == r['relative']
+              else f"| {r['measure']} | {f(r['model'])} | {f(r['experts'])} | n/a |" for r in self.table()]
+    if self.preference:
+        p = self.preference
+        lines.append(f"\nBlind review: {self.model.name} preferred over {self.expert.name} "
+                     f"in {p['win_rate']:.0%} of {p['n']} "
+                     f"comparisons (95% CI {p['low']:.0%}–{p['high']:.0%}; ties count half).")
+    return '\n'.join(lines)
+
+@patch
+def _repr_markdown_(self:ExpertComparison): return self.markdown()
 
 # %% ../nbs/35_expert.ipynb #6c6e468f
 def compare_with_experts(model_result:EvalResult,   # the model's `evaluate` result on the benchmark
@@ -115,7 +139,8 @@ def compare_with_experts(model_result:EvalResult,   # the model's `evaluate` res
     "Score expert answers with the model's metrics (and rubric) and report the model relative to the experts."
     if metrics is None: metrics = [m for m in model_result.meta.get('metrics', []) if m in METRICS] or None
     recs = load_bench(bench)
-    if len(recs) != len(model_result.examples) or any(reference(r) != e['reference'] for r, e in zip(recs, model_result.examples)):
+    if (len(recs) != len(model_result.examples)
+            or any(reference(r) != e['reference'] for r, e in zip(recs, model_result.examples))):
         raise DomainTunerError("the model result is not from this benchmark", where="compare_with_experts",
                                fix="pass the benchmark the model was evaluated on")
     exp = score_answers(recs, expert_answers, metrics, name=expert_name)

@@ -29,10 +29,12 @@ def _check_exportable(cfg)->str:
     arch = GGUF_ARCHITECTURES.get(cfg.model_type)
     if arch is None:
         raise DomainTunerError(f"GGUF export does not cover model type {cfg.model_type!r} yet", where="config.json",
-                               fix=f"export one of {', '.join(sorted(GGUF_ARCHITECTURES))}, or use llama.cpp's convert_hf_to_gguf.py")
+                               fix=f"export one of {', '.join(sorted(GGUF_ARCHITECTURES))}, "
+                                   "or use llama.cpp's convert_hf_to_gguf.py")
     rope = dict(getattr(cfg, 'rope_parameters', None) or getattr(cfg, 'rope_scaling', None) or {})
     if rope.get('rope_type', 'default') != 'default':
-        raise DomainTunerError(f"rope scaling {rope.get('rope_type')!r} is not written to GGUF by this exporter", where="config.json",
+        raise DomainTunerError(f"rope scaling {rope.get('rope_type')!r} is not written to GGUF by this exporter",
+                               where="config.json",
                                fix="use llama.cpp's convert_hf_to_gguf.py for this model")
     return arch
 
@@ -42,7 +44,8 @@ def _rope_theta(cfg)->float:
     return float(rope.get('rope_theta', getattr(cfg, 'rope_theta', 10000.0)))
 
 def _gguf_type(name:str, arr:np.ndarray, kind:str):
-    "The stored type of one tensor: norms and biases stay fp32; 2-D weights take `kind` (q8_0 where rows split into 32s)."
+    ("The stored type of one tensor: norms and biases stay fp32; 2-D weights take `kind` "
+     "(q8_0 where rows split into 32s).")
     import gguf
     Q = gguf.GGMLQuantizationType
     if arr.ndim < 2 or kind == 'f32': return Q.F32
@@ -54,13 +57,15 @@ def gguf_tensors(model,             # a transformers causal LM (fp32 weights)
     "(GGUF name, fp32 array) for every tensor of the model, with llama.cpp's names and rotary layout."
     import gguf
     cfg = model.config
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA if arch == 'llama' else gguf.MODEL_ARCH.QWEN2, cfg.num_hidden_layers)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA if arch == 'llama' else gguf.MODEL_ARCH.QWEN2,
+                                     cfg.num_hidden_layers)
     tied = getattr(cfg, 'tie_word_embeddings', False)
     for key, t in model.state_dict().items():
         if tied and key == 'lm_head.weight': continue
         name = names.get_name(key, try_suffixes=('.weight', '.bias'))
         if name is None: raise DomainTunerError(f"no GGUF name for tensor {key!r}", where=cfg.model_type,
-                                                fix="this layer is not part of the Llama/Qwen2 layout; export is not possible")
+                                                fix="this layer is not part of the Llama/Qwen2 layout; "
+                                                  "export is not possible")
         arr = t.detach().float().cpu().numpy()
         if arch == 'llama' and key.endswith('self_attn.q_proj.weight'): arr = _permute(arr, cfg.num_attention_heads)
         if arch == 'llama' and key.endswith('self_attn.k_proj.weight'): arr = _permute(arr, cfg.num_key_value_heads)
@@ -71,8 +76,10 @@ def _merges(tok)->list[str]:
     "BPE merges as 'a b' strings, from the fast tokenizer's own JSON."
     model = json.loads(tok.backend_tokenizer.to_str())['model']
     if model.get('type') != 'BPE':
-        raise DomainTunerError(f"GGUF export writes BPE tokenizers; this one is {model.get('type')!r}", where="tokenizer.json",
-                               fix="export a model with a byte-level BPE tokenizer (Llama 3, Qwen2, SmolLM, GPT-2 style)")
+        raise DomainTunerError(f"GGUF export writes BPE tokenizers; this one is {model.get('type')!r}",
+                               where="tokenizer.json",
+                               fix="export a model with a byte-level BPE tokenizer (Llama 3, Qwen2, SmolLM, "
+                                   "GPT-2 style)")
     return [m if isinstance(m, str) else ' '.join(m) for m in model.get('merges', [])]
 
 def gguf_vocabulary(tok, vocab_size:int)->tuple[list[str], list[int]]:
@@ -85,7 +92,8 @@ def gguf_vocabulary(tok, vocab_size:int)->tuple[list[str], list[int]]:
         t = tok.convert_ids_to_tokens(i) if i < len(tok) else None
         if t is None: toks.append(f"[PAD{i}]"); types.append(gguf.TokenType.UNUSED); continue
         toks.append(t)
-        types.append(gguf.TokenType.CONTROL if i in special else gguf.TokenType.USER_DEFINED if i in added else gguf.TokenType.NORMAL)
+        types.append(gguf.TokenType.CONTROL if i in special else gguf.TokenType.USER_DEFINED if i in added
+                     else gguf.TokenType.NORMAL)
     return toks, types
 
 def _pre_tokenizer(model_dir:Path, cfg)->str:
@@ -96,10 +104,13 @@ def _pre_tokenizer(model_dir:Path, cfg)->str:
 
 # %% ../nbs/25_export.ipynb #513a2542
 _OLLAMA_TEMPLATES = {
-    'chatml': ('<|im_start|>', '{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}{{ range .Messages }}'
-               '<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n'),
-    'llama3': ('<|start_header_id|>', '{{ if .System }}<|start_header_id|>system<|end_header_id|>\n\n{{ .System }}<|eot_id|>{{ end }}'
-               '{{ range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>{{ end }}'
+    'chatml': ('<|im_start|>', '{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}'
+               '{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}'
+               '<|im_start|>assistant\n'),
+    'llama3': ('<|start_header_id|>', '{{ if .System }}<|start_header_id|>system<|end_header_id|>\n\n'
+               '{{ .System }}<|eot_id|>{{ end }}'
+               '{{ range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n'
+               '{{ .Content }}<|eot_id|>{{ end }}'
                '<|start_header_id|>assistant<|end_header_id|>\n\n'),
 }
 
@@ -130,7 +141,8 @@ def _write_gguf(model, tok, model_dir:Path, out:Path, kind:str):
     w.add_rope_freq_base(_rope_theta(cfg)); w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     w.add_rope_dimension_count(getattr(cfg, 'head_dim', None) or cfg.hidden_size // cfg.num_attention_heads)
     w.add_vocab_size(cfg.vocab_size)
-    w.add_file_type({'f32': gguf.LlamaFileType.ALL_F32, 'f16': gguf.LlamaFileType.MOSTLY_F16, 'q8_0': gguf.LlamaFileType.MOSTLY_Q8_0}[kind])
+    w.add_file_type({'f32': gguf.LlamaFileType.ALL_F32, 'f16': gguf.LlamaFileType.MOSTLY_F16,
+                     'q8_0': gguf.LlamaFileType.MOSTLY_Q8_0}[kind])
     toks, types = gguf_vocabulary(tok, cfg.vocab_size)
     w.add_tokenizer_model('gpt2'); w.add_tokenizer_pre(_pre_tokenizer(Path(model_dir), cfg))
     w.add_token_list(toks); w.add_token_types(types); w.add_token_merges(_merges(tok))
@@ -148,22 +160,27 @@ def _write_gguf(model, tok, model_dir:Path, out:Path, kind:str):
 
 # %% ../nbs/25_export.ipynb #67367806
 def _test_prompt(tok)->str:
-    msgs = [dict(role='user', content='What was revenue in fiscal 2023?'), dict(role='assistant', content='$12.4 million')]
-    return tok.apply_chat_template(msgs, tokenize=False) if getattr(tok, 'chat_template', None) else 'Revenue was $12.4 million.'
+    msgs = [dict(role='user', content='What was revenue in fiscal 2023?'),
+            dict(role='assistant', content='$12.4 million')]
+    return (tok.apply_chat_template(msgs, tokenize=False) if getattr(tok, 'chat_template', None)
+            else 'Revenue was $12.4 million.')
 
 def verify_gguf(path:str|Path,   # the exported file
                 model,           # the source model (fp32)
                 tok)->dict:      # the source tokenizer
-    "Load a GGUF file back through transformers' GGUF reader; compare tokenization, chat template and logits with the source."
+    ("Load a GGUF file back through transformers' GGUF reader; compare tokenization, chat template and logits "
+     "with the source.")
     from transformers import AutoModelForCausalLM, AutoTokenizer
     path = Path(path)
     back_tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     back = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32).eval()
     text = _test_prompt(tok)
-    ids, back_ids = tok(text, add_special_tokens=False)['input_ids'], back_tok(text, add_special_tokens=False)['input_ids']
+    ids, back_ids = (tok(text, add_special_tokens=False)['input_ids'],
+                     back_tok(text, add_special_tokens=False)['input_ids'])
     x = torch.tensor([ids])
     with torch.no_grad(): a, b = model.eval()(input_ids=x).logits[0].float(), back(input_ids=x).logits[0].float()
-    return dict(tokens_equal=ids == back_ids, template_equal=getattr(tok, 'chat_template', None) == getattr(back_tok, 'chat_template', None),
+    return dict(tokens_equal=ids == back_ids,
+                template_equal=getattr(tok, 'chat_template', None) == getattr(back_tok, 'chat_template', None),
                 positions=len(ids), argmax_equal=float((a.argmax(-1) == b.argmax(-1)).float().mean()),
                 max_logit_diff=float((a - b).abs().max()), logit_scale=float(a.abs().max()))
 
@@ -179,7 +196,8 @@ def export_gguf(model_dir:str|Path,     # a full model folder, or an adapter fol
     if type not in GGUF_TYPES:
         raise DomainTunerError(f"unknown GGUF type {type!r}", where="type", fix=f"use one of {', '.join(GGUF_TYPES)}")
     model_dir, out = Path(model_dir), Path(out)
-    if out.suffix != '.gguf': raise DomainTunerError("the output file should end in .gguf", where=str(out), fix=f"use {out}.gguf")
+    if out.suffix != '.gguf':
+        raise DomainTunerError("the output file should end in .gguf", where=str(out), fix=f"use {out}.gguf")
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -194,7 +212,8 @@ def export_gguf(model_dir:str|Path,     # a full model folder, or an adapter fol
     if modelfile:
         mf = out.with_name('Modelfile'); mf.write_text(ollama_modelfile(tok, out.name))
         name = out.stem.lower().replace('_', '-')
-        res.update(modelfile=str(mf), ollama=f"cd {out.parent} && ollama create {name} -f Modelfile && ollama run {name}")
+        res.update(modelfile=str(mf),
+                   ollama=f"cd {out.parent} && ollama create {name} -f Modelfile && ollama run {name}")
     res['seconds'] = round(time.perf_counter() - t0, 1)
     out.with_suffix('.json').write_text(json.dumps(dict(res, environment=environment_info()), indent=1, default=str))
     return res
@@ -207,8 +226,9 @@ def _fp32():
 # %% ../nbs/25_export.ipynb #70e26804
 def cli_export(argv:list[str]|None=None)->int:
     "Entry point of `domain-tuner export MODEL --gguf OUT.gguf`."
-    p = argparse.ArgumentParser(prog='domain-tuner export', description="Export a model folder (or an adapter folder, merged "
-        "first) to a GGUF file for llama.cpp, Ollama and LM Studio, with an Ollama Modelfile; checked by loading it back.")
+    p = argparse.ArgumentParser(prog='domain-tuner export',
+        description="Export a model folder (or an adapter folder, merged first) to a GGUF file for llama.cpp, Ollama "
+                    "and LM Studio, with an Ollama Modelfile; checked by loading it back.")
     p.add_argument('model', help="a model folder or an adapter folder written by `domain-tuner train`")
     p.add_argument('--gguf', required=True, metavar='OUT.gguf', help="the file to write")
     p.add_argument('--type', default='f16', choices=GGUF_TYPES, help="weight type (default f16)")
@@ -217,8 +237,9 @@ def cli_export(argv:list[str]|None=None)->int:
     a = p.parse_args(argv)
     r = export_gguf(a.model, a.gguf, type=a.type, base=a.base, verify=not a.no_verify)
     c = r.get('check') or {}
-    print(f"wrote {r['path']} ({r['bytes']/1e6:.1f} MB, {r['type']})" + (f"; loaded back: tokens equal {c['tokens_equal']}, "
-          f"same next token at {c['argmax_equal']:.0%} of {c['positions']} positions, largest logit difference "
-          f"{c['max_logit_diff']:.2g}" if c else ''))
+    print(f"wrote {r['path']} ({r['bytes']/1e6:.1f} MB, {r['type']})"
+          + (f"; loaded back: tokens equal {c['tokens_equal']}, "
+             f"same next token at {c['argmax_equal']:.0%} of {c['positions']} positions, largest logit difference "
+             f"{c['max_logit_diff']:.2g}" if c else ''))
     if 'ollama' in r: print(f"run it with Ollama: {r['ollama']}")
     return 0

@@ -34,8 +34,10 @@ def detect_format(row)->str|None:
 
 # %% ../nbs/10_formats.ipynb #699adf35
 ROLE_ALIASES = {'system': 'system', 'developer': 'system', 'user': 'user', 'human': 'user',
-                'assistant': 'assistant', 'gpt': 'assistant', 'model': 'assistant', 'bot': 'assistant', 'chatgpt': 'assistant',
-                'tool': 'tool', 'function': 'tool', 'observation': 'tool', 'ipython': 'tool', 'function_call': 'tool_call'}
+                'assistant': 'assistant', 'gpt': 'assistant', 'model': 'assistant', 'bot': 'assistant',
+                'chatgpt': 'assistant',
+                'tool': 'tool', 'function': 'tool', 'observation': 'tool', 'ipython': 'tool',
+                'function_call': 'tool_call'}
 
 GROUP_KEYS = ('group', 'doc_id', 'document_id')
 
@@ -50,16 +52,19 @@ def _str(row, key, fmt, required=True, target=False):
     return v
 
 def _part_text(p):
-    "The text of a content part: OpenAI/transformers `{'type': 'text', 'text': ...}`, LLaMA-Factory `{'type': 'text', 'value': ...}`."
+    ("The text of a content part: OpenAI/transformers `{'type': 'text', 'text': ...}`, "
+     "LLaMA-Factory `{'type': 'text', 'value': ...}`.")
     if not isinstance(p, dict) or p.get('type', 'text') != 'text': return None
     t = p.get('text', p.get('value'))
     return t if isinstance(t, str) else None
 
+# %% ../nbs/10_formats.ipynb #f4f189f8
 def _content(c, where, fmt):
     if isinstance(c, list):  # content parts: keep the text parts, refuse images and the like
         texts = [_part_text(p) for p in c]
         if any(t is None for t in texts):
-            kinds = sorted({str(p.get('type')) if isinstance(p, dict) else type(p).__name__ for p, t in zip(c, texts) if t is None})
+            bad = [p for p, t in zip(c, texts) if t is None]
+            kinds = sorted({str(p.get('type')) if isinstance(p, dict) else type(p).__name__ for p in bad})
             raise FormatError(f"{where}: content parts of type {', '.join(kinds)} are not supported (text only)", fmt)
         return ''.join(texts)
     if not isinstance(c, str): raise FormatError(f"{where}: content is {type(c).__name__}, expected a string", fmt)
@@ -67,28 +72,32 @@ def _content(c, where, fmt):
 
 # %% ../nbs/10_formats.ipynb #0d36c9e1
 def _messages(turns, fmt, role_key='role', content_key='content', field='messages'):
-    if not isinstance(turns, list): raise FormatError(f"field {field!r} is {type(turns).__name__}, expected a list", fmt)
+    if not isinstance(turns, list):
+        raise FormatError(f"field {field!r} is {type(turns).__name__}, expected a list", fmt)
     if not turns: raise FormatError(f"field {field!r} is an empty list", fmt)
     out = []
     for k, m in enumerate(turns, 1):
         if not isinstance(m, dict): raise FormatError(f"{field}[{k}] is {type(m).__name__}, expected an object", fmt)
         if role_key not in m: raise FormatError(f"{field}[{k}] has no {role_key!r}", fmt)
         role = ROLE_ALIASES.get(str(m[role_key]).lower())
-        if role is None: raise FormatError(f"{field}[{k}] has unknown role {m[role_key]!r} (known: system, user, assistant "
-                                           f"and aliases {sorted(set(ROLE_ALIASES) - {'system','user','assistant'})})", fmt)
+        if role is None:
+            raise FormatError(f"{field}[{k}] has unknown role {m[role_key]!r} (known: system, user, assistant "
+                              f"and aliases {sorted(set(ROLE_ALIASES) - {'system','user','assistant'})})", fmt)
         if (content_key not in m or m[content_key] is None) and not m.get('tool_calls'):
             raise FormatError(f"{field}[{k}] has no {content_key!r}", fmt)
         msg = dict(role=role, content=_content(m.get(content_key) or '', f"{field}[{k}]", fmt))
         if role in ('tool', 'tool_call') or m.get('tool_calls'):
             raise FormatError(f"{field}[{k}] is a tool {'result' if role == 'tool' else 'call'}: training on tool-call "
-                              "conversations is not supported yet; leave these rows out or write the calls as text", fmt)
+                              "conversations is not supported yet; leave these rows out or write the calls as "
+                              "text", fmt)
         w = m.get('loss_weight', m.get('weight'))
         if w is not None:
             if not isinstance(w, (int, float)) or isinstance(w, bool) or w not in (0, 1):
-                raise FormatError(f"{field}[{k}] has loss_weight {w!r}: only 0 (not trained) and 1 (trained) are supported", fmt)
+                raise FormatError(f"{field}[{k}] has loss_weight {w!r}: only 0 (not trained) and 1 (trained) "
+                                  "are supported", fmt)
             if role != 'assistant' and w:
-                raise FormatError(f"{field}[{k}] asks to train on a {role!r} turn (loss_weight 1); only assistant turns are "
-                                  "trained (use loss_on='all' to train on every token)", fmt)
+                raise FormatError(f"{field}[{k}] asks to train on a {role!r} turn (loss_weight 1); only assistant "
+                                  "turns are trained (use loss_on='all' to train on every token)", fmt)
             if role == 'assistant' and not w: msg['train'] = False
         if m.get('train') is False and role == 'assistant': msg['train'] = False  # as `prepare` writes it
         out.append(msg)
@@ -98,9 +107,62 @@ def _messages(turns, fmt, role_key='role', content_key='content', field='message
 def _check_conversation(msgs, fmt):
     roles = [m['role'] for m in msgs]
     if 'assistant' not in roles: raise FormatError("conversation has no assistant turn", fmt)
-    if roles[-1] != 'assistant': raise FormatError(f"conversation ends with a {roles[-1]!r} turn, not the assistant's answer", fmt)
+    if roles[-1] != 'assistant':
+        raise FormatError(f"conversation ends with a {roles[-1]!r} turn, not the assistant's answer", fmt)
     if not msgs[-1]['content'].strip(): raise FormatError("empty target: the last assistant turn is blank", fmt)
     return msgs
+
+# %% ../nbs/10_formats.ipynb #08a97c03
+def _alpaca(row, fmt):
+    "The conversation of an Alpaca row: instruction (and input) as the user turn, output as the answer."
+    ins, inp = _str(row, 'instruction', fmt), _str(row, 'input', fmt, required=False)
+    if not ins.strip() and not inp.strip(): raise FormatError("field 'instruction' is blank", fmt)
+    out = _str(row, 'output', fmt, target=True)
+    user = ins + (f"\n\n{inp}" if inp.strip() else '')
+    msgs = [dict(role='user', content=user), dict(role='assistant', content=out)]
+    if _str(row, 'system', fmt, required=False): msgs.insert(0, dict(role='system', content=row['system']))
+    return dict(messages=msgs)
+
+# %% ../nbs/10_formats.ipynb #748857c0
+def _sharegpt(row, fmt):
+    "The conversation of a ShareGPT row, its `system` field put first unless a system turn is already there."
+    msgs = _messages(row['conversations'], fmt, 'from', 'value', 'conversations')
+    if _str(row, 'system', fmt, required=False) and msgs[0]['role'] != 'system':
+        msgs.insert(0, dict(role='system', content=row['system']))
+    return dict(messages=_check_conversation(msgs, fmt))
+
+# %% ../nbs/10_formats.ipynb #8196c951
+def _prompt_completion(row, fmt):
+    "The conversation of a prompt/completion row: two strings, or lists of turns (TRL's conversational style)."
+    p, c = row.get('prompt'), row.get('completion')
+    if p is None: raise FormatError("missing field 'prompt'", fmt)
+    if c is None: raise FormatError("missing field 'completion'", fmt)
+    if isinstance(p, list) or isinstance(c, list):  # conversational prompt/completion (TRL style)
+        if isinstance(p, list): pm = _messages(p, fmt, field='prompt')
+        else: pm = [dict(role='user', content=_str(row, 'prompt', fmt))]
+        if isinstance(c, list): cm = _messages(c, fmt, field='completion')
+        else: cm = [dict(role='assistant', content=_str(row, 'completion', fmt))]
+        msgs = pm + cm
+    else:
+        msgs = [dict(role='user', content=_str(row, 'prompt', fmt)),
+                dict(role='assistant', content=_str(row, 'completion', fmt, target=True))]
+    if _str(row, 'system', fmt, required=False): msgs.insert(0, dict(role='system', content=row['system']))
+    return dict(messages=_check_conversation(msgs, fmt))
+
+# %% ../nbs/10_formats.ipynb #d6a78a4b
+_USED = {'alpaca': ('instruction','input','output','system'), 'sharegpt': ('conversations','system'),
+         'messages': ('messages',), 'prompt_completion': ('prompt','completion','system'), 'text': ('text',)}
+
+def _lift_meta(rec, row, fmt):
+    "Keep the fields of `row` that `fmt` does not use in `rec['meta']`, with `group` and `synthetic` lifted out."
+    meta = {k: v for k, v in row.items() if k not in _USED[fmt]}
+    # a file of already-normalized records (written by `prepare`) carries its own `meta`: flatten it, not nest it
+    if isinstance(meta.get('meta'), dict): meta = {**meta.pop('meta'), **meta}
+    for k in GROUP_KEYS:
+        if k in meta and meta[k] is not None: rec['group'] = str(meta.pop(k)); break
+    if 'synthetic' in meta: rec['synthetic'] = bool(meta.pop('synthetic'))
+    rec['meta'] = meta
+    return rec
 
 # %% ../nbs/10_formats.ipynb #5c9eb65b
 def normalize(row,                    # one row: a dict parsed from JSON, CSV, Parquet, ...
@@ -115,43 +177,12 @@ def normalize(row,                    # one row: a dict parsed from JSON, CSV, P
         raise FormatError(f"no known format matches the keys {sorted(row)[:8]}: expected instruction/output (alpaca), "
                           "conversations (sharegpt), messages, prompt/completion or text")
     if fmt not in FORMATS: raise FormatError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})", fmt)
-    used = {'alpaca': ('instruction','input','output','system'), 'sharegpt': ('conversations','system'),
-            'messages': ('messages',), 'prompt_completion': ('prompt','completion','system'), 'text': ('text',)}[fmt]
-    if fmt == 'alpaca':
-        ins, inp = _str(row, 'instruction', fmt), _str(row, 'input', fmt, required=False)
-        if not ins.strip() and not inp.strip(): raise FormatError("field 'instruction' is blank", fmt)
-        out = _str(row, 'output', fmt, target=True)
-        msgs = [dict(role='user', content=ins + (f"\n\n{inp}" if inp.strip() else '')), dict(role='assistant', content=out)]
-        if _str(row, 'system', fmt, required=False): msgs.insert(0, dict(role='system', content=row['system']))
-        rec = dict(messages=msgs)
-    elif fmt == 'sharegpt':
-        msgs = _messages(row['conversations'], fmt, 'from', 'value', 'conversations')
-        if _str(row, 'system', fmt, required=False) and msgs[0]['role'] != 'system': msgs.insert(0, dict(role='system', content=row['system']))
-        rec = dict(messages=_check_conversation(msgs, fmt))
-    elif fmt == 'messages':
-        rec = dict(messages=_check_conversation(_messages(row['messages'], fmt), fmt))
-    elif fmt == 'prompt_completion':
-        p, c = row.get('prompt'), row.get('completion')
-        if p is None: raise FormatError("missing field 'prompt'", fmt)
-        if c is None: raise FormatError("missing field 'completion'", fmt)
-        if isinstance(p, list) or isinstance(c, list):  # conversational prompt/completion (TRL style)
-            pm = _messages(p, fmt, field='prompt') if isinstance(p, list) else [dict(role='user', content=_str(row, 'prompt', fmt))]
-            cm = _messages(c, fmt, field='completion') if isinstance(c, list) else [dict(role='assistant', content=_str(row, 'completion', fmt))]
-            msgs = pm + cm
-        else:
-            msgs = [dict(role='user', content=_str(row, 'prompt', fmt)), dict(role='assistant', content=_str(row, 'completion', fmt, target=True))]
-        if _str(row, 'system', fmt, required=False): msgs.insert(0, dict(role='system', content=row['system']))
-        rec = dict(messages=_check_conversation(msgs, fmt))
-    else:
-        rec = dict(text=_str(row, 'text', fmt, target=True))
-    meta = {k: v for k, v in row.items() if k not in used}
-    # a file of already-normalized records (written by `prepare`) carries its own `meta`: flatten it, not nest it
-    if isinstance(meta.get('meta'), dict): meta = {**meta.pop('meta'), **meta}
-    for k in GROUP_KEYS:
-        if k in meta and meta[k] is not None: rec['group'] = str(meta.pop(k)); break
-    if 'synthetic' in meta: rec['synthetic'] = bool(meta.pop('synthetic'))
-    rec['meta'] = meta
-    return rec, fmt
+    if fmt == 'alpaca': rec = _alpaca(row, fmt)
+    elif fmt == 'sharegpt': rec = _sharegpt(row, fmt)
+    elif fmt == 'messages': rec = dict(messages=_check_conversation(_messages(row['messages'], fmt), fmt))
+    elif fmt == 'prompt_completion': rec = _prompt_completion(row, fmt)
+    else: rec = dict(text=_str(row, 'text', fmt, target=True))
+    return _lift_meta(rec, row, fmt), fmt
 
 # %% ../nbs/10_formats.ipynb #6f6a8d9d
 SPECIAL_TOKEN_RE = re.compile(r"<\|[A-Za-z0-9_]+\|>|</?s>|\[/?INST\]|<(?:start|end)_of_turn>|<\|?(?:bos|eos|pad)\|?>")

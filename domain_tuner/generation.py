@@ -7,6 +7,7 @@ Docs: https://domain-tuner.github.io/domain-tuner/generation.html.md"""
 # %% ../nbs/31_generation.ipynb #4d805196
 from __future__ import annotations
 import functools
+from contextlib import contextmanager
 from pathlib import Path
 from .core import DomainTunerError, progress
 from .models import EOT, load_trained, model_device, merged_adapters
@@ -16,7 +17,8 @@ __all__ = ['stop_token_ids', 'render_prompts', 'generate', 'answer_and_score', '
 
 # %% ../nbs/31_generation.ipynb #46934535
 def stop_token_ids(model, tokenizer)->list[int]:
-    "Token ids that end an answer: the template's end-of-turn token, <|im_end|> when the vocabulary has it, eos and generation_config's eos."
+    ("Token ids that end an answer: the template's end-of-turn token, <|im_end|> when the vocabulary has it, "
+     "eos and generation_config's eos.")
     from domain_tuner.template import end_of_turn_token
     ids = []
     try: learned = tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer))
@@ -26,11 +28,14 @@ def stop_token_ids(model, tokenizer)->list[int]:
     gc_eos = getattr(gc, 'eos_token_id', None)
     for i in [learned, eot, tokenizer.eos_token_id, *(gc_eos if isinstance(gc_eos, (list, tuple)) else [gc_eos])]:
         if i is not None and i not in ids: ids.append(int(i))
-    if not ids: raise DomainTunerError("the tokenizer has no end-of-turn or eos token, so generation would never stop",
-                                       where=getattr(tokenizer, 'name_or_path', 'tokenizer'),
-                                       fix="set tokenizer.eos_token (e.g. '<|im_end|>') or model.generation_config.eos_token_id")
+    if not ids:
+        raise DomainTunerError("the tokenizer has no end-of-turn or eos token, so generation would never stop",
+                               where=getattr(tokenizer, 'name_or_path', 'tokenizer'),
+                               fix="set tokenizer.eos_token (e.g. '<|im_end|>') "
+                                   "or model.generation_config.eos_token_id")
     return ids
 
+# %% ../nbs/31_generation.ipynb #18c9b4bc
 def _as_messages(m)->list[dict]:
     if isinstance(m, str): return [dict(role='user', content=m)]
     if isinstance(m, dict) and 'messages' in m: return m['messages']
@@ -39,16 +44,51 @@ def _as_messages(m)->list[dict]:
 def render_prompts(tokenizer, messages_list:list)->list[str]:
     "Render conversations with the tokenizer's chat template and the assistant generation prompt."
     if not getattr(tokenizer, 'chat_template', None):
-        raise DomainTunerError("the tokenizer has no chat template", where=getattr(tokenizer, 'name_or_path', 'tokenizer'),
-                               fix="use a tokenizer saved with chat_template.jinja (prepared data and trained models have one), "
+        raise DomainTunerError("the tokenizer has no chat template",
+                               where=getattr(tokenizer, 'name_or_path', 'tokenizer'),
+                               fix="use a tokenizer saved with chat_template.jinja "
+                                   "(prepared data and trained models have one), "
                                    "or set tokenizer.chat_template = domain_tuner.models.CHATML_TEMPLATE")
-    return [tokenizer.apply_chat_template(_as_messages(m), add_generation_prompt=True, tokenize=False) for m in messages_list]
+    return [tokenizer.apply_chat_template(_as_messages(m), add_generation_prompt=True, tokenize=False)
+            for m in messages_list]
 
 # %% ../nbs/31_generation.ipynb #6ccde6df
 def _cut(ids:list[int], stops:set[int])->list[int]:
     for i, t in enumerate(ids):
         if t in stops: return ids[:i]
     return ids
+
+# %% ../nbs/31_generation.ipynb #543f65d8
+@contextmanager
+def _eval_mode(model):
+    "Evaluation mode within the block; training mode again afterwards when the model was training."
+    was_training = model.training
+    model.eval()
+    try: yield model
+    finally:
+        if was_training: model.train()
+
+# %% ../nbs/31_generation.ipynb #2ade3bae
+def _check_lengths(model, enc:list[list[int]], max_new_tokens:int):
+    "Fail, naming the prompt, when a prompt and its answer would not fit in the model's positions."
+    limit = getattr(getattr(model, 'config', None), 'max_position_embeddings', None)
+    for i, ids in enumerate(enc):
+        if limit and len(ids) + max_new_tokens > limit:
+            raise DomainTunerError(f"prompt {i} has {len(ids)} tokens; with max_new_tokens={max_new_tokens} "
+                                   f"it exceeds the model's {limit} positions", where=f"messages_list[{i}]",
+                                   fix="shorten the prompt or lower max_new_tokens")
+
+# %% ../nbs/31_generation.ipynb #bb125afc
+def _generate_batch(model, tokenizer, batch:list[list[int]], stops:list[int], pad:int, dev,
+                    max_new_tokens:int, do_sample:bool, gen_kwargs:dict)->list[str]:
+    "Answers for one batch of prompt token lists: left-padded, generated, cut at the first stop token."
+    import torch
+    L = max(len(e) for e in batch)
+    ids = torch.tensor([[pad]*(L-len(e)) + e for e in batch], device=dev)
+    mask = torch.tensor([[0]*(L-len(e)) + [1]*len(e) for e in batch], device=dev)
+    gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                         eos_token_id=stops, pad_token_id=pad, **gen_kwargs)
+    return [tokenizer.decode(_cut(g[L:].tolist(), set(stops)), skip_special_tokens=True).strip() for g in gen]
 
 # %% ../nbs/31_generation.ipynb #2fa796ad
 def generate(model,                      # a causal LM (transformers or PEFT)
@@ -68,33 +108,20 @@ def generate(model,                      # a causal LM (transformers or PEFT)
     enc = [tokenizer(p, add_special_tokens=False)['input_ids'] for p in prompts]  # the template writes any BOS itself
     stops = stop_token_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    limit = getattr(getattr(model, 'config', None), 'max_position_embeddings', None)
-    for i, ids in enumerate(enc):
-        if limit and len(ids) + max_new_tokens > limit:
-            raise DomainTunerError(f"prompt {i} has {len(ids)} tokens; with max_new_tokens={max_new_tokens} it exceeds the "
-                                   f"model's {limit} positions", where=f"messages_list[{i}]",
-                                   fix="shorten the prompt or lower max_new_tokens")
+    _check_lengths(model, enc, max_new_tokens)
     order = sorted(range(len(enc)), key=lambda i: -len(enc[i]))
     if do_sample: gen_kwargs.update(temperature=temperature, top_p=top_p)
     else: gen_kwargs.update(temperature=None, top_p=None, top_k=None)
     if seed is not None: torch.manual_seed(seed)
-    out, dev, was_training = [None]*len(enc), model_device(model), model.training
-    model.eval()
-    try:
-        # adapters merged for the block (the same answers, fewer kernels per step); the stored weights are untouched
-        with torch.inference_mode(), merged_adapters(model), progress(total=len(enc), desc=desc) as bar:
-            for s in range(0, len(order), batch_size):
-                idx = order[s:s+batch_size]
-                L = max(len(enc[i]) for i in idx)
-                ids = torch.tensor([[pad]*(L-len(enc[i])) + enc[i] for i in idx], device=dev)
-                mask = torch.tensor([[0]*(L-len(enc[i])) + [1]*len(enc[i]) for i in idx], device=dev)
-                gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                                     eos_token_id=stops, pad_token_id=pad, **gen_kwargs)
-                for j, i in enumerate(idx):
-                    out[i] = tokenizer.decode(_cut(gen[j, L:].tolist(), set(stops)), skip_special_tokens=True).strip()
-                bar.update(len(idx))
-    finally:
-        if was_training: model.train()
+    out, dev = [None]*len(enc), model_device(model)
+    # adapters merged for the block (the same answers, fewer kernels per step); the stored weights are untouched
+    with _eval_mode(model), torch.inference_mode(), merged_adapters(model), progress(total=len(enc), desc=desc) as bar:
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s+batch_size]
+            answers = _generate_batch(model, tokenizer, [enc[i] for i in idx], stops, pad, dev,
+                                      max_new_tokens, do_sample, gen_kwargs)
+            for i, a in zip(idx, answers): out[i] = a
+            bar.update(len(idx))
     return out
 
 # %% ../nbs/31_generation.ipynb #e4ec701a
@@ -152,28 +179,27 @@ def answer_and_score(model,                # a causal LM (transformers or PEFT)
     "Per record: (greedy answer, NLL sum of the reference's tokens, their count), from one pass over each prompt."
     import torch
     from domain_tuner.data import encode
-    prompts = [tokenizer(p, add_special_tokens=False)['input_ids'] for p in render_prompts(tokenizer, [r['messages'][:-1] for r in records])]
+    rendered = render_prompts(tokenizer, [r['messages'][:-1] for r in records])
+    prompts = [tokenizer(p, add_special_tokens=False)['input_ids'] for p in rendered]
     refs = []
     for r in records:
         e = encode(r, tokenizer, loss_on='last')
         refs.append([t for t, l in zip(e['input_ids'], e['labels']) if l != -100])
-    stops = stop_token_ids(model, tokenizer); pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    stops = stop_token_ids(model, tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
     order = sorted(range(len(records)), key=lambda i: -len(prompts[i]))
-    res, kw, was_training = [None]*len(records), _cache_kw(model), model.training
-    model.eval()
-    try:
-        with torch.inference_mode(), merged_adapters(model), progress(total=len(records), desc=desc) as bar:
-            for s in range(0, len(order), batch_size):
-                idx = order[s:s+batch_size]
-                out, sums, same = _answer_batch(model, [prompts[i] for i in idx], [refs[i] for i in idx], set(stops), pad,
-                                                max_new_tokens, kw)
-                for j, i in enumerate(idx):
-                    known = same[j] and len(refs[i]) <= max_new_tokens
-                    toks = [t for t in refs[i] if t not in set(stops)] if known else out[j]
-                    res[i] = (tokenizer.decode(toks, skip_special_tokens=True).strip(), sums[j], len(refs[i]))
-                bar.update(len(idx))
-    finally:
-        if was_training: model.train()
+    res, kw = [None]*len(records), _cache_kw(model)
+    with (_eval_mode(model), torch.inference_mode(), merged_adapters(model),
+          progress(total=len(records), desc=desc) as bar):
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s+batch_size]
+            out, sums, same = _answer_batch(model, [prompts[i] for i in idx], [refs[i] for i in idx],
+                                            set(stops), pad, max_new_tokens, kw)
+            for j, i in enumerate(idx):
+                known = same[j] and len(refs[i]) <= max_new_tokens
+                toks = [t for t in refs[i] if t not in set(stops)] if known else out[j]
+                res[i] = (tokenizer.decode(toks, skip_special_tokens=True).strip(), sums[j], len(refs[i]))
+            bar.update(len(idx))
     return res
 
 # %% ../nbs/31_generation.ipynb #4830de62
@@ -190,7 +216,9 @@ def chat(model_or_dir,                # a model, or a model/adapter folder
     if isinstance(model_or_dir, (str, Path)): model, tokenizer = _load_cached(str(model_or_dir), base)
     else:
         model = model_or_dir
-        if tokenizer is None: raise DomainTunerError("a model object needs its tokenizer", where="chat(tokenizer=None)",
-                                                     fix="pass tokenizer=..., or pass the model folder instead of the model")
-    msgs = ([dict(role='system', content=system)] if system else []) + list(history or []) + [dict(role='user', content=message)]
+        if tokenizer is None:
+            raise DomainTunerError("a model object needs its tokenizer", where="chat(tokenizer=None)",
+                                   fix="pass tokenizer=..., or pass the model folder instead of the model")
+    msgs = (([dict(role='system', content=system)] if system else []) + list(history or [])
+            + [dict(role='user', content=message)])
     return generate(model, tokenizer, [msgs], max_new_tokens=max_new_tokens, batch_size=1, desc='chat', **kwargs)[0]

@@ -10,6 +10,7 @@ import hashlib, json, math, os, time
 from collections import Counter, defaultdict
 from pathlib import Path
 from statistics import NormalDist
+from fastcore.basics import patch
 from .core import DomainTunerError
 
 # %% auto #0
@@ -20,14 +21,16 @@ __all__ = ['RUBRIC', 'load_items', 'items_from_results', 'ReviewSession', 'read_
 RUBRIC = ('correctness', 'completeness', 'terminology')
 
 def load_items(path_or_items)->list[dict]:
-    "Review items from a JSONL file (or a list): each {'id', 'prompt', 'answers': {system: text}}; errors name FILE:LINE."
+    ("Review items from a JSONL file (or a list): each {'id', 'prompt', 'answers': {system: text}}; "
+     "errors name FILE:LINE.")
     if isinstance(path_or_items, (str, Path)):
         items = []
         for n, line in enumerate(Path(path_or_items).read_text(encoding='utf-8').splitlines(), 1):
             if not line.strip(): continue
             try: items.append(json.loads(line) | {'_source': f"{path_or_items}:{n}"})
             except json.JSONDecodeError as e:
-                raise DomainTunerError(f"not valid JSON: {e.msg}", where=f"{path_or_items}:{n}", fix="one JSON object per line") from None
+                raise DomainTunerError(f"not valid JSON: {e.msg}", where=f"{path_or_items}:{n}",
+                                       fix="one JSON object per line") from None
     else: items = [dict(it) for it in path_or_items]
     seen = set()
     for i, it in enumerate(items):
@@ -36,7 +39,8 @@ def load_items(path_or_items)->list[dict]:
             raise DomainTunerError("an item needs 'prompt' and 'answers' with exactly two systems", where=where,
                                    fix='write {"id": ..., "prompt": ..., "answers": {"base": ..., "tuned": ...}}')
         it.setdefault('id', str(i)); it['id'] = str(it['id'])
-        if it['id'] in seen: raise DomainTunerError(f"duplicate item id {it['id']!r}", where=where, fix="give each item a unique id")
+        if it['id'] in seen:
+            raise DomainTunerError(f"duplicate item id {it['id']!r}", where=where, fix="give each item a unique id")
         seen.add(it['id'])
     return items
 
@@ -47,14 +51,17 @@ def items_from_results(a, b=None, name_b:str='expert')->list[dict]:
     for i, x in enumerate(a.examples):
         other = b.examples[i]['prediction'] if b is not None else x['reference']
         nb = b.name if b is not None else name_b
-        if a.name == nb: raise DomainTunerError(f"both systems are called {nb!r}", where="items_from_results", fix="give the results different names")
+        if a.name == nb:
+            raise DomainTunerError(f"both systems are called {nb!r}", where="items_from_results",
+                                   fix="give the results different names")
         out.append(dict(id=str(x.get('id', i)), prompt=x['prompt'], reference=x['reference'],
                         answers={a.name: x['prediction'], nb: other}))
     return out
 
 # %% ../nbs/34_human_eval.ipynb #983f5f86
 class ReviewSession:
-    "Blind, randomised, resumable side-by-side review of answer pairs by one rater, saved to JSONL as ratings are given."
+    ("Blind, randomised, resumable side-by-side review of answer pairs by one rater, "
+     "saved to JSONL as ratings are given.")
     def __init__(self, items,                    # review items or a JSONL path (see `load_items`)
                  path:str|Path,                  # JSONL file the ratings are appended to (created if missing)
                  rater:str,                      # the reviewer's name or id
@@ -64,63 +71,77 @@ class ReviewSession:
         self.items, self.path, self.rater, self.rubric = load_items(items), Path(path), str(rater), tuple(rubric)
         self.seed, self.show_reference = seed, show_reference
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.done = {r['id'] for r in read_ratings(self.path) if r['rater'] == self.rater} if self.path.exists() else set()
+        self.done = ({r['id'] for r in read_ratings(self.path) if r['rater'] == self.rater}
+                     if self.path.exists() else set())
 
-    def sides(self, item:dict)->tuple[str, str]:
-        "(left system, right system) for this item and rater: a reproducible coin flip."
-        a, b = sorted(item['answers'])
-        h = hashlib.sha256(f"{self.seed}|{self.rater}|{item['id']}".encode()).digest()[0]
-        return (a, b) if h % 2 == 0 else (b, a)
+# %% ../nbs/34_human_eval.ipynb #40fcbae0
+@patch
+def sides(self:ReviewSession, item:dict)->tuple[str, str]:
+    "(left system, right system) for this item and rater: a reproducible coin flip."
+    a, b = sorted(item['answers'])
+    h = hashlib.sha256(f"{self.seed}|{self.rater}|{item['id']}".encode()).digest()[0]
+    return (a, b) if h % 2 == 0 else (b, a)
 
-    @property
-    def pending(self)->list[str]: return [it['id'] for it in self.items if it['id'] not in self.done]
+@patch(as_prop=True)
+def pending(self:ReviewSession)->list[str]: return [it['id'] for it in self.items if it['id'] not in self.done]
 
-    def next(self)->dict|None:
-        "The next unrated item as the reviewer sees it: prompt, answer A (left) and B (right), no system names."
-        for it in self.items:
-            if it['id'] in self.done: continue
-            l, r = self.sides(it)
-            view = dict(id=it['id'], prompt=it['prompt'], A=it['answers'][l], B=it['answers'][r],
-                        done=len(self.done), total=len(self.items))
-            if self.show_reference and it.get('reference'): view['reference'] = it['reference']
-            return view
-        return None
-
-    def rate(self, item_id:str,            # the id shown by `next`
-             preference:str,               # 'A', 'B' or 'tie'
-             scores:dict|None=None,        # {'A': {criterion: 1..5}, 'B': {...}}
-             comment:str='')->dict:
-        "Record a rating: unblinds the sides, validates the rubric, appends one JSON line and flushes it to disk."
-        it = next((x for x in self.items if x['id'] == str(item_id)), None)
-        if it is None: raise DomainTunerError(f"no item with id {item_id!r}", where="ReviewSession.rate", fix="rate the id that next() shows")
-        if preference not in ('A', 'B', 'tie'):
-            raise DomainTunerError(f"preference must be 'A', 'B' or 'tie', not {preference!r}", where=f"item {item_id}", fix="pick A, B or tie")
-        scores = scores or {}
-        for side in ('A', 'B'):
-            for c in self.rubric:
-                v = (scores.get(side) or {}).get(c)
-                if not (isinstance(v, int) and 1 <= v <= 5):
-                    raise DomainTunerError(f"{c} of answer {side} must be an integer 1..5, not {v!r}", where=f"item {item_id}",
-                                           fix=f"score every criterion of both answers: {', '.join(self.rubric)}")
+# %% ../nbs/34_human_eval.ipynb #9a1af47d
+@patch
+def next(self:ReviewSession)->dict|None:
+    "The next unrated item as the reviewer sees it: prompt, answer A (left) and B (right), no system names."
+    for it in self.items:
+        if it['id'] in self.done: continue
         l, r = self.sides(it)
-        row = dict(id=it['id'], rater=self.rater, time=time.strftime('%Y-%m-%dT%H:%M:%S'), A=l, B=r,
-                   winner={'A': l, 'B': r, 'tie': 'tie'}[preference],
-                   scores={l: {c: scores['A'][c] for c in self.rubric}, r: {c: scores['B'][c] for c in self.rubric}},
-                   comment=comment)
-        with open(self.path, 'a', encoding='utf-8') as f:
-            f.write(json.dumps(row, ensure_ascii=False) + '\n'); f.flush(); os.fsync(f.fileno())
-        self.done.add(it['id'])
-        return row
+        view = dict(id=it['id'], prompt=it['prompt'], A=it['answers'][l], B=it['answers'][r],
+                    done=len(self.done), total=len(self.items))
+        if self.show_reference and it.get('reference'): view['reference'] = it['reference']
+        return view
+    return None
+
+# %% ../nbs/34_human_eval.ipynb #ac91a54f
+@patch
+def rate(self:ReviewSession,
+         item_id:str,                  # the id shown by `next`
+         preference:str,               # 'A', 'B' or 'tie'
+         scores:dict|None=None,        # {'A': {criterion: 1..5}, 'B': {...}}
+         comment:str='')->dict:
+    "Record a rating: unblinds the sides, validates the rubric, appends one JSON line and flushes it to disk."
+    it = next((x for x in self.items if x['id'] == str(item_id)), None)
+    if it is None:
+        raise DomainTunerError(f"no item with id {item_id!r}", where="ReviewSession.rate",
+                               fix="rate the id that next() shows")
+    if preference not in ('A', 'B', 'tie'):
+        raise DomainTunerError(f"preference must be 'A', 'B' or 'tie', not {preference!r}", where=f"item {item_id}",
+                               fix="pick A, B or tie")
+    scores = scores or {}
+    for side in ('A', 'B'):
+        for c in self.rubric:
+            v = (scores.get(side) or {}).get(c)
+            if not (isinstance(v, int) and 1 <= v <= 5):
+                raise DomainTunerError(f"{c} of answer {side} must be an integer 1..5, not {v!r}",
+                                       where=f"item {item_id}",
+                                       fix=f"score every criterion of both answers: {', '.join(self.rubric)}")
+    l, r = self.sides(it)
+    row = dict(id=it['id'], rater=self.rater, time=time.strftime('%Y-%m-%dT%H:%M:%S'), A=l, B=r,
+               winner={'A': l, 'B': r, 'tie': 'tie'}[preference],
+               scores={l: {c: scores['A'][c] for c in self.rubric}, r: {c: scores['B'][c] for c in self.rubric}},
+               comment=comment)
+    with open(self.path, 'a', encoding='utf-8') as f:
+        f.write(json.dumps(row, ensure_ascii=False) + '\n'); f.flush(); os.fsync(f.fileno())
+    self.done.add(it['id'])
+    return row
 
 # %% ../nbs/34_human_eval.ipynb #08f16838
 def read_ratings(path:str|Path)->list[dict]:
-    "Ratings from a JSONL file written by `ReviewSession`; a later rating of the same item by the same rater replaces the earlier."
+    ("Ratings from a JSONL file written by `ReviewSession`; "
+     "a later rating of the same item by the same rater replaces the earlier.")
     latest = {}
     for n, line in enumerate(Path(path).read_text(encoding='utf-8').splitlines(), 1):
         if not line.strip(): continue
         try: r = json.loads(line)
         except json.JSONDecodeError as e:
-            raise DomainTunerError(f"not valid JSON: {e.msg}", where=f"{path}:{n}", fix="remove or repair the line") from None
+            raise DomainTunerError(f"not valid JSON: {e.msg}", where=f"{path}:{n}",
+                                   fix="remove or repair the line") from None
         latest[(r['id'], r['rater'])] = r
     return list(latest.values())
 
@@ -153,8 +174,9 @@ def rubric_means(ratings:list)->dict:
 # %% ../nbs/34_human_eval.ipynb #37923b09
 def cohen_kappa(a:list, b:list)->float:
     "Cohen's kappa between two raters' labels on the same items."
-    if len(a) != len(b) or not a: raise DomainTunerError("kappa needs two equally long, non-empty label lists",
-                                                         where="cohen_kappa", fix="pass the two raters' labels for the same items")
+    if len(a) != len(b) or not a:
+        raise DomainTunerError("kappa needs two equally long, non-empty label lists", where="cohen_kappa",
+                               fix="pass the two raters' labels for the same items")
     n = len(a); po = sum(x == y for x, y in zip(a, b))/n
     ca, cb = Counter(a), Counter(b)
     pe = sum(ca[k]*cb[k] for k in ca)/(n*n)
@@ -169,7 +191,8 @@ def rater_agreement(ratings:list, rater_a:str, rater_b:str,
     def lab(r):
         if on == 'winner': return r['winner']
         s, c = on.split('.', 1); return r['scores'][s][c]
-    return dict(on=on, n=len(ids), kappa=cohen_kappa([lab(by[rater_a][i]) for i in ids], [lab(by[rater_b][i]) for i in ids]))
+    return dict(on=on, n=len(ids),
+                kappa=cohen_kappa([lab(by[rater_a][i]) for i in ids], [lab(by[rater_b][i]) for i in ids]))
 
 # %% ../nbs/34_human_eval.ipynb #acfcf3f2
 class ReviewWidget:
@@ -179,45 +202,55 @@ class ReviewWidget:
         self.session, self.W = session, W
         self.header, self.prompt = W.HTML(), W.HTML()
         self.answer = {s: W.HTML(layout=W.Layout(width='48%', border='1px solid #ccc', padding='6px')) for s in 'AB'}
-        self.scores = {s: {c: W.ToggleButtons(options=[1, 2, 3, 4, 5], value=None, description=c, style={'button_width': '32px'})
+        self.scores = {s: {c: W.ToggleButtons(options=[1, 2, 3, 4, 5], value=None, description=c,
+                                              style={'button_width': '32px'})
                            for c in session.rubric} for s in 'AB'}
-        self.preference = W.ToggleButtons(options=[('A is better', 'A'), ('Tie', 'tie'), ('B is better', 'B')], value=None)
+        self.preference = W.ToggleButtons(options=[('A is better', 'A'), ('Tie', 'tie'), ('B is better', 'B')],
+                                          value=None)
         self.comment = W.Textarea(placeholder='Comments (optional)', layout=W.Layout(width='98%'))
         self.submit, self.status = W.Button(description='Save and next', button_style='primary'), W.HTML()
         self.submit.on_click(self._save)
-        cols = [W.VBox([W.HTML(f"<b>Answer {s}</b>"), self.answer[s], *self.scores[s].values()], layout=W.Layout(width='50%'))
+        cols = [W.VBox([W.HTML(f"<b>Answer {s}</b>"), self.answer[s], *self.scores[s].values()],
+                       layout=W.Layout(width='50%'))
                 for s in 'AB']
-        self.box = W.VBox([self.header, self.prompt, W.HBox(cols), self.preference, self.comment, self.submit, self.status])
+        self.box = W.VBox([self.header, self.prompt, W.HBox(cols), self.preference, self.comment, self.submit,
+                           self.status])
         self.current = None
         self._show()
 
-    def _show(self):
-        import html
-        self.current = self.session.next()
-        if self.current is None:
-            self.header.value = f"<b>All {len(self.session.items)} items rated.</b> Ratings are in {html.escape(str(self.session.path))}."
-            self.submit.disabled = True; return
-        v = self.current
-        self.header.value = f"Item {v['done']+1} of {v['total']} (id {html.escape(v['id'])})"
-        ref = f"<br><i>Reference:</i> {html.escape(v['reference'])}" if v.get('reference') else ''
-        self.prompt.value = f"<b>Prompt</b><pre style='white-space:pre-wrap'>{html.escape(v['prompt'])}</pre>{ref}"
-        for s in 'AB':
-            self.answer[s].value = f"<pre style='white-space:pre-wrap'>{html.escape(v[s])}</pre>"
-            for w in self.scores[s].values(): w.value = None
-        self.preference.value, self.comment.value = None, ''
+# %% ../nbs/34_human_eval.ipynb #2f8f75a1
+@patch
+def _show(self:ReviewWidget):
+    import html
+    self.current = self.session.next()
+    if self.current is None:
+        self.header.value = (f"<b>All {len(self.session.items)} items rated.</b> "
+                             f"Ratings are in {html.escape(str(self.session.path))}.")
+        self.submit.disabled = True; return
+    v = self.current
+    self.header.value = f"Item {v['done']+1} of {v['total']} (id {html.escape(v['id'])})"
+    ref = f"<br><i>Reference:</i> {html.escape(v['reference'])}" if v.get('reference') else ''
+    self.prompt.value = f"<b>Prompt</b><pre style='white-space:pre-wrap'>{html.escape(v['prompt'])}</pre>{ref}"
+    for s in 'AB':
+        self.answer[s].value = f"<pre style='white-space:pre-wrap'>{html.escape(v[s])}</pre>"
+        for w in self.scores[s].values(): w.value = None
+    self.preference.value, self.comment.value = None, ''
 
-    def _save(self, _=None):
-        try:
-            self.session.rate(self.current['id'], self.preference.value,
-                              {s: {c: w.value for c, w in self.scores[s].items()} for s in 'AB'}, self.comment.value)
-        except DomainTunerError as e:
-            self.status.value = f"<span style='color:#b00'>{e.what}</span>"; return
-        self.status.value = f"Saved item {self.current['id']}."
-        self._show()
+# %% ../nbs/34_human_eval.ipynb #9003efb5
+@patch
+def _save(self:ReviewWidget, _=None):
+    try:
+        self.session.rate(self.current['id'], self.preference.value,
+                          {s: {c: w.value for c, w in self.scores[s].items()} for s in 'AB'}, self.comment.value)
+    except DomainTunerError as e:
+        self.status.value = f"<span style='color:#b00'>{e.what}</span>"; return
+    self.status.value = f"Saved item {self.current['id']}."
+    self._show()
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.box)
+@patch
+def _ipython_display_(self:ReviewWidget):
+    from IPython.display import display
+    display(self.box)
 
 # %% ../nbs/34_human_eval.ipynb #9ec2645c
 def review_widget(items, path, rater, **kwargs)->ReviewWidget:

@@ -84,7 +84,8 @@ def scores_with_intervals(examples:list,  # per-example results (EvalResult.exam
 
 def paired_by(base_examples:list, examples:list, metric:str, key:str|None=None)->dict:
     "Paired differences (model - base) of `metric`, overall ({'all': ...}) or per group of `key`."
-    if len(base_examples) != len(examples) or any(x['reference'] != y['reference'] for x, y in zip(base_examples, examples)):
+    if (len(base_examples) != len(examples)
+            or any(x['reference'] != y['reference'] for x, y in zip(base_examples, examples))):
         raise DomainTunerError("the two evaluations are not on the same items", where="paired_by",
                                fix="evaluate both models on the same benchmark, in the same order")
     out = {}

@@ -49,7 +49,8 @@ BLANK = object()  # marks a blank line: counted, not an error
 def _decode(b, encoding, line):
     try: return b.decode(encoding)
     except UnicodeDecodeError as e:
-        raise _RowError(f"bytes that are not {encoding} at byte {e.start} of the line ({b[e.start:e.start+4]!r})") from None
+        raise _RowError(f"bytes that are not {encoding} at byte {e.start} of the line "
+                        f"({b[e.start:e.start+4]!r})") from None
 
 # %% ../nbs/11_load.ipynb #21028dca
 def read_jsonl(path, encoding='utf-8', limits:Limits|None=None):
@@ -59,17 +60,22 @@ def read_jsonl(path, encoding='utf-8', limits:Limits|None=None):
         for n, b in enumerate(f, 1):
             if n == 1 and b.startswith(b'\xef\xbb\xbf'): b = b[3:]
             if len(b) > limits.max_line_bytes:
-                yield n, _RowError(f"line is {len(b):,} bytes, over the limit of {limits.max_line_bytes:,} (Limits.max_line_bytes)"); continue
+                yield n, _RowError(f"line is {len(b):,} bytes, over the limit of {limits.max_line_bytes:,} "
+                                   "(Limits.max_line_bytes)")
+                continue
             try: s = _decode(b, encoding, n)
             except _RowError as e: yield n, e; continue
             if not s.strip(): yield n, BLANK; continue
             try: row = parse_json(s)
             except _RowError as e:
                 if n == 1 and s.strip() in ('[', '[{', '{'):
-                    e = _RowError(f"{e} - the file looks like a JSON array or pretty-printed JSON, not JSON Lines (one object per line)")
+                    e = _RowError(f"{e} - the file looks like a JSON array or pretty-printed JSON, not JSON Lines "
+                                  "(one object per line)")
                 yield n, e; continue
             if isinstance(row, list) and row and all(isinstance(x, dict) for x in row):
-                yield n, _RowError("row is a JSON array of objects, not an object (a JSON array passed as JSONL? name the file .json)"); continue
+                yield n, _RowError("row is a JSON array of objects, not an object (a JSON array passed as JSONL? "
+                                   "name the file .json)")
+                continue
             yield n, row
 
 # %% ../nbs/11_load.ipynb #0c921a1e
@@ -101,24 +107,32 @@ def _scan(s, i, close, keyed):
 class _Bad(Exception):
     def __init__(self, msg, pos): self.msg, self.pos = msg, pos
 
+# %% ../nbs/11_load.ipynb #7a6f8209
+def _line_of(s):
+    "A function from an offset in `s` to its 1-based line, for offsets that mostly come in order."
+    seen = [0, 1]  # (offset, line) so far: records come in order, so lines are counted once over the file
+    def line(pos):
+        if pos < seen[0]: return s.count('\n', 0, pos) + 1
+        seen[1] += s.count('\n', seen[0], pos); seen[0] = pos
+        return seen[1]
+    return line
+
 # %% ../nbs/11_load.ipynb #c989680d
 def read_json(path, encoding='utf-8', limits:Limits|None=None):
     "Yield (line, row | _RowError) for each record of a .json file (array, object of records, or {'data': [...]})."
     limits = limits or Limits()
     size = os.path.getsize(path)
     if size > limits.max_json_bytes:
-        raise DomainTunerError(f"JSON file is {size:,} bytes, over the limit of {limits.max_json_bytes:,} for whole-file JSON",
-                               where=str(path), fix="convert it to JSON Lines (streamed), or raise Limits.max_json_bytes")
+        raise DomainTunerError(f"JSON file is {size:,} bytes, over the limit of {limits.max_json_bytes:,} for "
+                               "whole-file JSON", where=str(path),
+                               fix="convert it to JSON Lines (streamed), or raise Limits.max_json_bytes")
     raw = open(path, 'rb').read()
     if raw.startswith(b'\xef\xbb\xbf'): raw = raw[3:]
     try: s = raw.decode(encoding)
     except UnicodeDecodeError as e:
-        yield raw[:e.start].count(b'\n') + 1, _RowError(f"bytes that are not {encoding} at byte {e.start} of the file"); return
-    seen = [0, 1]  # (offset, line) so far: records come in order, so lines are counted once over the file, not per record
-    def line(pos):
-        if pos < seen[0]: return s.count('\n', 0, pos) + 1
-        seen[1] += s.count('\n', seen[0], pos); seen[0] = pos
-        return seen[1]
+        yield raw[:e.start].count(b'\n') + 1, _RowError(f"bytes that are not {encoding} at byte {e.start} of the file")
+        return
+    line = _line_of(s)
     i = _ws(s, 0)
     if i == len(s): return
     try:
@@ -174,14 +188,16 @@ def read_text(path, encoding='utf-8', limits:Limits|None=None, chunk_chars:int|N
     if raw.startswith(b'\xef\xbb\xbf'): raw = raw[3:]
     try: s = raw.decode(encoding)
     except UnicodeDecodeError as e:
-        yield raw[:e.start].count(b'\n') + 1, _RowError(f"bytes that are not {encoding} at byte {e.start} of the file"); return
+        yield raw[:e.start].count(b'\n') + 1, _RowError(f"bytes that are not {encoding} at byte {e.start} of the file")
+        return
     lines, chunk, first, size = s.splitlines(), [], None, 0
     by_line = not any(not l.strip() for l in lines)
     def flush():
         if chunk and '\n'.join(chunk).strip(): return first, {'text': '\n'.join(chunk).strip('\n'), 'group': str(path)}
     for n, l in enumerate(lines, 1):
         if chunk_chars and size >= chunk_chars and (not l.strip() or by_line or size >= 4 * chunk_chars):
-            out = flush(); chunk, first, size = [], None, 0  # a paragraph break; or a line end (no breaks, or a huge paragraph)
+            # a paragraph break; or a line end (no breaks, or a huge paragraph)
+            out = flush(); chunk, first, size = [], None, 0
             if out: yield out
             if not l.strip(): continue
         if first is None and not l.strip(): continue
@@ -204,7 +220,8 @@ class Loaded:
     by_format:Counter = field(default_factory=Counter)  # accepted records per format
     files:list = field(default_factory=list)     # the files read
     def __len__(self): return len(self.records)
-    def __repr__(self): return f"Loaded({dict(self.counts)}, formats={dict(self.by_format)}, {len(self.warnings)} warnings)"
+    def __repr__(self):
+        return f"Loaded({dict(self.counts)}, formats={dict(self.by_format)}, {len(self.warnings)} warnings)"
 
 def _reject(res, file, line, reason, fmt, row):
     raw = row if isinstance(row, (dict, list, str, int, float, bool)) or row is None else repr(row)
@@ -219,12 +236,16 @@ def _expand(sources):
         if isinstance(s, (str, Path)):
             p = Path(s).expanduser()
             if p.is_dir():
-                fs = sorted(f for f in p.rglob('*') if f.is_file() and f.suffix.lower() in READERS and not f.name.startswith('.'))
-                if not fs: raise DomainTunerError(f"folder has no data files ({', '.join(sorted(READERS))})", where=str(p),
-                                                  fix="point at the files, or put .jsonl/.json/.csv/.parquet/.txt/.md files in it")
+                fs = sorted(f for f in p.rglob('*')
+                            if f.is_file() and f.suffix.lower() in READERS and not f.name.startswith('.'))
+                if not fs:
+                    raise DomainTunerError(f"folder has no data files ({', '.join(sorted(READERS))})", where=str(p),
+                                           fix="point at the files, or put .jsonl/.json/.csv/.parquet/.txt/.md "
+                                               "files in it")
                 out += fs
             elif p.exists(): out.append(p)
-            elif isinstance(s, str) and '/' in s and s.count('/') == 1 and not s.startswith(('.', '/', '~')) and not Path(s).suffix:
+            elif (isinstance(s, str) and '/' in s and s.count('/') == 1 and not s.startswith(('.', '/', '~'))
+                  and not Path(s).suffix):
                 out.append(('hub', s))
             else: raise DomainTunerError("file or folder does not exist", where=str(p), fix="check the path")
         else: out.append(s)
@@ -238,8 +259,9 @@ def _rows_of(src, encoding, limits, chunk_chars):
         if ext not in READERS: raise DomainTunerError(f"unsupported file type {ext or '(none)'!r}", where=str(src),
                                                       fix=f"use one of {', '.join(sorted(READERS))}")
         size = src.stat().st_size
-        if size > limits.max_file_bytes: raise DomainTunerError(f"file is {size:,} bytes, over the limit of {limits.max_file_bytes:,}",
-                                                                where=str(src), fix="raise Limits.max_file_bytes if this is intended")
+        if size > limits.max_file_bytes:
+            raise DomainTunerError(f"file is {size:,} bytes, over the limit of {limits.max_file_bytes:,}",
+                                   where=str(src), fix="raise Limits.max_file_bytes if this is intended")
         kw = dict(chunk_chars=chunk_chars) if READERS[ext] is read_text else {}
         return str(src), READERS[ext](src, encoding=encoding, limits=limits, **kw)
     if isinstance(src, tuple) and src[0] == 'hub':
@@ -247,7 +269,8 @@ def _rows_of(src, encoding, limits, chunk_chars):
             from datasets import load_dataset
             ds = load_dataset(src[1], split='train')
         except Exception as e:
-            raise DomainTunerError(f"could not load the hub dataset: {type(e).__name__}: {str(e).splitlines()[0][:200]}", where=src[1],
+            raise DomainTunerError(f"could not load the hub dataset: {type(e).__name__}: "
+                                   f"{str(e).splitlines()[0][:200]}", where=src[1],
                                    fix="check the id and your network, or download it and pass the files") from None
         return src[1], ((i, dict(r)) for i, r in enumerate(ds, 1))
     if hasattr(src, 'features') and hasattr(src, 'column_names'):  # a datasets.Dataset
@@ -257,8 +280,47 @@ def _rows_of(src, encoding, limits, chunk_chars):
     raise DomainTunerError(f"cannot load data from a {type(src).__name__}", where="sources",
                            fix="pass file paths, folders, a list of dicts or a datasets.Dataset")
 
+# %% ../nbs/11_load.ipynb #8303a262
+def _normalize_row(row, file_fmt, format):
+    "Normalise one row of a file whose records so far are `file_fmt`; raises FormatError for a bad row."
+    if isinstance(row, _RowError): raise FormatError(str(row), None)
+    seen = detect_format(row) if isinstance(row, dict) else None
+    if file_fmt and seen and seen != file_fmt and format is None:
+        raise FormatError(f"mixed formats in one file: this row is {seen!r} but the file's first record is "
+                          f"{file_fmt!r}", seen)
+    return normalize(row, file_fmt if (seen or format) else None)  # no known keys: say so
+
+def _reject_row(res, problems, name, line, e, row):
+    "Note a row that failed with FormatError `e`: a problem for the strict message, and a rejected row."
+    det = e.format or (detect_format(row) if isinstance(row, dict) else None)
+    problems.append(f"{name}:{line}: {e.what} (detected format: {det or 'none'})")
+    _reject(res, name, line, e.what, det, None if isinstance(row, _RowError) else row)
+
+# %% ../nbs/11_load.ipynb #4ab05531
+def _load_rows(res, problems, name, rows, format, lenient, special_tokens):
+    "Normalise the rows of one source into `res`, setting aside the bad ones with their reasons in `problems`."
+    file_fmt, n_rows, last_line = format, 0, None
+    for line, row in progress(rows, desc=f"read {Path(name).name}"):
+        n_rows += 1; res.counts['read'] += 1
+        if row is BLANK: res.counts['blank'] += 1; continue
+        try: rec, fmt = _normalize_row(row, file_fmt, format)
+        except FormatError as e: _reject_row(res, problems, name, line, e, row); continue
+        file_fmt = file_fmt or fmt
+        # records that share a line (a one-line JSON array) are told apart by their place in the file
+        src_name = f"{name}:{line}" if line != last_line else f"{name}:{line} (record {n_rows})"
+        last_line = line
+        rec['meta'] = {**rec['meta'], 'source': src_name}
+        res.records.append(rec); res.by_format[fmt] += 1; res.counts['accepted'] += 1
+        sp = special_token_strings(rec, special_tokens)
+        if sp: res.warnings.append(f"{name}:{line}: the text contains special-token strings {sp}; they will be read "
+                                   "as control tokens by the tokenizer")
+    if n_rows == 0:
+        msg = f"{name}: the file is empty"
+        if not lenient: problems.append(msg + " (detected format: none)")
+        else: res.warnings.append(msg)
+
 # %% ../nbs/11_load.ipynb #207e3175
-def load_records(sources,                   # files, folders, a list of dicts, a datasets.Dataset, hub ids, or a list of these
+def load_records(sources,  # files, folders, a list of dicts, a datasets.Dataset, hub ids, or a list of these
                  format:str|None=None,      # one of FORMATS for every row; detected per file when None
                  lenient:bool=False,        # reject bad rows and keep going instead of stopping
                  encoding:str='utf-8',      # text encoding of the files
@@ -269,47 +331,22 @@ def load_records(sources,                   # files, folders, a list of dicts, a
                 )->Loaded:
     "Load and normalise records, naming every bad row as FILE:LINE; strict by default, lenient on request."
     if format is not None and format not in FORMATS:
-        raise DomainTunerError(f"unknown format {format!r}", where="format", fix=f"use one of {', '.join(FORMATS)}, or leave it out to detect")
+        raise DomainTunerError(f"unknown format {format!r}", where="format",
+                               fix=f"use one of {', '.join(FORMATS)}, or leave it out to detect")
     limits, res, problems = limits or Limits(), Loaded(), []
     for src in _expand(sources):
         name, rows = _rows_of(src, encoding, limits, chunk_chars)
         res.files.append(name)
-        file_fmt, n_rows, last_line = format, 0, None
-        for line, row in progress(rows, desc=f"read {Path(name).name}"):
-            n_rows += 1; res.counts['read'] += 1
-            if row is BLANK: res.counts['blank'] += 1; continue
-            try:
-                if isinstance(row, _RowError): raise FormatError(str(row), None)
-                seen = detect_format(row) if isinstance(row, dict) else None
-                if file_fmt and seen and seen != file_fmt and format is None:
-                    raise FormatError(f"mixed formats in one file: this row is {seen!r} but the file's first record is {file_fmt!r}", seen)
-                rec, fmt = normalize(row, file_fmt if (seen or format) else None)  # no known keys: say so
-            except FormatError as e:
-                det = e.format or (detect_format(row) if isinstance(row, dict) else None)
-                problems.append(f"{name}:{line}: {e.what} (detected format: {det or 'none'})")
-                _reject(res, name, line, e.what, det, None if isinstance(row, _RowError) else row)
-                continue
-            file_fmt = file_fmt or fmt
-            # records that share a line (a one-line JSON array) are told apart by their place in the file
-            src_name = f"{name}:{line}" if line != last_line else f"{name}:{line} (record {n_rows})"
-            last_line = line
-            rec['meta'] = {**rec['meta'], 'source': src_name}
-            res.records.append(rec); res.by_format[fmt] += 1; res.counts['accepted'] += 1
-            sp = special_token_strings(rec, special_tokens)
-            if sp: res.warnings.append(f"{name}:{line}: the text contains special-token strings {sp}; they will be read as "
-                                       "control tokens by the tokenizer")
-        if n_rows == 0:
-            msg = f"{name}: the file is empty"
-            if not lenient: problems.append(msg + " (detected format: none)")
-            else: res.warnings.append(msg)
+        _load_rows(res, problems, name, rows, format, lenient, special_tokens)
     for w in res.warnings: warnings.warn(w, stacklevel=2)
     if problems and not lenient:
-        shown = problems[:max_errors] + ([f"... and {len(problems) - max_errors} more"] if len(problems) > max_errors else [])
-        raise DomainTunerError(f"{len(problems)} bad record{'s' if len(problems) > 1 else ''}:\n" + "\n".join(shown),
+        more = [f"... and {len(problems) - max_errors} more"] if len(problems) > max_errors else []
+        raise DomainTunerError(f"{len(problems)} bad record{'s' if len(problems) > 1 else ''}:\n"
+                               + "\n".join(problems[:max_errors] + more),
                                fix="fix these rows, pass format= if detection guessed wrong, or use lenient=True "
                                    "(--lenient) to set them aside in rejected.jsonl")
     if not res.records:
-        raise DomainTunerError(f"no usable records (read {res.counts['read']}, rejected {res.counts['rejected']}, blank "
-                               f"{res.counts['blank']})", where=", ".join(res.files) or "sources",
+        raise DomainTunerError(f"no usable records (read {res.counts['read']}, rejected {res.counts['rejected']}, "
+                               f"blank {res.counts['blank']})", where=", ".join(res.files) or "sources",
                                fix="check the file and its format; see the rejected rows for the reasons")
     return res

@@ -66,28 +66,16 @@ class MemoryPlan:
         return self.total <= 0.9 * gb
     def table(self)->str:
         "The breakdown and the GPUs it fits, as text."
-        rows = [f"{k:<12}{getattr(self, k):8.3f} GB" for k in ('weights', 'gradients', 'optimizer', 'activations', 'logits', 'training', 'load', 'overhead')]
+        keys = ('weights', 'gradients', 'optimizer', 'activations', 'logits', 'training', 'load', 'overhead')
+        rows = [f"{k:<12}{getattr(self, k):8.3f} GB" for k in keys]
         fits = ', '.join(f"{g} {'yes' if self.fits(g) else 'no'}" for g in GPUS)
         return '\n'.join([f"{self.method}: {self.params/1e6:.2f}M params, {self.trainable/1e6:.3f}M trainable", *rows,
                           f"{'total':<12}{self.total:8.3f} GB", f"fits: {fits}"])
     def __repr__(self): return self.table()
 
-# %% ../nbs/21_memory.ipynb #19484c0d
-def estimate_memory(model,                    # a hub id, folder, config or model (only its shape is used)
-                    cfg:TrainConfig|None=None, # method, r, batch_size, max_length, gradient_checkpointing
-                    dtype:str|None=None,      # base weight dtype; None: bfloat16 with a GPU, float32 on CPU
-                    device:str|None=None,     # 'cuda' or 'cpu' (CPU counts the loading peak in RSS); probed when None
-                    overhead_gb:float=0.0,    # fixed runtime cost to add (CUDA context ~0.5 GB; Python+torch on CPU ~0.4 GB)
-                    tokens:int|None=None,     # the most tokens one micro-batch holds (`step_tokens`); batch_size x max_length when None
-                    supervised:int|None=None, # the most positions one micro-batch computes logits at (trained tokens); `tokens` when None
-                   )->MemoryPlan:
-    "Estimate peak training memory for a model, method, sequence length, batch and checkpointing choice."
-    cfg = cfg or TrainConfig()
-    ps = parameter_split(model)
-    device = device or ('cuda' if probe_cuda() else 'cpu')
-    dtype = dtype or ('bfloat16' if device == 'cuda' else 'float32')
-    wb = _DTYPE_BYTES[dtype]
-    G = 1e9
+# %% ../nbs/21_memory.ipynb #e3b474f9
+def _state_bytes(cfg, ps, wb):
+    "Trainable parameters, and the bytes of weights, gradients and optimizer state for the run's method."
     if cfg.method == 'full':
         trainable = ps['total']
         weights = grads = ps['total'] * 4  # fp32 master weights and gradients (autocast computes in half precision)
@@ -96,33 +84,72 @@ def estimate_memory(model,                    # a hub id, folder, config or mode
         trainable = cfg.r * ps['lora_per_rank'] + (ps['dora_extra'] if cfg.dora or cfg.method == 'dora' else 0)
         base_w = ps['linear'] * 0.52 + ps['other'] * wb if cfg.method == 'qlora' else ps['total'] * wb
         weights, grads, opt = base_w + trainable * 4, trainable * 4, trainable * 8
-    h, L, i, V = ps['hidden'], ps['layers'], ps['intermediate'], ps['vocab']
-    T = tokens or cfg.batch_size * cfg.max_length  # padding-free rows hold the batch's real tokens, not batch x max_length
-    ab = 4 if wb == 4 else 2
-    per_layer = T * (10 * h + 4 * i) * ab  # saved inputs of attention/MLP projections, norms, activations (sdpa: no s^2 term)
+    return trainable, weights, grads, opt
+
+# %% ../nbs/21_memory.ipynb #b1b47fe2
+def _activation_bytes(cfg, ps, T, ab):
+    "Bytes of the activations one micro-batch of `T` tokens saves for backward, `ab` bytes each."
+    h, L, i = ps['hidden'], ps['layers'], ps['intermediate']
+    # saved inputs of attention/MLP projections, norms, activations (sdpa: no s^2 term)
+    per_layer = T * (10 * h + 4 * i) * ab
     acts = (L * T * h * ab + per_layer) if cfg.gradient_checkpointing else L * per_layer
     if cfg.is_adapter:
         # adapter inputs: LoRA dropout makes a copy of every adapted layer's input; A's outputs are small
-        acts += T * (ps['linear_in'] * (cfg.dropout > 0) + cfg.r * ps['n_linear']) * ab / (L if cfg.gradient_checkpointing else 1)
+        acts += (T * (ps['linear_in'] * (cfg.dropout > 0) + cfg.r * ps['n_linear']) * ab
+                 / (L if cfg.gradient_checkpointing else 1))
         # DoRA composes W + BA in full to take its norm, per adapted layer, and keeps it for backward
         if cfg.dora: acts += 2 * ps['linear'] * 4
+    return acts
+
+# %% ../nbs/21_memory.ipynb #b6de2d0e
+def _cpu_bytes(cfg, ps, wb, device, weights, acts):
+    "On CPU: the loading peak, and the weights and activations as resident memory counts them; (load, weights, acts)."
     # loading on CPU: the memory-mapped safetensors file and the tensors built from it are resident together; 4-bit
     # loading also holds full-precision copies while it quantises (2.5-2.9x the weights at 100M, bitsandbytes 0.50)
     load = (2.5 if cfg.method == 'qlora' else 2) * ps['total'] * wb if device == 'cpu' else 0
     if device == 'cpu' and cfg.is_adapter:
         # measured at 135M (`python -m bench --real`): full fine-tuning's peak RSS is the plain sum above (-2%), an
-        # adapter run's is not: its activations cost 1.55x their bytes in RSS (the allocator keeps freed blocks), and a
-        # 4-bit base keeps the heap of the full-precision weights it was quantised from
+        # adapter run's is not: its activations cost 1.55x their bytes in RSS (the allocator keeps freed blocks), and
+        # a 4-bit base keeps the heap of the full-precision weights it was quantised from
         acts *= CPU_ADAPTER_ACTIVATIONS
         if cfg.method == 'qlora': weights += ps['total'] * wb
-    logits = (supervised or T) * V * 4 * 2  # logits and their gradient, fp32, where the loss is (see `supervised_loss`)
-    return MemoryPlan(cfg.method, weights/G, grads/G, opt/G, acts/G, logits/G, load/G, overhead_gb, ps['total'], trainable)
+    return load, weights, acts
+
+# %% ../nbs/21_memory.ipynb #19484c0d
+def estimate_memory(model,                    # a hub id, folder, config or model (only its shape is used)
+                    cfg:TrainConfig|None=None, # method, r, batch_size, max_length, gradient_checkpointing
+                    dtype:str|None=None,      # base weight dtype; None: bfloat16 with a GPU, float32 on CPU
+                    device:str|None=None,     # 'cuda' or 'cpu' (CPU counts the loading peak in RSS); probed when None
+                    # fixed runtime cost to add (CUDA context ~0.5 GB; Python+torch on CPU ~0.4 GB)
+                    overhead_gb:float=0.0,
+                    # the most tokens one micro-batch holds (`step_tokens`); batch_size x max_length when None
+                    tokens:int|None=None,
+                    # the most positions one micro-batch computes logits at (trained tokens); `tokens` when None
+                    supervised:int|None=None,
+                   )->MemoryPlan:
+    "Estimate peak training memory for a model, method, sequence length, batch and checkpointing choice."
+    cfg = cfg or TrainConfig()
+    ps = parameter_split(model)
+    device = device or ('cuda' if probe_cuda() else 'cpu')
+    dtype = dtype or ('bfloat16' if device == 'cuda' else 'float32')
+    wb = _DTYPE_BYTES[dtype]
+    G = 1e9
+    trainable, weights, grads, opt = _state_bytes(cfg, ps, wb)
+    # padding-free rows hold the batch's real tokens, not batch x max_length
+    T = tokens or cfg.batch_size * cfg.max_length
+    acts = _activation_bytes(cfg, ps, T, 4 if wb == 4 else 2)
+    load, weights, acts = _cpu_bytes(cfg, ps, wb, device, weights, acts)
+    # logits and their gradient, fp32, where the loss is (see `supervised_loss`)
+    logits = (supervised or T) * ps['vocab'] * 4 * 2
+    return MemoryPlan(cfg.method, weights/G, grads/G, opt/G, acts/G, logits/G, load/G, overhead_gb, ps['total'],
+                      trainable)
 
 # %% ../nbs/21_memory.ipynb #d4f46890
 def step_tokens(ds,                    # encoded examples (`input_ids`, `labels`), as `encode_records` returns
                 cfg:TrainConfig,       # batch_size, grad_accum, max_steps / epochs, padding_free
                 trials:int=20)->dict:  # seeded shuffles averaged over
-    "The most tokens, and trained tokens, one micro-batch of a run over `ds` holds: `estimate_memory(tokens=, supervised=)`."
+    ("The most tokens, and trained tokens, one micro-batch of a run over `ds` holds: "
+     "`estimate_memory(tokens=, supervised=)`.")
     import math, random
     lens = [len(x) for x in ds['input_ids']]
     sup = [sum(1 for t in x[1:] if t != -100) for x in ds['labels']]  # positions whose next token is trained
@@ -137,7 +164,8 @@ def step_tokens(ds,                    # encoded examples (`input_ids`, `labels`
             order = rng.sample(range(n), n)
             for i in range(0, min(per_epoch, batches - k) * b, b):
                 idx = order[i:i + b]
-                top_t = max(top_t, sum(lens[j] for j in idx) if cfg.padding_free else len(idx) * max(lens[j] for j in idx))
+                top_t = max(top_t, sum(lens[j] for j in idx) if cfg.padding_free
+                                   else len(idx) * max(lens[j] for j in idx))
                 top_s = max(top_s, sum(sup[j] for j in idx))
         tok.append(top_t); trn.append(top_s)
     return dict(tokens=round(sum(tok) / trials), supervised=round(sum(trn) / trials))
@@ -174,5 +202,6 @@ class PeakMemory:
 def compare_memory(plan:MemoryPlan, measured:PeakMemory)->str:
     "The estimate next to the measurement, one line."
     m = measured.delta_gb if measured.device == 'cpu' else measured.peak_gb
-    return (f"memory: estimated {plan.total:.3f} GB, measured {m:.3f} GB ({'above start, ' if measured.device == 'cpu' else ''}"
-            f"{measured.device}), ratio {m / max(plan.total, 1e-9):.2f}")
+    return (f"memory: estimated {plan.total:.3f} GB, measured {m:.3f} GB "
+            f"({'above start, ' if measured.device == 'cpu' else ''}{measured.device}), "
+            f"ratio {m / max(plan.total, 1e-9):.2f}")

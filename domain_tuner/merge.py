@@ -22,27 +22,17 @@ def _probe_batch(tokenizer, n:int=4, length:int=24, seed:int=0):
     hi = max(len(tokenizer) - len(getattr(tokenizer, 'all_special_ids', [])) - 1, 2)
     return torch.randint(0, hi, (n, length), generator=g)
 
-# %% ../nbs/23_merge.ipynb #76b0b690
-def merge(adapter_dir:str|Path,        # a PEFT adapter folder written by `train`
-          out:str|Path,                # where to write the merged transformers model
-          base:str|Path|None=None,     # the base model; the one the adapter names when None
-          atol:float=1e-4,             # largest allowed |merged - adapter| logit difference (fp32), per unit of the largest logit
-          dtype:str='float32',         # dtype to merge and save in: 'float32', 'bfloat16' or 'float16'
-         )->dict:
-    "Merge an adapter into a full-precision reload of its base, check logits against the adapter, save; returns the check."
-    from peft import PeftModel
-    adapter_dir, out = Path(adapter_dir), Path(out)
+# %% ../nbs/23_merge.ipynb #74a56106
+def _check_adapter_dir(adapter_dir:Path):
+    "Stop unless `adapter_dir` is a PEFT adapter folder."
     if not is_adapter_dir(adapter_dir):
         raise DomainTunerError("not a PEFT adapter folder (no adapter_config.json)", where=str(adapter_dir),
-                               fix="pass the folder that `train` wrote for a lora, dora or qlora run; full fine-tuning needs no merge")
-    base = base or adapter_base(adapter_dir)
-    record_path = adapter_dir/'run_record.json'
-    record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    prec = select_precision('fp32', device='cpu', capability=None)  # merge and check in fp32 on the CPU: exact and always available
-    model = PeftModel.from_pretrained(load_model(base, precision=prec), str(adapter_dir)).eval()
-    tok_src = adapter_dir if (adapter_dir/'tokenizer_config.json').exists() else base
-    tok = load_tokenizer(tok_src)
-    x = _probe_batch(tok)
+                               fix="pass the folder that `train` wrote for a lora, dora or qlora run; "
+                                   "full fine-tuning needs no merge")
+
+# %% ../nbs/23_merge.ipynb #7c3e6669
+def _merge_and_check(model, x, atol:float, adapter_dir:Path)->tuple:
+    "Merge a peft model's adapter and compare its logits on `x` with the adapter's: (merged, its logits, the check)."
     with torch.no_grad():
         ref = model(input_ids=x).logits.float()
         merged = model.merge_and_unload()
@@ -50,22 +40,57 @@ def merge(adapter_dir:str|Path,        # a PEFT adapter folder written by `train
     diff, scale = (got - ref).abs().max().item(), max(1.0, ref.abs().max().item())
     check = dict(max_diff=diff, atol=atol, logit_scale=scale)
     if not diff <= atol * scale:  # fp32 rounding of W + BA grows with the logits' size: a real model's are tens
-        raise DomainTunerError(f"merged logits differ from the adapter's by {diff:.3g} (allowed {atol*scale:.3g}: {atol:g} of the "
-                               f"largest logit, {scale:.3g}); nothing was saved",
-                               where=str(adapter_dir), fix="keep using the adapter folder (it is correct); merging is not exact for this model's layers, "
-                                   "try dtype='float32' or report the model type")
-    if record.get('quantize') == 'nf4':  # how far the training-time (4-bit base) model is from the merged one
-        qm = PeftModel.from_pretrained(load_model(base, quantize='nf4', precision=prec), str(adapter_dir)).eval()
-        with torch.no_grad(): check['max_diff_vs_4bit'] = (qm(input_ids=x).logits.float() - got).abs().max().item()
-        del qm
-    merged = merged.to(getattr(torch, dtype))
+        raise DomainTunerError(f"merged logits differ from the adapter's by {diff:.3g} (allowed {atol*scale:.3g}: "
+                               f"{atol:g} of the largest logit, {scale:.3g}); nothing was saved",
+                               where=str(adapter_dir),
+                               fix="keep using the adapter folder (it is correct); merging is not exact for this "
+                                   "model's layers, try dtype='float32' or report the model type")
+    return merged, got, check
+
+# %% ../nbs/23_merge.ipynb #15430ac3
+def _diff_vs_4bit(base, adapter_dir:Path, prec, x, got)->float:
+    "The largest logit difference on `x` between the adapter on a 4-bit base (as trained) and the merged model."
+    from peft import PeftModel
+    qm = PeftModel.from_pretrained(load_model(base, quantize='nf4', precision=prec), str(adapter_dir)).eval()
+    with torch.no_grad(): return (qm(input_ids=x).logits.float() - got).abs().max().item()
+
+# %% ../nbs/23_merge.ipynb #e3e49929
+def _save_merged(merged, tok, out:Path):
+    "Save the merged model, its tokenizer and its chat template into `out`."
     out.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out)
     tok.save_pretrained(out)
     if getattr(tok, 'chat_template', None) and not (out/'chat_template.jinja').exists():
         (out/'chat_template.jinja').write_text(tok.chat_template)
-    rec = dict(kind='merge', created=time.strftime('%Y-%m-%dT%H:%M:%S%z'), adapter=str(adapter_dir.resolve()), base=str(base),
-               dtype=dtype, check=check, trained=record, environment=environment_info())
+
+# %% ../nbs/23_merge.ipynb #76b0b690
+def merge(
+    adapter_dir:str|Path,    # a PEFT adapter folder written by `train`
+    out:str|Path,            # where to write the merged transformers model
+    base:str|Path|None=None, # the base model; the one the adapter names when None
+    atol:float=1e-4,         # largest allowed |merged - adapter| logit difference (fp32), per unit of the largest logit
+    dtype:str='float32',     # dtype to merge and save in: 'float32', 'bfloat16' or 'float16'
+)->dict:
+    ("Merge an adapter into a full-precision reload of its base, check logits against the adapter, save; "
+     "returns the check.")
+    from peft import PeftModel
+    adapter_dir, out = Path(adapter_dir), Path(out)
+    _check_adapter_dir(adapter_dir)
+    base = base or adapter_base(adapter_dir)
+    record_path = adapter_dir/'run_record.json'
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    # merge and check in fp32 on the CPU: exact and always available
+    prec = select_precision('fp32', device='cpu', capability=None)
+    model = PeftModel.from_pretrained(load_model(base, precision=prec), str(adapter_dir)).eval()
+    tok_src = adapter_dir if (adapter_dir/'tokenizer_config.json').exists() else base
+    tok = load_tokenizer(tok_src)
+    x = _probe_batch(tok)
+    merged, got, check = _merge_and_check(model, x, atol, adapter_dir)
+    if record.get('quantize') == 'nf4':  # how far the training-time (4-bit base) model is from the merged one
+        check['max_diff_vs_4bit'] = _diff_vs_4bit(base, adapter_dir, prec, x, got)
+    _save_merged(merged.to(getattr(torch, dtype)), tok, out)
+    rec = dict(kind='merge', created=time.strftime('%Y-%m-%dT%H:%M:%S%z'), adapter=str(adapter_dir.resolve()),
+               base=str(base), dtype=dtype, check=check, trained=record, environment=environment_info())
     (out/'run_record.json').write_text(json.dumps(rec, indent=2, default=str))
     return check
 
@@ -78,7 +103,8 @@ def cli_merge(argv:list[str]|None=None)->int:
     p.add_argument('adapter_dir', help="the adapter folder written by `domain-tuner train`")
     p.add_argument('--out', required=True, help="output folder for the merged model")
     p.add_argument('--base', default=None, help="base model (default: the one named in adapter_config.json)")
-    p.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16', 'float16'], help="dtype of the saved weights")
+    p.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16', 'float16'],
+                   help="dtype of the saved weights")
     p.add_argument('--atol', type=float, default=1e-4, help="largest allowed logit difference, merged vs adapter")
     a = p.parse_args(argv)
     check = merge(a.adapter_dir, a.out, base=a.base, atol=a.atol, dtype=a.dtype)

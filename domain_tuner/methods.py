@@ -9,7 +9,9 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
-from .core import DomainTunerError, Precision, Probe, select_precision, seed_everything, probe_bitsandbytes, probe_cuda
+from fastcore.basics import patch
+from .core import (DomainTunerError, Precision, Probe, select_precision, seed_everything,
+    probe_bitsandbytes, probe_cuda)
 from .models import load_model, load_tokenizer, count_parameters
 
 # %% auto #0
@@ -30,7 +32,8 @@ class TrainConfig:
     r:int = 16                   # LoRA rank
     alpha:float = 32             # LoRA scaling numerator: the update is scaled by alpha/r (alpha/sqrt(r) with rslora)
     dropout:float = 0.0          # dropout on the adapter input; 0 skips it (the random masks are a measurable share of a CPU LoRA step; torchtune and Unsloth default to 0 too)
-    target_modules:str|list = 'all-linear' # 'all-linear' (discovered from the model, output layer excluded) or module names
+    # 'all-linear' (discovered from the model, output layer excluded) or module names
+    target_modules:str|list = 'all-linear'
     rslora:bool = False          # rank-stabilised scaling alpha/sqrt(r), better for large ranks
     dora:bool = False            # weight-decomposed LoRA; method='dora' turns it on
     # full fine-tuning
@@ -54,8 +57,10 @@ class TrainConfig:
     loss_on:str = 'responses'    # 'responses', 'last' or 'all' tokens of a conversation carry loss
     pack:bool = False            # pack several examples into one row (position ids restart per example)
     padding_free:bool = True     # join each batch's examples into one row (position ids restart per example): no pad tokens, same examples and steps as padding
-    truncation:str = 'truncate'  # an example longer than max_length: 'truncate' (counted, printed), 'drop' or 'error' (names it)
-    eval_fraction:float = 0.0    # share of a raw data file held out for eval (whole groups); 0: no split, pass eval data instead
+    # an example longer than max_length: 'truncate' (counted, printed), 'drop' or 'error' (names it)
+    truncation:str = 'truncate'
+    # share of a raw data file held out for eval (whole groups); 0: no split, pass eval data instead
+    eval_fraction:float = 0.0
     # bookkeeping
     seed:int = 0                 # seeds data order, dropout and adapter initialisation
     logging_steps:int = 10       # log train loss every N steps
@@ -68,15 +73,19 @@ class TrainConfig:
             raise DomainTunerError(f"unknown training method {self.method!r}", where="method",
                                    fix=f"use one of {', '.join(METHODS)}")
         if self.method == 'dora': self.dora = True
-        if self.r < 1: raise DomainTunerError(f"LoRA rank must be at least 1, got {self.r}", where="r", fix="use e.g. r=16")
+        if self.r < 1:
+            raise DomainTunerError(f"LoRA rank must be at least 1, got {self.r}", where="r", fix="use e.g. r=16")
 
-    @property
-    def is_adapter(self)->bool: return self.method in ADAPTER_METHODS
-    @property
-    def quantize(self)->str|None: return 'nf4' if self.method == 'qlora' else None
-    @property
-    def learning_rate(self)->float: return self.lr if self.lr is not None else (2e-4 if self.is_adapter else 2e-5)
-    def to_dict(self)->dict: return asdict(self)
+# %% ../nbs/20_methods.ipynb #50ed33b3
+@patch(as_prop=True)
+def is_adapter(self:TrainConfig)->bool: return self.method in ADAPTER_METHODS
+@patch(as_prop=True)
+def quantize(self:TrainConfig)->str|None: return 'nf4' if self.method == 'qlora' else None
+@patch(as_prop=True)
+def learning_rate(self:TrainConfig)->float:
+    return self.lr if self.lr is not None else (2e-4 if self.is_adapter else 2e-5)
+@patch
+def to_dict(self:TrainConfig)->dict: return asdict(self)
 
 # %% ../nbs/20_methods.ipynb #e486fad1
 def linear_module_names(model)->list[str]:
@@ -105,14 +114,15 @@ def check_method(method:str,            # the training method
                  bnb:Probe|None=None):  # the bitsandbytes probe; `probe_bitsandbytes()` when None
     "Raise a plain explanation when `method` cannot run on this machine (QLoRA without bitsandbytes)."
     if method not in METHODS:
-        raise DomainTunerError(f"unknown training method {method!r}", where="method", fix=f"use one of {', '.join(METHODS)}")
+        raise DomainTunerError(f"unknown training method {method!r}", where="method",
+                               fix=f"use one of {', '.join(METHODS)}")
     if method == 'qlora':
         bnb = bnb if bnb is not None else probe_bitsandbytes()
         if not bnb:
-            raise DomainTunerError(f"QLoRA needs bitsandbytes for the 4-bit base model, and it is not usable here ({bnb.detail})",
-                                   where="method='qlora'",
-                                   fix="pip install 'domain-tuner[qlora]', or use method='lora': the same adapters on a "
-                                       "full-precision base (about 3x the memory of QLoRA for the base weights)")
+            raise DomainTunerError(f"QLoRA needs bitsandbytes for the 4-bit base model, and it is not usable here "
+                                   f"({bnb.detail})", where="method='qlora'",
+                                   fix="pip install 'domain-tuner[qlora]', or use method='lora': the same adapters on "
+                                       "a full-precision base (about 3x the memory of QLoRA for the base weights)")
 
 # %% ../nbs/20_methods.ipynb #9e7cf0e3
 def optimizer_name(cfg:TrainConfig, precision:Precision|None=None)->str:
@@ -123,7 +133,8 @@ def optimizer_name(cfg:TrainConfig, precision:Precision|None=None)->str:
     return _default_adamw()
 
 def _default_adamw()->str:
-    "transformers' own default: the fused AdamW kernel (CPU and CUDA) from torch 2.8, one kernel per step instead of a loop over tensors."
+    ("transformers' own default: the fused AdamW kernel (CPU and CUDA) from torch 2.8, one kernel per step instead "
+     "of a loop over tensors.")
     import torch
     major, minor = (int(x) for x in torch.__version__.split('.')[:2])
     return 'adamw_torch_fused' if (major, minor) >= (2, 8) else 'adamw_torch'
@@ -175,10 +186,12 @@ def training_precision(cfg:TrainConfig, precision:Precision|None=None)->Precisio
     the frozen base in the chosen dtype for LoRA, and fp32 for QLoRA on a CPU."""
     precision = precision or select_precision(cfg.precision, measure=True)
     if cfg.method == 'full' and precision.load_dtype != 'float32':
-        return replace(precision, load_dtype='float32', reason=precision.reason + '; full fine-tuning keeps fp32 master weights')
+        return replace(precision, load_dtype='float32',
+                       reason=precision.reason + '; full fine-tuning keeps fp32 master weights')
     if cfg.quantize and precision.device == 'cpu' and precision.autocast:
         # bitsandbytes' CPU 4-bit kernels are what issue 11's gradient test checks, in fp32: do not leave that path
-        return replace(precision, load_dtype='float32', autocast=None, reason=precision.reason + '; QLoRA on a CPU stays fp32')
+        return replace(precision, load_dtype='float32', autocast=None,
+                       reason=precision.reason + '; QLoRA on a CPU stays fp32')
     return precision
 
 # %% ../nbs/20_methods.ipynb #7f0d984a

@@ -123,7 +123,8 @@ def chrf(prediction:str, reference:str, record:dict|None=None,
 # %% ../nbs/30_metrics.ipynb #bf935590
 _SCALES = {'thousand': 1e3, 'k': 1e3, 'million': 1e6, 'millions': 1e6, 'mn': 1e6, 'mm': 1e6, 'm': 1e6,
            'billion': 1e9, 'billions': 1e9, 'bn': 1e9, 'b': 1e9, 'trillion': 1e12, 'tn': 1e12}
-_NUM = re.compile(r"(?P<neg>-|−|\()?\s*[$€£¥]?\s*(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?P<close>\))?"
+_NUM = re.compile(r"(?P<neg>-|−|\()?\s*[$€£¥]?\s*"
+                  r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?P<close>\))?"
                   r"(?:\s*(?P<pct>%|percent\b|per cent\b))?"
                   r"(?:\s*(?P<scale>thousand|millions?|billions?|trillion|mn|mm|bn|tn)\b|(?P<short>[kmb])\b)?", re.I)
 
@@ -153,10 +154,11 @@ def _close(a:tuple, b:tuple, rel_tol:float, abs_tol:float)->bool:
     return any(math.isclose(c, y, rel_tol=rel_tol, abs_tol=abs_tol) for c in cands)
 
 def numeric_match(prediction:str, reference:str, record:dict|None=None,
-                  rel_tol:float|None=None, # relative tolerance; record['meta']['rel_tol'] when None, else the reference's precision
-                  abs_tol:float|None=None, # absolute tolerance; half a unit in the reference's last digit when both are None
-                  match:str='any')->float: # which predicted number counts: 'any', 'first' or 'last'
-    "1.0 when the answer states the reference's (first) number within tolerance; 0.0 when not or when the reference has no number."
+    rel_tol:float|None=None, # relative tolerance; record['meta']['rel_tol'] when None, else the reference's precision
+    abs_tol:float|None=None, # absolute tolerance; half a unit in the reference's last digit when both are None
+    match:str='any')->float: # which predicted number counts: 'any', 'first' or 'last'
+    ("1.0 when the answer states the reference's (first) number within tolerance; "
+     "0.0 when not or when the reference has no number.")
     if rel_tol is None: rel_tol = ((record or {}).get('meta') or {}).get('rel_tol')
     if abs_tol is None: abs_tol = 1e-9 if rel_tol is not None else _half_unit(reference) + 1e-9
     rel_tol = float(rel_tol or 0.0)
@@ -179,7 +181,8 @@ def invented_figure(prediction:str, reference:str, record:dict|None=None, rel_to
     if not refs: return 1.0  # the honest answer has no figure: any figure is made up
     seen = parse_numbers(_prompt_text(record))
     known = lambda x, pool: any(_close(x, a, rel_tol, 1e-9) for a in pool)
-    if not all(known(r, seen) for r in refs): return 0.0  # a computed answer: errors there are arithmetic, not invention
+    # a computed answer: errors there are arithmetic, not invention
+    if not all(known(r, seen) for r in refs): return 0.0
     return float(any(not known(p, seen + refs) for p in preds))
 
 def contains(prediction:str, reference:str, record:dict|None=None)->float:
@@ -193,8 +196,10 @@ def _sacrebleu():
         import sacrebleu
         return sacrebleu
     except ImportError:
-        raise DomainTunerError("the metrics 'bleu' and 'chrf' are sacreBLEU's, and sacrebleu is not installed", where="metrics",
-                               fix="pip install sacrebleu, or use 'word_bleu' / 'word_chrf' (domain-tuner's word-level versions)") from None
+        raise DomainTunerError("the metrics 'bleu' and 'chrf' are sacreBLEU's, and sacrebleu is not installed",
+                               where="metrics",
+                               fix="pip install sacrebleu, or use 'word_bleu' / 'word_chrf' "
+                                   "(domain-tuner's word-level versions)") from None
 
 def sacre_bleu(prediction:str, reference:str, record:dict|None=None)->float:
     "sacreBLEU's sentence BLEU (its default 13a tokeniser and smoothing), scaled to [0, 1]."
@@ -222,7 +227,8 @@ def resolve_metrics(metrics=None)->dict[str, Callable]:
         if f is None:
             if name not in METRICS:
                 raise DomainTunerError(f"unknown metric {name!r}", where="metrics",
-                                       fix=f"use one of {', '.join(METRICS)} or 'mc_accuracy', or pass a function f(prediction, reference, record) -> float")
+                                       fix=f"use one of {', '.join(METRICS)} or 'mc_accuracy', "
+                                           "or pass a function f(prediction, reference, record) -> float")
             f = METRICS[name]
         if not callable(f): raise DomainTunerError(f"metric {name!r} is not callable", where="metrics",
                                                    fix="pass a function f(prediction, reference, record) -> float")
@@ -237,5 +243,6 @@ def score_example(prediction:str, reference:str, record:dict, metrics:dict[str, 
         except Exception as e:
             src = ((record or {}).get('meta') or {}).get('source', 'a benchmark record')
             raise DomainTunerError(f"metric {name!r} failed: {type(e).__name__}: {e}", where=src,
-                                   fix="make the metric return a float for every (prediction, reference, record)") from e
+                                   fix="make the metric return a float for every "
+                                       "(prediction, reference, record)") from e
     return out

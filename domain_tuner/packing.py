@@ -8,6 +8,7 @@ Docs: https://domain-tuner.github.io/domain-tuner/packing.html.md"""
 from __future__ import annotations
 import bisect
 import numpy as np
+from fastcore.basics import patch
 from .core import DomainTunerError
 
 # %% auto #0
@@ -22,7 +23,8 @@ def pack_lengths(lengths:list[int],  # tokens per example
     if lengths and max(lengths) > max_length:
         i = int(np.argmax(lengths))
         raise DomainTunerError(f"example {i} has {lengths[i]} tokens, more than the packed row length {max_length}",
-                               where="pack", fix="tokenise with max_length <= the packing length (and a truncation policy)")
+                               where="pack",
+                               fix="tokenise with max_length <= the packing length (and a truncation policy)")
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     rows, room = [], []  # room: sorted list of (free tokens, row index)
     for i in order:
@@ -60,7 +62,8 @@ def packed_dataset(ds,                # a `datasets.Dataset` (or list) of encode
                   ):
     "A `datasets.Dataset` of packed rows (input_ids, labels, position_ids); efficiency in `.info.description`."
     from datasets import Dataset
-    exs = [dict(input_ids=a, labels=b) for a,b in zip(ds['input_ids'], ds['labels'])] if not isinstance(ds, list) else ds
+    exs = ([dict(input_ids=a, labels=b) for a,b in zip(ds['input_ids'], ds['labels'])]
+           if not isinstance(ds, list) else ds)
     rows = pack_lengths([len(e['input_ids']) for e in exs], max_length)
     eff = packing_efficiency([len(e['input_ids']) for e in exs], rows, max_length)
     packed = [_concat(exs, r) for r in rows]
@@ -87,24 +90,28 @@ class Collator:
         if self.multiple: n = -(-n // self.multiple) * self.multiple
         return n
 
-    def __call__(self, examples:list[dict])->dict:
-        import torch
+# %% ../nbs/15a_packing.ipynb #5b855738
+@patch
+def __call__(self:Collator, examples:list[dict])->dict:
+    import torch
+    if self.pack:
+        rows = examples if all('position_ids' in e for e in examples) else pack_examples(examples, self.max_length)
+        width = self.max_length
+    else:
+        rows, width = examples, self._width(max(len(e['input_ids']) for e in examples))
+        if (self.max_length and width > self.max_length
+                and max(len(e['input_ids']) for e in examples) > self.max_length):
+            raise DomainTunerError(f"an example has more than max_length={self.max_length} tokens",
+                                   where="Collator", fix="tokenise with the same max_length and a truncation policy")
+    n = len(rows)
+    ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+    labels = torch.full((n, width), -100, dtype=torch.long)
+    extra = torch.zeros((n, width), dtype=torch.long)
+    for r, e in enumerate(rows):
+        k = len(e['input_ids'])
+        ids[r, :k] = torch.as_tensor(e['input_ids']); labels[r, :k] = torch.as_tensor(e['labels'])
         if self.pack:
-            rows = examples if all('position_ids' in e for e in examples) else pack_examples(examples, self.max_length)
-            width = self.max_length
-        else:
-            rows, width = examples, self._width(max(len(e['input_ids']) for e in examples))
-            if self.max_length and width > self.max_length and max(len(e['input_ids']) for e in examples) > self.max_length:
-                raise DomainTunerError(f"an example has more than max_length={self.max_length} tokens", where="Collator",
-                                       fix="tokenise with the same max_length and a truncation policy")
-        n = len(rows)
-        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        labels = torch.full((n, width), -100, dtype=torch.long)
-        extra = torch.zeros((n, width), dtype=torch.long)
-        for r, e in enumerate(rows):
-            k = len(e['input_ids'])
-            ids[r, :k] = torch.as_tensor(e['input_ids']); labels[r, :k] = torch.as_tensor(e['labels'])
-            if self.pack:
-                extra[r, :k] = torch.as_tensor(e['position_ids']); extra[r, k:] = torch.arange(width - k)
-            else: extra[r, :k] = 1
-        return dict(input_ids=ids, labels=labels, **({'position_ids': extra} if self.pack else {'attention_mask': extra}))
+            extra[r, :k] = torch.as_tensor(e['position_ids']); extra[r, k:] = torch.arange(width - k)
+        else: extra[r, :k] = 1
+    return dict(input_ids=ids, labels=labels,
+                **({'position_ids': extra} if self.pack else {'attention_mask': extra}))

@@ -89,14 +89,17 @@ def render_tokens(ex:dict,        # an encoded example (input_ids, labels)
     if not html: return "".join(f"[[{t}]]" if tr else t for (tr, sp, t) in runs)
     out = []
     for tr, sp, t in runs:
-        style = ('background:#c8f7c5;color:#000' if tr else 'color:#888') + (';border:1px solid #555;font-weight:bold' if sp else '')
+        style = 'background:#c8f7c5;color:#000' if tr else 'color:#888'
+        if sp: style += ';border:1px solid #555;font-weight:bold'
         out.append(f'<span style="{style}">{_html.escape(t)}</span>')
-    legend = '<div style="font-size:smaller">trained: <span style="background:#c8f7c5">green</span>, masked: <span style="color:#888">grey</span>, special tokens boxed</div>'
+    legend = ('<div style="font-size:smaller">trained: <span style="background:#c8f7c5">green</span>, '
+              'masked: <span style="color:#888">grey</span>, special tokens boxed</div>')
     return legend + '<pre style="white-space:pre-wrap">' + "".join(out) + '</pre>'
 
 # %% ../nbs/16_prepare.ipynb #3ced6e68
 def show_example(record_or_ex:dict, tokenizer, **encode_kwargs):
-    "Display a record (encoded on the fly) or an encoded example with trained tokens coloured; plain text outside notebooks."
+    ("Display a record (encoded on the fly) or an encoded example with trained tokens coloured; "
+     "plain text outside notebooks.")
     from domain_tuner.template import encode
     ex = record_or_ex if 'input_ids' in record_or_ex else encode(record_or_ex, tokenizer, **encode_kwargs)
     if in_notebook():
@@ -113,7 +116,8 @@ def _load_and_dedup(sources, eval_sources, kw:dict, pii:bool, near_dedup:bool, n
     ev_loaded = load_records(eval_sources, **kw) if eval_sources is not None else None
     ev_recs = []
     if ev_loaded is not None:
-        counts.update(read=ev_loaded.counts['read'], blank=ev_loaded.counts['blank'], rejected=ev_loaded.counts['rejected'])
+        counts.update(read=ev_loaded.counts['read'], blank=ev_loaded.counts['blank'],
+                      rejected=ev_loaded.counts['rejected'])
         rejected += ev_loaded.rejected; warnings += ev_loaded.warnings
         ev_recs, _ = clean_records(ev_loaded.records, pii=pii)
     kept = []
@@ -135,17 +139,21 @@ def _check_leakage(train:list, ev:list, benchmark, ngram:int, decontaminate:bool
         contamination['benchmark'] += find_contamination(train, bl.records, n=ngram, label=str(b))
     flagged = contamination['eval'] + contamination['benchmark']
     if decontaminate and flagged:
-        why = {f['source']: f"contaminated: {f['kind']} overlap {f['overlap']} with {f['against']} item {f['overlaps']}" for f in flagged}
+        why = {f['source']: f"contaminated: {f['kind']} overlap {f['overlap']} with {f['against']} item {f['overlaps']}"
+               for f in flagged}
         for r in train:
             s = (r.get('meta') or {}).get('source')
             if s in why: _reject_record(rejected, r, why[s])
         train = _decontaminate(train, flagged)
-    elif flagged: warnings += [f"{f['source']}: overlaps {f['against']} item {f['overlaps']} ({f['kind']}, {f['overlap']})" for f in flagged]
+    elif flagged:
+        warnings += [f"{f['source']}: overlaps {f['against']} item {f['overlaps']} ({f['kind']}, {f['overlap']})"
+                     for f in flagged]
     return train, contamination, flagged
 
 # %% ../nbs/16_prepare.ipynb #97329c70
 def _preflight(part:list, tokenizer, max_length, loss_on, truncation, tmpl, allow_unsupervised, rejected:list):
-    "Tokenise one part as training will: the records that stay, and the stats; each record left out is rejected with its reason."
+    ("Tokenise one part as training will: the records that stay, and the stats; each record left out is rejected "
+     "with its reason.")
     st, exs = EncodeStats(), []
     for b in range(0, len(part), 1000):  # long documents are read whole, as blocks: a record stays if any block does
         blocks, owner = _split_documents(part[b:b+1000], tokenizer, max_length, st)
@@ -154,12 +162,77 @@ def _preflight(part:list, tokenizer, max_length, loss_on, truncation, tmpl, allo
         for o, x in zip(owner, e): per[o] = per[o] or x
         exs += per
     for r, e in zip(part, exs):
-        if e is None: _reject_record(rejected, r, next(reason for s, reason in st.dropped if s.split(' (block ')[0] == r['meta'].get('source')))
+        if e is None:
+            _reject_record(rejected, r, next(reason for s, reason in st.dropped
+                                             if s.split(' (block ')[0] == r['meta'].get('source')))
     return [r for r, e in zip(part, exs) if e is not None], st
+
+# %% ../nbs/16_prepare.ipynb #bc831fb2
+def _as_tokenizer(tokenizer):
+    "The tokenizer given, loaded first when it is a hub id or a folder."
+    if isinstance(tokenizer, (str, Path)):
+        from domain_tuner.models import load_tokenizer
+        tokenizer = load_tokenizer(tokenizer)
+    return tokenizer
+
+def _train_eval(kept, ev_loaded, ev_recs, eval_fraction, seed, warnings):
+    "Train and eval records: the separate eval set when one was given, else a grouped split."
+    ev_keys = {id(r) for r in ev_recs}
+    if ev_loaded is not None: return [r for r in kept if id(r) not in ev_keys], [r for r in kept if id(r) in ev_keys]
+    return split_records(kept, eval_fraction, seed, notes=warnings)
+
+# %% ../nbs/16_prepare.ipynb #39cbb8c1
+def _preflight_splits(train, synthetic, ev, tokenizer, template, max_length, loss_on, truncation, allow_unsupervised,
+                      rejected):
+    "Tokenise train and eval as training will: (train, synthetic, eval, template, tokens, lengths) that remain."
+    tmpl, tokens, lengths = None, {}, {}
+    if tokenizer is not None:  # the pre-flight: what training will see
+        if any('messages' in r for r in train + ev) or template: tmpl = chat_template_for(tokenizer, template)
+        for name, part in (('train', train + synthetic), ('eval', ev)):
+            kept_part, st = _preflight(part, tokenizer, max_length, loss_on, truncation, tmpl, allow_unsupervised,
+                                       rejected)
+            if name == 'train':
+                train, synthetic = [r for r in kept_part if not _augmented(r)], [r for r in kept_part if _augmented(r)]
+            else: ev = kept_part
+            tokens[name], lengths[name] = st.summary(), st.lengths
+    else:
+        lengths = {'train': [len(record_text(r).split()) for r in train + synthetic],
+                   'eval': [len(record_text(r).split()) for r in ev]}
+        if template: tmpl = chat_template_for(None, template)
+    return train, synthetic, ev, tmpl, tokens, lengths
+
+# %% ../nbs/16_prepare.ipynb #495258ab
+def _checked_counts(counts, rejected, dups, train, synthetic, ev)->dict:
+    "The report's counts, checked: they reconcile (read = accepted + rejected + duplicates + blank), and train is left."
+    counts['rejected'] = len(rejected); counts['duplicates'] = len(dups)
+    counts['accepted'] = len(train) + len(ev); counts['train'] = len(train) + len(synthetic); counts['eval'] = len(ev)
+    counts['synthetic'] = len(synthetic)
+    keys = ('read', 'accepted', 'rejected', 'duplicates', 'blank', 'train', 'eval', 'synthetic')
+    c = {k: int(counts[k]) for k in keys}
+    if c['read'] != c['accepted'] + c['rejected'] + c['duplicates'] + c['blank']:  # a bug, never the user's data
+        raise DomainTunerError(f"the counts do not reconcile: {c}", where="prepare", fix="please report this as a bug")
+    if not train:
+        raise DomainTunerError("no training records are left", where="prepare", fix="see rejected.jsonl and the report")
+    return c
+
+def _report(c, loaded, ev_loaded, rejected, dups, clean_stats, contamination, removed, tokens, warnings, settings):
+    "The report: counts, formats, files, why rows were rejected, duplicates, cleaning, leakage, tokens and settings."
+    return dict(counts=c, by_format=dict(loaded.by_format), files=loaded.files + (ev_loaded.files if ev_loaded else []),
+                rejected_reasons=dict(Counter(r['reason'].split(':')[0] for r in rejected).most_common()),
+                duplicates=dups, cleaning=clean_stats,
+                contamination=dict(**contamination, removed_from_train=removed),
+                tokens=tokens, warnings=warnings, settings=settings)
+
+def _examples(records, tokenizer, max_length, loss_on, tmpl)->list[str]:
+    "The first three records encoded as training will, trained tokens marked (for the report)."
+    from domain_tuner.template import encode
+    trunc = 'truncate' if max_length else 'error'
+    return [render_tokens(encode(r, tokenizer, max_length, loss_on, trunc, tmpl, True), tokenizer) for r in records[:3]]
 
 # %% ../nbs/16_prepare.ipynb #8180099f
 def prepare(sources,                       # files, folders, lists of dicts, datasets, hub ids
-            out:str|Path|None=None,        # folder to write train/eval.jsonl, report.json, rejected.jsonl, figure, template
+            # folder to write train/eval.jsonl, report.json, rejected.jsonl, figure, template
+            out:str|Path|None=None,
             tokenizer=None,                # tokenizer (or its id/folder) for templating and the token pre-flight
             eval_fraction:float=0.1,       # share of records (whole groups) for eval, when no eval_sources
             eval_sources=None,             # a separate eval set instead of splitting
@@ -178,58 +251,36 @@ def prepare(sources,                       # files, folders, lists of dicts, dat
             glossary:dict|None=None,       # term -> synonyms for 'glossary'
             template:str|None=None,        # chat template name or Jinja (the tokenizer's own when None)
             max_length:int|None=None,      # longest example in tokens
-            truncation:str='truncate',     # over-long examples: 'truncate' (counted), 'drop' (rejected with the reason) or 'error'
+            # over-long examples: 'truncate' (counted), 'drop' (rejected with the reason) or 'error'
+            truncation:str='truncate',
             loss_on:str='responses',       # 'responses', 'last' or 'all'
             allow_unsupervised:bool=False, # reject examples with no trained token instead of stopping
             seed:int=0,
             figure:bool=True,              # write lengths.png
            )->Prepared:
     "Load, validate, clean, deduplicate, split, check leakage, augment and tokenise; write the data and a report."
-    if isinstance(tokenizer, (str, Path)):
-        from domain_tuner.models import load_tokenizer
-        tokenizer = load_tokenizer(tokenizer)
-    special = list(tokenizer.all_special_tokens) if tokenizer is not None else None
-    kw = dict(format=format, lenient=lenient, encoding=encoding, limits=limits, chunk_chars=chunk_chars, special_tokens=special)
+    tokenizer = _as_tokenizer(tokenizer)
+    kw = dict(format=format, lenient=lenient, encoding=encoding, limits=limits, chunk_chars=chunk_chars,
+              special_tokens=list(tokenizer.all_special_tokens) if tokenizer is not None else None)
     loaded, ev_loaded, ev_recs, kept, dups, counts, rejected, warnings, clean_stats = _load_and_dedup(
         sources, eval_sources, kw, pii, near_dedup, near_threshold, seed)
-    ev_keys = {id(r) for r in ev_recs}
-    if ev_loaded is not None: train, ev = [r for r in kept if id(r) not in ev_keys], [r for r in kept if id(r) in ev_keys]
-    else: train, ev = split_records(kept, eval_fraction, seed, notes=warnings)
-    train, contamination, flagged = _check_leakage(train, ev, benchmark, ngram, decontaminate, encoding, limits, rejected, warnings)
+    train, ev = _train_eval(kept, ev_loaded, ev_recs, eval_fraction, seed, warnings)
+    train, contamination, flagged = _check_leakage(train, ev, benchmark, ngram, decontaminate, encoding, limits,
+                                                   rejected, warnings)
     synthetic = _augment(train, kinds=tuple(augment), glossary=glossary, eval_records=ev, seed=seed) if augment else []
-    tmpl, tokens, lengths = None, {}, {}
-    if tokenizer is not None:  # the pre-flight: what training will see
-        if any('messages' in r for r in train + ev) or template: tmpl = chat_template_for(tokenizer, template)
-        for name, part in (('train', train + synthetic), ('eval', ev)):
-            kept_part, st = _preflight(part, tokenizer, max_length, loss_on, truncation, tmpl, allow_unsupervised, rejected)
-            if name == 'train': train, synthetic = [r for r in kept_part if not _augmented(r)], [r for r in kept_part if _augmented(r)]
-            else: ev = kept_part
-            tokens[name], lengths[name] = st.summary(), st.lengths
-    else:
-        lengths = {'train': [len(record_text(r).split()) for r in train + synthetic], 'eval': [len(record_text(r).split()) for r in ev]}
-        if template: tmpl = chat_template_for(None, template)
-    counts['rejected'] = len(rejected); counts['duplicates'] = len(dups)
-    counts['accepted'] = len(train) + len(ev); counts['train'] = len(train) + len(synthetic); counts['eval'] = len(ev)
-    counts['synthetic'] = len(synthetic)
-    c = {k: int(counts[k]) for k in ('read', 'accepted', 'rejected', 'duplicates', 'blank', 'train', 'eval', 'synthetic')}
-    if c['read'] != c['accepted'] + c['rejected'] + c['duplicates'] + c['blank']:  # a bug, never the user's data
-        raise DomainTunerError(f"the counts do not reconcile: {c}", where="prepare", fix="please report this as a bug")
-    if not train: raise DomainTunerError("no training records are left", where="prepare", fix="see rejected.jsonl and the report")
-    report = dict(counts=c, by_format=dict(loaded.by_format), files=loaded.files + (ev_loaded.files if ev_loaded else []),
-                  rejected_reasons=dict(Counter(r['reason'].split(':')[0] for r in rejected).most_common()),
-                  duplicates=dups, cleaning=clean_stats,
-                  contamination=dict(**contamination, removed_from_train=len(flagged) if decontaminate else 0),
-                  tokens=tokens, warnings=warnings,
-                  settings=dict(format=format, lenient=lenient, eval_fraction=eval_fraction if ev_loaded is None else None,
-                                pii=pii, near_dedup=near_dedup, near_threshold=near_threshold, decontaminate=decontaminate,
-                                augment=list(augment or []), max_length=max_length, truncation=truncation, loss_on=loss_on,
-                                tokenizer=getattr(tokenizer, 'name_or_path', None), seed=seed))
-    if tokenizer is not None:
-        from domain_tuner.template import encode
-        report['examples'] = [render_tokens(encode(r, tokenizer, max_length, loss_on, 'truncate' if max_length else 'error', tmpl, True), tokenizer)
-                              for r in (train + ev)[:3]]
+    train, synthetic, ev, tmpl, tokens, lengths = _preflight_splits(
+        train, synthetic, ev, tokenizer, template, max_length, loss_on, truncation, allow_unsupervised, rejected)
+    c = _checked_counts(counts, rejected, dups, train, synthetic, ev)
+    settings = dict(format=format, lenient=lenient, eval_fraction=eval_fraction if ev_loaded is None else None,
+                    pii=pii, near_dedup=near_dedup, near_threshold=near_threshold, decontaminate=decontaminate,
+                    augment=list(augment or []), max_length=max_length, truncation=truncation, loss_on=loss_on,
+                    tokenizer=getattr(tokenizer, 'name_or_path', None), seed=seed)
+    report = _report(c, loaded, ev_loaded, rejected, dups, clean_stats, contamination,
+                     len(flagged) if decontaminate else 0, tokens, warnings, settings)
+    if tokenizer is not None: report['examples'] = _examples(train + ev, tokenizer, max_length, loss_on, tmpl)
     res = Prepared(train + synthetic, ev, report, rejected, None, tmpl, lengths)
-    if out is not None: write_prepared(res, out, lenient=lenient, figure=figure, unit='tokens' if tokenizer is not None else 'words')
+    if out is not None:
+        write_prepared(res, out, lenient=lenient, figure=figure, unit='tokens' if tokenizer is not None else 'words')
     return res
 
 # %% ../nbs/16_prepare.ipynb #bf61eb26
@@ -238,7 +289,8 @@ def _jsonl(path, rows):
         for r in rows: f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
 
 def write_prepared(res:Prepared, out, lenient:bool=False, figure:bool=True, unit:str='tokens')->Path:
-    "Write train.jsonl, eval.jsonl, report.json, rejected.jsonl (lenient or when anything was rejected), chat_template.jinja, lengths.png."
+    ("Write train.jsonl, eval.jsonl, report.json, rejected.jsonl (lenient or when anything was rejected), "
+     "chat_template.jinja, lengths.png.")
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     _jsonl(out/'train.jsonl', res.train); _jsonl(out/'eval.jsonl', res.eval)
     if lenient or res.rejected: _jsonl(out/'rejected.jsonl', res.rejected)
@@ -248,40 +300,63 @@ def write_prepared(res:Prepared, out, lenient:bool=False, figure:bool=True, unit
         fig = length_figure(res.lengths, res.report['settings'].get('max_length'), unit)
         fig.savefig(out/'lengths.png', dpi=100); plt.close(fig)
         res.report['figure'] = 'lengths.png'
-    (out/'report.json').write_text(json.dumps(res.report, ensure_ascii=False, indent=1, sort_keys=True, default=str), encoding='utf-8')
+    (out/'report.json').write_text(json.dumps(res.report, ensure_ascii=False, indent=1, sort_keys=True, default=str),
+                                   encoding='utf-8')
     res.out = out
     return out
 
-# %% ../nbs/16_prepare.ipynb #6a86f66a
-def cli_prepare(argv:list[str]|None=None)->int:
-    "`domain-tuner prepare`: prepare training data and write a report."
-    p = argparse.ArgumentParser(prog='domain-tuner prepare', description="Load, validate, clean, deduplicate, split, check for "
-        "leakage and tokenise training data. Writes DIR/train.jsonl, DIR/eval.jsonl, DIR/report.json (counts: read = accepted + "
-        "rejected + duplicates + blank), DIR/lengths.png, DIR/chat_template.jinja and, with --lenient, DIR/rejected.jsonl.")
-    p.add_argument('files', nargs='+', metavar='FILE', help="JSONL/JSON/CSV/Parquet/txt/md files or folders (or hub dataset ids)")
+# %% ../nbs/16_prepare.ipynb #7315ad45
+def _prepare_parser()->argparse.ArgumentParser:
+    "The arguments of `domain-tuner prepare` for its input, output, template and tokenisation."
+    p = argparse.ArgumentParser(prog='domain-tuner prepare', description="Load, validate, clean, deduplicate, split, "
+        "check for leakage and tokenise training data. Writes DIR/train.jsonl, DIR/eval.jsonl, DIR/report.json "
+        "(counts: read = accepted + rejected + duplicates + blank), DIR/lengths.png, DIR/chat_template.jinja and, "
+        "with --lenient, DIR/rejected.jsonl.")
+    p.add_argument('files', nargs='+', metavar='FILE',
+                   help="JSONL/JSON/CSV/Parquet/txt/md files or folders (or hub dataset ids)")
     p.add_argument('--out', required=True, metavar='DIR', help="output folder")
     p.add_argument('--lenient', action='store_true', help="set bad rows aside in rejected.jsonl instead of stopping")
     p.add_argument('--format', choices=FORMATS, help="force the input format (detected per file by default)")
     p.add_argument('--tokenizer', metavar='ID_OR_DIR', help="tokenizer for templating and the token pre-flight")
-    p.add_argument('--template', help="chat template: 'chatml', 'plain' or a .jinja file (default: the tokenizer's own)")
-    p.add_argument('--eval-fraction', type=float, default=0.1, metavar='X', help="share of records for eval (default 0.1)")
-    p.add_argument('--eval', dest='eval_files', nargs='+', metavar='FILE', help="a separate eval set instead of splitting")
+    p.add_argument('--template',
+                   help="chat template: 'chatml', 'plain' or a .jinja file (default: the tokenizer's own)")
+    p.add_argument('--eval-fraction', type=float, default=0.1, metavar='X',
+                   help="share of records for eval (default 0.1)")
+    p.add_argument('--eval', dest='eval_files', nargs='+', metavar='FILE',
+                   help="a separate eval set instead of splitting")
     p.add_argument('--max-length', type=int, metavar='N', help="longest example in tokens")
     p.add_argument('--truncation', choices=('error', 'drop', 'truncate'), default='truncate',
-                   help="examples longer than --max-length: cut (counted in the report), drop (rejected with the reason) or stop")
-    p.add_argument('--loss-on', choices=('responses', 'last', 'all'), default='responses', help="which tokens carry loss")
-    p.add_argument('--benchmark', action='append', metavar='FILE', help="benchmark file to check train against (repeatable)")
-    p.add_argument('--keep-contaminated', action='store_true', help="report overlaps with eval/benchmarks but keep them in train")
+                   help="examples longer than --max-length: cut (counted in the report), drop (rejected with the "
+                        "reason) or stop")
+    p.add_argument('--loss-on', choices=('responses', 'last', 'all'), default='responses',
+                   help="which tokens carry loss")
+    return p
+
+# %% ../nbs/16_prepare.ipynb #f5d66eda
+def _add_data_options(p:argparse.ArgumentParser)->argparse.ArgumentParser:
+    "The options of `domain-tuner prepare` for leakage, cleaning, augmentation and reading."
+    p.add_argument('--benchmark', action='append', metavar='FILE',
+                   help="benchmark file to check train against (repeatable)")
+    p.add_argument('--keep-contaminated', action='store_true',
+                   help="report overlaps with eval/benchmarks but keep them in train")
     p.add_argument('--pii', action='store_true', help="scrub e-mails, phone numbers and account numbers")
     p.add_argument('--no-near-dedup', action='store_true', help="only drop exact duplicates")
-    p.add_argument('--near-threshold', type=float, default=0.8, help="Jaccard similarity for near duplicates (default 0.8)")
-    p.add_argument('--augment', action='append', choices=('paraphrase', 'glossary', 'numbers'), help="augment train (repeatable)")
+    p.add_argument('--near-threshold', type=float, default=0.8,
+                   help="Jaccard similarity for near duplicates (default 0.8)")
+    p.add_argument('--augment', action='append', choices=('paraphrase', 'glossary', 'numbers'),
+                   help="augment train (repeatable)")
     p.add_argument('--glossary', metavar='JSON', help="JSON file: term -> list of synonyms, for --augment glossary")
     p.add_argument('--encoding', default='utf-8', help="file encoding (default utf-8)")
     p.add_argument('--chunk-chars', type=int, default=2000, help="cut text documents into chunks of about N characters")
-    p.add_argument('--allow-unsupervised', action='store_true', help="reject examples with no trained token instead of stopping")
+    p.add_argument('--allow-unsupervised', action='store_true',
+                   help="reject examples with no trained token instead of stopping")
     p.add_argument('--seed', type=int, default=0)
-    a = p.parse_args(argv)
+    return p
+
+# %% ../nbs/16_prepare.ipynb #6a86f66a
+def cli_prepare(argv:list[str]|None=None)->int:
+    "`domain-tuner prepare`: prepare training data and write a report."
+    a = _add_data_options(_prepare_parser()).parse_args(argv)
     template = a.template
     if template and Path(template).is_file(): template = Path(template).read_text(encoding='utf-8')
     glossary = json.loads(Path(a.glossary).read_text(encoding='utf-8')) if a.glossary else None
@@ -292,7 +367,7 @@ def cli_prepare(argv:list[str]|None=None)->int:
                   max_length=a.max_length, truncation=a.truncation, loss_on=a.loss_on,
                   allow_unsupervised=a.allow_unsupervised, seed=a.seed)
     c = res.report['counts']
-    print(f"read {c['read']}: accepted {c['accepted']} (train {c['train']} incl. {c['synthetic']} synthetic, eval {c['eval']}), "
-          f"rejected {c['rejected']}, duplicates {c['duplicates']}, blank {c['blank']} -> {res.out}")
+    print(f"read {c['read']}: accepted {c['accepted']} (train {c['train']} incl. {c['synthetic']} synthetic, "
+          f"eval {c['eval']}), rejected {c['rejected']}, duplicates {c['duplicates']}, blank {c['blank']} -> {res.out}")
     for w in res.report['warnings'][:20]: print("warning:", w, file=sys.stderr)
     return 0

@@ -26,21 +26,27 @@ class RunSpec:
     name:str = 'run'                 # a label for the report
     out:str = 'runs/run'             # folder for everything the run writes
     seed:int = 0                     # seeds data generation, splits, training and adapter initialisation
-    methods:list[str] = field(default_factory=lambda: ['lora']) # each method trains the whole curriculum from the same base
+    # each method trains the whole curriculum from the same base
+    methods:list[str] = field(default_factory=lambda: ['lora'])
     builtin_examples:int = 10_000    # size of a generated `builtin:finance` training set
-    replay:str|None = None           # a [data.NAME] whose training split stages with `replay > 0` mix in (limits forgetting)
-    export:str|None = None           # a method whose final model is exported to GGUF at the end (for llama.cpp / Ollama)
+    # a [data.NAME] whose training split stages with `replay > 0` mix in (limits forgetting)
+    replay:str|None = None
+    # a method whose final model is exported to GGUF at the end (for llama.cpp / Ollama)
+    export:str|None = None
     export_type:str = 'q8_0'         # GGUF weight type of that export: 'f16', 'q8_0' or 'f32'
 
 @dataclass
 class ModelSpec:
     "The `[model]` section."
-    base:str = 'builtin:tiny'        # hub id (Qwen/Qwen2.5-0.5B-Instruct), local folder, or builtin:tiny / builtin:finance-base
+    # hub id (Qwen/Qwen2.5-0.5B-Instruct), local folder, or builtin:tiny / builtin:finance-base
+    base:str = 'builtin:tiny'
 
+# %% ../nbs/50_run.ipynb #7607a45a
 @dataclass
 class DataSpec:
     "A `[data.NAME]` section: a data source and the options `prepare` uses for it."
-    files:list[str] = field(default_factory=list) # files or folders, or builtin:DOMAIN/PART (finance/train, finance/documents, canary, ...)
+    # files or folders, or builtin:DOMAIN/PART (finance/train, finance/documents, canary, ...)
+    files:list[str] = field(default_factory=list)
     eval_files:list[str] = field(default_factory=list) # a separate eval set instead of splitting
     eval_fraction:float = 0.05       # share of records (whole source documents) held out for eval
     format:str|None = None           # force a format; detected per file when none
@@ -55,10 +61,12 @@ class DataSpec:
 @dataclass
 class EvalSpec:
     "The `[eval]` section: the domain benchmark, the forgetting canary and how answers are scored."
-    bench:list[str] = field(default_factory=list) # benchmark files or builtin:DOMAIN/bench (all tasks) / builtin:DOMAIN/bench/TASK
+    # benchmark files or builtin:DOMAIN/bench (all tasks) / builtin:DOMAIN/bench/TASK
+    bench:list[str] = field(default_factory=list)
     canary:str|None = None           # a general-ability set scored next to the benchmark (forgetting)
     metrics:list[str] = field(default_factory=lambda: ['exact_match', 'numeric_match', 'token_f1'])
-    canary_metrics:list[str]|None = None # how canary answers are scored; `metrics` when None ('contains' suits chatty models)
+    # how canary answers are scored; `metrics` when None ('contains' suits chatty models)
+    canary_metrics:list[str]|None = None
     canary_limit:int|None = None     # score only the first N canary items
     canary_max_new_tokens:int|None = None # answer length limit on the canary; `max_new_tokens` when None
     limit:int|None = None            # score only the first N benchmark items of each file (quick runs)
@@ -95,10 +103,12 @@ def _stage(name:str, section:dict[str,Setting], method:str, data:dict):
         overrides[k] = _convert(s.value, cfg_hints[k], f"stage.{name}.{k}", s.where)
     if 'data' not in own:
         raise DomainTunerError(f"stage {name!r} has no data", where=f"[stage.{name}]",
-                               fix=f"add `data = NAME` naming a [data.NAME] section ({', '.join(data) or 'none defined'})")
+                               fix="add `data = NAME` naming a [data.NAME] section "
+                                   f"({', '.join(data) or 'none defined'})")
     dname = own['data'].value
     if dname not in data:
-        raise DomainTunerError(f"stage {name!r} uses data {dname!r}, which no [data.{dname}] section defines", where=own['data'].where,
+        raise DomainTunerError(f"stage {name!r} uses data {dname!r}, which no [data.{dname}] section defines",
+                               where=own['data'].where,
                                fix=f"use one of: {', '.join(data) or '(none: add a [data.NAME] section)'}")
     own = {k: v for k, v in own.items() if k != 'data'}
     return from_section(Stage, own, f"stage.{name}", name=name, data=dname, overrides=overrides)
@@ -128,7 +138,8 @@ def plan_run(settings:Settings|str|Path, overrides:list[str]|None=None)->RunPlan
     run = from_section(RunSpec, settings.get('run'), 'run')
     for m in run.methods:
         if m not in METHODS:
-            raise DomainTunerError(f"unknown method {m!r}", where=settings['run']['methods'].where, fix=f"use some of {', '.join(METHODS)}")
+            raise DomainTunerError(f"unknown method {m!r}", where=settings['run']['methods'].where,
+                                   fix=f"use some of {', '.join(METHODS)}")
     data = {s.split('.', 1)[1]: from_section(DataSpec, settings[s], s) for s in settings.sections('data.')}
     stage_names = [s.split('.', 1)[1] for s in settings.sections('stage.')]
     if not stage_names:
@@ -170,15 +181,17 @@ def _builtin_files(name:str, root:Path, seed:int, n:int)->list[Path]:
     folder = root/(f"{dom}-seed{seed}" + (f"-n{n}" if dom.startswith('finance') else ''))
     from domain_tuner.case_study import finance_case_study
     makers = {'finance': lambda: D.finance_dataset(n=n, seed=seed), 'medical': lambda: D.medical_dataset(seed=seed),
-              'legal': lambda: D.legal_dataset(seed=seed), 'finance-reports': lambda: finance_case_study(n=n, seed=seed)}
+              'legal': lambda: D.legal_dataset(seed=seed),
+              'finance-reports': lambda: finance_case_study(n=n, seed=seed)}
     if dom in ('canary', 'general'):
         f = root/f"{dom}-seed{seed}.jsonl"
-        if not f.exists(): D.write_jsonl(D.canary_set(seed=seed) if dom == 'canary' else D.general_tasks(2000, seed=seed+1), f)
+        if not f.exists():
+            D.write_jsonl(D.canary_set(seed=seed) if dom == 'canary' else D.general_tasks(2000, seed=seed+1), f)
         return [f]
     if dom not in makers:
         raise DomainTunerError(f"unknown built-in data {name!r}", where=f"builtin:{name}",
-                               fix="use builtin:finance-reports/..., builtin:finance/..., builtin:medical/..., builtin:legal/..., "
-                                   "builtin:canary or builtin:general")
+                               fix="use builtin:finance-reports/..., builtin:finance/..., builtin:medical/..., "
+                                   "builtin:legal/..., builtin:canary or builtin:general")
     if not (folder/'train.jsonl').exists():
         tmp = folder.with_name(folder.name + '.tmp'); shutil.rmtree(tmp, ignore_errors=True)
         D.write_domain(tmp, makers[dom]()); shutil.rmtree(folder, ignore_errors=True); tmp.rename(folder)
@@ -222,7 +235,8 @@ class RunResult:
     base_dir:str|None = None                                  # the base model's local folder (or hub id) as loaded
     export:dict|None = None                                   # what `export_gguf` wrote and checked, when asked for
     def final_evals(self)->dict:
-        "The base's evaluation and each method's after its last stage: {'base' or method: EvalResult}, missing ones left out."
+        ("The base's evaluation and each method's after its last stage: {'base' or method: EvalResult}, "
+         "missing ones left out.")
         out = {'base': self.base_eval} if self.base_eval is not None else {}
         for m, cr in self.curricula.items():
             if (r := self.evals.get((m, cr.stages[-1]['name']))) is not None: out[m] = r
@@ -234,7 +248,8 @@ class RunResult:
         for m, cr in self.curricula.items():
             last = cr.stages[-1]
             rows.append(dict(model=m, **_row(self.evals.get((m, last['name']))),
-                             trainable=last['parameters']['trainable'], trainable_pct=last['parameters']['trainable_pct'],
+                             trainable=last['parameters']['trainable'],
+                             trainable_pct=last['parameters']['trainable_pct'],
                              peak_memory_gb=max(s['train'].get('memory_measured_gb') or 0 for s in cr.stages[1:]),
                              estimate_gb=max(s['train'].get('memory_estimate_gb') or 0 for s in cr.stages[1:]),
                              train_seconds=sum(s['train'].get('train_seconds', 0) for s in cr.stages[1:]),
@@ -246,7 +261,8 @@ def _row(ev)->dict:
     if ev is None: return {}
     d = {k: v for k, v in ev.metrics.items()}
     if ev.canary is not None:
-        d.update({f"canary_{k}": v for k, v in ev.canary.metrics.items() if k in ('exact_match', 'token_f1', 'contains')})
+        d.update({f"canary_{k}": v for k, v in ev.canary.metrics.items()
+                  if k in ('exact_match', 'token_f1', 'contains')})
     return d
 
 # %% ../nbs/50_run.ipynb #eccdbe4c
@@ -268,11 +284,13 @@ def score_table(res:RunResult)->list[dict]:
         ms = [k for k in ev.metrics if k not in ('perplexity', 'mc_accuracy', 'invented_figure')]
         row = dict(model=name, **scores_with_intervals(ev.examples, ms))
         if 'invented_figure' in ev.metrics:  # the rate on questions the document cannot answer: where invention shows
-            row['invented_figure'] = scores_with_intervals(_unanswerable(ev.examples) or ev.examples, ['invented_figure'])['invented_figure']
+            row['invented_figure'] = scores_with_intervals(_unanswerable(ev.examples) or ev.examples,
+                                                           ['invented_figure'])['invented_figure']
         if 'perplexity' in ev.metrics: row['perplexity'] = ev.metrics['perplexity']
         if ev.canary is not None and (cm := _primary(ev.canary)):
             row[f"canary {cm}"] = scores_with_intervals(ev.canary.examples, [cm])[cm]
-        row.update({k: summ.get(name, {}).get(k) for k in ('trainable', 'train_seconds') if summ.get(name, {}).get(k) is not None})
+        cost = summ.get(name, {})
+        row.update({k: cost.get(k) for k in ('trainable', 'train_seconds') if cost.get(k) is not None})
         rows.append(row)
     return rows
 
@@ -285,12 +303,14 @@ def task_table(res:RunResult, metric:str='exact_match')->list[dict]:
     return [dict(task=t, **{n: s[t][metric] for n, s in by.items() if t in s and metric in s[t]}) for t in tasks]
 
 def paired_table(res:RunResult, metric:str='exact_match')->list[dict]:
-    "One row per task (and 'all'): each method's paired difference from the base, (diff, low, high), and what it supports."
+    ("One row per task (and 'all'): each method's paired difference from the base, (diff, low, high), and what it "
+     "supports.")
     from domain_tuner.intervals import paired_by, supported
     finals = res.final_evals()
     if 'base' not in finals: return []
     base = finals.pop('base')
-    d = {m: {**paired_by(base.examples, ev.examples, metric), **paired_by(base.examples, ev.examples, metric, key='task')}
+    d = {m: {**paired_by(base.examples, ev.examples, metric),
+             **paired_by(base.examples, ev.examples, metric, key='task')}
          for m, ev in finals.items()}
     keys = list(dict.fromkeys(k for v in d.values() for k in v))
     rows = []
@@ -315,7 +335,8 @@ def _prepare_all(plan:RunPlan, out:Path, tok, bench_files:list[str])->dict:
         prepared[name] = p
         c = p.report['counts']
         print(f"data {name}: read {c['read']:,} → train {len(p.train):,}, eval {len(p.eval):,} "
-              f"(rejected {c['rejected']}, duplicates {c['duplicates']}, blank {c['blank']}); report in {out/'data'/name}")
+              f"(rejected {c['rejected']}, duplicates {c['duplicates']}, blank {c['blank']}); "
+              f"report in {out/'data'/name}")
     return prepared
 
 def _bench_records(plan:RunPlan, out:Path)->tuple[list, list, list]:
@@ -337,18 +358,84 @@ def _quiet_loading():
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()
 
+# %% ../nbs/50_run.ipynb #7f716750
+def _check_machine(plan:RunPlan):
+    "Stop with every problem named when this machine cannot run the plan (see `plan_problems`)."
+    if problems := plan_problems(plan):
+        raise DomainTunerError("this machine cannot run the plan as written: " + ' | '.join(problems),
+                               where=str(plan.settings.path if plan.settings else 'settings'),
+                               fix="install what is named, or drop the method with --set run.methods=...")
+
+# %% ../nbs/50_run.ipynb #73bd2206
+def _stage_hook(res:RunResult, method:str, last:str, bench:list, canary:list, ev_kw:dict):
+    "A curriculum's `evaluate_stage` for `method`: the benchmark and canary after each stage (or the `last`)."
+    from domain_tuner.evaluate import evaluate
+    plan, seen = res.plan, set()
+    def hook(model, tokenizer, stage, _m=method):
+        from domain_tuner.staged import evaluate_stage
+        metrics = dict(evaluate_stage(model, tokenizer, stage))
+        # A curriculum scores the base before its first stage; the base was scored once above, so reuse it.
+        is_base = _m not in seen; seen.add(_m)
+        if is_base and res.base_eval is not None:
+            r = res.base_eval
+        elif bench and (plan.eval.after_each_stage or stage.name == last):
+            # `evaluate` answers with adapters merged and 4-bit weights dequantized once for the block, not per step
+            r = evaluate(model, tokenizer, bench, name=f"{_m}/{stage.name}", canary=canary or None, **ev_kw)
+            res.evals[(_m, stage.name)] = r
+            print(f"{_m} after {stage.name}: {_fmt_metrics(r)}")
+        else: return metrics
+        metrics.update({f"bench_{k}": v for k, v in r.metrics.items()})
+        if r.canary is not None: metrics.update({f"canary_{k}": v for k, v in r.canary.metrics.items()})
+        return metrics
+    return hook
+
+# %% ../nbs/50_run.ipynb #b880abe8
+def _train_method(res:RunResult, method:str, base:str, bench:list, canary:list, ev_kw:dict, plot:str|None):
+    "Train one method's curriculum from `base`, evaluating after its stages; the result and time go into `res`."
+    from domain_tuner.staged import Curriculum
+    plan, t0 = res.plan, time.perf_counter()
+    stages = [replace(s, data=res.prepared[s.data], eval_data=res.prepared[s.data].eval) for s in plan.stages[method]]
+    hook = _stage_hook(res, method, stages[-1].name, bench, canary, ev_kw)
+    replay = res.prepared[plan.run.replay].train if plan.run.replay else None
+    # forgetting is the canary benchmark's score (generated with the domain benchmark), so the curriculum does not
+    # also score the canary's perplexity after every stage
+    forgetting = f"canary_{(plan.eval.canary_metrics or plan.eval.metrics)[0]}" if canary else 'canary_perplexity'
+    cur = Curriculum(base, stages, config=plan.train[method], canary=None, evaluate_stage=hook, replay_data=replay,
+                     max_forgetting=plan.eval.max_forgetting, on_forgetting=plan.eval.on_forgetting,
+                     forgetting_metric=forgetting)
+    res.curricula[method] = cur.run(res.out/method, plot=plot)
+    res.timings[method] = time.perf_counter() - t0
+
+# %% ../nbs/50_run.ipynb #b9fc2200
+def _export_or_hint(res:RunResult):
+    "Export the model `run.export` names to GGUF (a failure only warns), or print how to export one."
+    plan, out = res.plan, res.out
+    if plan.run.export and plan.run.export in res.curricula:
+        from domain_tuner.export import export_gguf
+        name = f"{plan.run.export}.gguf"
+        try:
+            res.export = export_gguf(res.curricula[plan.run.export].final, out/'export'/name, type=plan.run.export_type)
+            c = res.export['check']
+            print(f"exported {plan.run.export} to {res.export['path']} ({res.export['bytes']/1e6:.0f} MB); "
+                  f"loaded back: same next token at {c['argmax_equal']:.0%} of {c['positions']} positions; "
+                  f"run it with Ollama: {res.export['ollama']}")
+        except DomainTunerError as e:  # the models and scores stand without it: report, do not lose the run
+            res.export = None
+            warnings.warn(f"GGUF export of {plan.run.export} failed: {e}", stacklevel=3)  # points at run's caller
+    elif res.curricula:  # not part of the run: say how to take the model home
+        m = 'qlora' if 'qlora' in res.curricula else next(iter(res.curricula))
+        print(f"to run {m} in llama.cpp or Ollama: domain-tuner export {res.curricula[m].final} --gguf "
+              f"{out/'export'/(m + '.gguf')} --type q8_0")
+
 # %% ../nbs/50_run.ipynb #315b5e11
 def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings or a plan
         overrides:list[str]|None=None,       # `section.key=value` strings
         plot:str|None='auto')->RunResult:    # live loss plot mode during training
     "Run a whole domain adaptation from settings: prepare, evaluate the base, train each method's curriculum, report."
     from domain_tuner.models import load_tokenizer, load_model
-    from domain_tuner.staged import Curriculum
     from domain_tuner.evaluate import evaluate
     plan = settings if isinstance(settings, RunPlan) else plan_run(settings, overrides)
-    if problems := plan_problems(plan):  # before anything is loaded or trained, not after two methods have run
-        raise DomainTunerError("this machine cannot run the plan as written: " + ' | '.join(problems), where=str(
-            plan.settings.path if plan.settings else 'settings'), fix="install what is named, or drop the method with --set run.methods=...")
+    _check_machine(plan)  # before anything is loaded or trained, not after two methods have run
     _quiet_loading()
     out = Path(plan.run.out); out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -363,50 +450,8 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
         seed_everything(plan.run.seed)
         res.base_eval = evaluate(load_model(base), tok, bench, name='base', canary=canary or None, **ev_kw)
         print(f"base: {_fmt_metrics(res.base_eval)}")
-    for method in plan.run.methods:
-        t0 = time.perf_counter()
-        stages = [replace(s, data=res.prepared[s.data], eval_data=res.prepared[s.data].eval) for s in plan.stages[method]]
-        last = stages[-1].name
-        seen = set()
-        def hook(model, tokenizer, stage, _m=method):
-            from domain_tuner.staged import evaluate_stage
-            metrics = dict(evaluate_stage(model, tokenizer, stage))
-            # A curriculum scores the base before its first stage; the base was scored once above, so reuse it.
-            is_base = _m not in seen; seen.add(_m)
-            if is_base and res.base_eval is not None:
-                r = res.base_eval
-            elif bench and (plan.eval.after_each_stage or stage.name == last):
-                # `evaluate` answers with adapters merged and 4-bit weights dequantized once for the block, not per step
-                r = evaluate(model, tokenizer, bench, name=f"{_m}/{stage.name}", canary=canary or None, **ev_kw)
-                res.evals[(_m, stage.name)] = r
-                print(f"{_m} after {stage.name}: {_fmt_metrics(r)}")
-            else: return metrics
-            metrics.update({f"bench_{k}": v for k, v in r.metrics.items()})
-            if r.canary is not None: metrics.update({f"canary_{k}": v for k, v in r.canary.metrics.items()})
-            return metrics
-        replay = res.prepared[plan.run.replay].train if plan.run.replay else None
-        # forgetting is the canary benchmark's score (generated with the domain benchmark), so the curriculum does not
-        # also score the canary's perplexity after every stage
-        cur = Curriculum(base, stages, config=plan.train[method], canary=None, evaluate_stage=hook, replay_data=replay,
-                         max_forgetting=plan.eval.max_forgetting, on_forgetting=plan.eval.on_forgetting,
-                         forgetting_metric=f"canary_{(plan.eval.canary_metrics or plan.eval.metrics)[0]}" if canary else 'canary_perplexity')
-        res.curricula[method] = cur.run(out/method, plot=plot)
-        res.timings[method] = time.perf_counter() - t0
-    if plan.run.export and plan.run.export in res.curricula:
-        from domain_tuner.export import export_gguf
-        name = f"{plan.run.export}.gguf"
-        try:
-            res.export = export_gguf(res.curricula[plan.run.export].final, out/'export'/name, type=plan.run.export_type)
-            c = res.export['check']
-            print(f"exported {plan.run.export} to {res.export['path']} ({res.export['bytes']/1e6:.0f} MB); loaded back: same next "
-                  f"token at {c['argmax_equal']:.0%} of {c['positions']} positions; run it with Ollama: {res.export['ollama']}")
-        except DomainTunerError as e:  # the models and scores stand without it: report, do not lose the run
-            res.export = None
-            warnings.warn(f"GGUF export of {plan.run.export} failed: {e}", stacklevel=2)
-    elif res.curricula:  # not part of the run: say how to take the model home
-        m = 'qlora' if 'qlora' in res.curricula else next(iter(res.curricula))
-        print(f"to run {m} in llama.cpp or Ollama: domain-tuner export {res.curricula[m].final} --gguf "
-              f"{out/'export'/(m + '.gguf')} --type q8_0")
+    for method in plan.run.methods: _train_method(res, method, base, bench, canary, ev_kw, plot)
+    _export_or_hint(res)
     res.timings['total'] = time.perf_counter() - t_start
     res.report = write_run_report(res)
     print(f"report: {res.report['markdown']} and {res.report['html']} ({res.timings['total']/60:.1f} min)")
@@ -428,7 +473,8 @@ def _plot_losses(res:RunResult, path:Path)->Path:
             pts = [(h['step'] + offset, h['loss']) for h in s.get('history', []) if 'loss' in h and 'step' in h]
             if pts: ax.plot(*zip(*pts), label=f"{m}: {s['name']}")
             offset += s['train'].get('steps', max([p[0] - offset for p in pts], default=0))
-    ax.set_xlabel('optimizer step (stages in sequence)'); ax.set_ylabel('train loss'); ax.legend(fontsize=7); ax.grid(alpha=.3)
+    ax.set_xlabel('optimizer step (stages in sequence)'); ax.set_ylabel('train loss'); ax.legend(fontsize=7)
+    ax.grid(alpha=.3)
     ax.set_title('Training loss per method and stage')
     fig.tight_layout(); fig.savefig(path, dpi=110)
     return path
@@ -445,83 +491,130 @@ def _plot_bars(rows:list[dict], keys:list[str], path:Path, title:str, ylabel:str
     fig.tight_layout(); fig.savefig(path, dpi=110)
     return path
 
-# %% ../nbs/50_run.ipynb #502c7fae
-def write_run_report(res:RunResult)->dict:
-    "Write report.md, report.html, the figures and run.json for a finished run."
-    from domain_tuner.eval_report import report_blocks, _md, _html
-    from domain_tuner.benchmark import scores_by
-    out = res.out; figs = out/'figures'; figs.mkdir(parents=True, exist_ok=True)
-    rows = res.summary()
-    metric_keys = [k for k in (res.base_eval.metrics if res.base_eval else {}) if k not in ('mc_accuracy',)]
-    B = [('h1', f"domain-tuner run: {res.plan.run.name}"),
-         ('p', f"Base model: `{res.plan.model.base}`. Methods: {', '.join(res.plan.run.methods)}. "
-               f"Stages: {' → '.join(s.name for s in next(iter(res.plan.stages.values())))}. "
-               f"Total time {res.timings.get('total', 0)/60:.1f} min on {environment_info()['precision']['device']}."),
-         ('h2', 'Method comparison')]
-    st = score_table(res)
-    B += [('table', list(dict.fromkeys(k for r in st for k in r)), st),
-          ('p', "Each score is the mean over the held-out benchmark items, with its 95% interval in brackets (Wilson for "
-                "rates, bootstrap otherwise). `invented_figure` is the share of the questions whose figure is not in the "
-                "document that were answered with a figure anyway (lower is better); the canary is the general-ability set "
-                "scored before and after (forgetting).")]
-    finals = list(res.final_evals().values())
-    by_task = {r.name: scores_by(r) for r in finals}
+# %% ../nbs/50_run.ipynb #f834695c
+def _head_blocks(res:RunResult)->list:
+    "The report's title, what was run on which device, and the heading of the method comparison."
+    return [('h1', f"domain-tuner run: {res.plan.run.name}"),
+            ('p', f"Base model: `{res.plan.model.base}`. Methods: {', '.join(res.plan.run.methods)}. "
+                  f"Stages: {' → '.join(s.name for s in next(iter(res.plan.stages.values())))}. "
+                  f"Total time {res.timings.get('total', 0)/60:.1f} min "
+                  f"on {environment_info()['precision']['device']}."),
+            ('h2', 'Method comparison')]
+
+# %% ../nbs/50_run.ipynb #b2b1f3fd
+def _score_blocks(res:RunResult, st:list[dict], metric_keys:list[str])->tuple[list, list]:
+    "The score table with intervals, scores by task, each method minus the base; the blocks and the paired table."
+    B = [('table', list(dict.fromkeys(k for r in st for k in r)), st),
+         ('p', "Each score is the mean over the held-out benchmark items, with its 95% interval in brackets "
+               "(Wilson for rates, bootstrap otherwise). `invented_figure` is the share of the questions whose "
+               "figure is not in the document that were answered with a figure anyway (lower is better); the "
+               "canary is the general-ability set scored before and after (forgetting).")]
     for k in [m for m in ('exact_match', 'invented_figure') if m in metric_keys]:  # one average hides which task moved
         tt = task_table(res, k)
-        if tt: B += [('p', f"**{k} by task** (95% intervals):"), ('table', list(dict.fromkeys(c for r in tt for c in r)), tt)]
+        if tt: B += [('p', f"**{k} by task** (95% intervals):"),
+                     ('table', list(dict.fromkeys(c for r in tt for c in r)), tt)]
     pt = paired_table(res, 'exact_match') if 'exact_match' in metric_keys else []
     if pt:
-        B += [('p', "**Each method minus the base**, exact match, paired 95% interval over the same items; *better* or *worse* "
-                    "only where the interval excludes 0:"), ('table', list(dict.fromkeys(c for r in pt for c in r)), pt)]
-    B.append(('p', "Domain metrics are on the held-out benchmark (never in training); the canary columns are the general-ability "
-                   "set (forgetting check); perplexity is on the reference answers' tokens. Peak memory is the measured "
-                   "growth in process memory during training (CPU) or peak allocated GPU memory, next to the planner's estimate."))
+        B += [('p', "**Each method minus the base**, exact match, paired 95% interval over the same items; "
+                    "*better* or *worse* only where the interval excludes 0:"),
+              ('table', list(dict.fromkeys(c for r in pt for c in r)), pt)]
+    B.append(('p', "Domain metrics are on the held-out benchmark (never in training); the canary columns are the "
+                   "general-ability set (forgetting check); perplexity is on the reference answers' tokens. Peak "
+                   "memory is the measured growth in process memory during training (CPU) or peak allocated GPU "
+                   "memory, next to the planner's estimate."))
+    return B, pt
+
+# %% ../nbs/50_run.ipynb #6bc7e886
+def _figure_blocks(res:RunResult, rows:list[dict], metric_keys:list[str], figs:Path)->list:
+    "Loss curves, scores before and after, memory and time, drawn into `figs`."
+    B = []
     if res.curricula:
         B.append(('img', _plot_losses(res, figs/'loss_curves.png'), 'Training loss'))
     if rows and metric_keys:
         score_keys = [k for k in metric_keys if k != 'perplexity'][:4]
-        B.append(('img', _plot_bars(rows, score_keys + (['canary_exact_match'] if any('canary_exact_match' in r for r in rows) else []),
-                                    figs/'metrics_before_after.png', 'Benchmark scores: base vs each method', 'score'), 'Scores before/after'))
+        canary_keys = ['canary_exact_match'] if any('canary_exact_match' in r for r in rows) else []
+        B.append(('img', _plot_bars(rows, score_keys + canary_keys, figs/'metrics_before_after.png',
+                                    'Benchmark scores: base vs each method', 'score'), 'Scores before/after'))
     if len(rows) > 1:
-        B.append(('img', _plot_bars(rows[1:], ['peak_memory_gb', 'estimate_gb'], figs/'memory.png', 'Peak memory during training', 'GB'), 'Memory'))
+        B.append(('img', _plot_bars(rows[1:], ['peak_memory_gb', 'estimate_gb'], figs/'memory.png',
+                                    'Peak memory during training', 'GB'), 'Memory'))
         B.append(('img', _plot_bars(rows[1:], ['train_seconds'], figs/'time.png', 'Training time', 'seconds'), 'Time'))
+    return B
+
+# %% ../nbs/50_run.ipynb #68143631
+def _export_blocks(res:RunResult)->list:
+    "Where the GGUF export is, how it checked against the model, and how to run it."
+    c = res.export['check']
+    return [('h2', 'Take it home: GGUF for llama.cpp and Ollama'),
+            ('p', f"The {res.plan.run.export} model, merged into its base and written as GGUF ({res.export['type']}, "
+                  f"{res.export['bytes']/1e6:.0f} MB): `{res.export['path']}`, with an Ollama `Modelfile` beside it. "
+                  f"Loaded back through transformers' GGUF reader it tokenizes the test prompt the same way "
+                  f"({c['tokens_equal']}), keeps the chat template ({c['template_equal']}) and predicts the same next "
+                  f"token at {c['argmax_equal']:.0%} of {c['positions']} positions (largest logit difference "
+                  f"{c['max_logit_diff']:.3g}). Run it with:"),
+            ('p', f"`{res.export['ollama']}`")]
+
+# %% ../nbs/50_run.ipynb #f30a0477
+def _detail_blocks(res:RunResult, finals:list, figs:Path)->list:
+    "Scores after each stage, the data counts, warnings, the evaluation detail and the GGUF export."
+    from domain_tuner.eval_report import report_blocks
+    B = []
     stage_rows = [dict(model=m, stage=s['name'], **{k: v for k, v in s['eval'].items() if isinstance(v, (int, float))})
                   for m, cr in res.curricula.items() for s in cr.stages]
     if stage_rows:
         keys = list(dict.fromkeys(k for r in stage_rows for k in r if k not in ('model', 'stage')))
         B += [('h2', 'After each stage'), ('table', ['model', 'stage'] + keys, stage_rows)]
     if res.prepared:
-        B += [('h2', 'Data'), ('table', ['data', 'read', 'accepted', 'rejected', 'duplicates', 'blank', 'train', 'eval'],
-               [{**p.report['counts'], 'data': n, 'train': len(p.train), 'eval': len(p.eval)} for n, p in res.prepared.items()]),
-              ('p', "Full data reports (formats, lengths, duplicates, leakage, rejected rows) are in `data/NAME/report.json`.")]
+        counts = [{**p.report['counts'], 'data': n, 'train': len(p.train), 'eval': len(p.eval)}
+                  for n, p in res.prepared.items()]
+        cols = ['data', 'read', 'accepted', 'rejected', 'duplicates', 'blank', 'train', 'eval']
+        B += [('h2', 'Data'), ('table', cols, counts),
+              ('p', "Full data reports (formats, lengths, duplicates, leakage, rejected rows) are in "
+                    "`data/NAME/report.json`.")]
     warns = [w for cr in res.curricula.values() for w in cr.warnings]
     if warns: B += [('h2', 'Warnings'), ('p', '\n'.join(f"- {w}" for w in warns))]
     if res.base_eval is not None and len(finals) > 1:
         ev_blocks = report_blocks(finals, 'Evaluation detail', figdir=figs)
         B += [('h2' if k == 'h1' else k, *rest) for k, *rest in ev_blocks[1:]]
-    if res.export:
-        c = res.export['check']
-        B += [('h2', 'Take it home: GGUF for llama.cpp and Ollama'),
-              ('p', f"The {res.plan.run.export} model, merged into its base and written as GGUF ({res.export['type']}, "
-                    f"{res.export['bytes']/1e6:.0f} MB): `{res.export['path']}`, with an Ollama `Modelfile` beside it. Loaded back "
-                    f"through transformers' GGUF reader it tokenizes the test prompt the same way ({c['tokens_equal']}), keeps the "
-                    f"chat template ({c['template_equal']}) and predicts the same next token at {c['argmax_equal']:.0%} of "
-                    f"{c['positions']} positions (largest logit difference {c['max_logit_diff']:.3g}). Run it with:"),
-              ('p', f"`{res.export['ollama']}`")]
+    if res.export: B += _export_blocks(res)
+    return B
+
+# %% ../nbs/50_run.ipynb #9546fdf8
+def _run_record(res:RunResult, rows:list, st:list, pt:list, by_task:dict, metric_keys:list[str])->dict:
+    "What run.json holds: the summary, scores and intervals, timings, environment, settings and every evaluation."
+    settings = res.plan.settings
+    return dict(name=res.plan.run.name, created=time.strftime('%Y-%m-%d %H:%M %Z'), seed=res.plan.run.seed,
+                summary=rows, timings=res.timings, environment=environment_info(),
+                base_dir=res.base_dir, final_models={m: str(cr.final) for m, cr in res.curricula.items()},
+                scores=st, by_task_intervals={k: task_table(res, k) for k in ('exact_match', 'invented_figure')
+                                              if k in metric_keys},
+                paired=pt, export=res.export,
+                settings={s: settings.section(s) for s in settings} if settings else None,
+                evals={f"{m}/{s}": r.metrics for (m, s), r in res.evals.items()}, by_task=by_task,
+                base_eval=res.base_eval.metrics if res.base_eval else None)
+
+# %% ../nbs/50_run.ipynb #502c7fae
+def write_run_report(res:RunResult)->dict:
+    "Write report.md, report.html, the figures and run.json for a finished run."
+    from domain_tuner.eval_report import _md, _html
+    from domain_tuner.benchmark import scores_by
+    out = res.out; figs = out/'figures'; figs.mkdir(parents=True, exist_ok=True)
+    rows = res.summary()
+    metric_keys = [k for k in (res.base_eval.metrics if res.base_eval else {}) if k not in ('mc_accuracy',)]
+    B = _head_blocks(res)
+    st = score_table(res)
+    finals = list(res.final_evals().values())
+    by_task = {r.name: scores_by(r) for r in finals}
+    score_blocks, pt = _score_blocks(res, st, metric_keys)
+    B += score_blocks + _figure_blocks(res, rows, metric_keys, figs) + _detail_blocks(res, finals, figs)
     (out/'report.md').write_text(_md(B, 'figures'), encoding='utf-8')
     (out/'report.html').write_text(_html(B, f"domain-tuner run: {res.plan.run.name}"), encoding='utf-8')
-    record = dict(name=res.plan.run.name, created=time.strftime('%Y-%m-%d %H:%M %Z'), seed=res.plan.run.seed,
-                  summary=rows, timings=res.timings, environment=environment_info(),
-                  base_dir=res.base_dir, final_models={m: str(cr.final) for m, cr in res.curricula.items()},
-                  scores=st, by_task_intervals={k: task_table(res, k) for k in ('exact_match', 'invented_figure') if k in metric_keys},
-                  paired=pt, export=res.export,
-                  settings={s: res.plan.settings.section(s) for s in res.plan.settings} if res.plan.settings else None,
-                  evals={f"{m}/{s}": r.metrics for (m, s), r in res.evals.items()}, by_task=by_task,
-                  base_eval=res.base_eval.metrics if res.base_eval else None)
+    record = _run_record(res, rows, st, pt, by_task, metric_keys)
     (out/'run.json').write_text(json.dumps(record, indent=2, default=str))
     if res.base_eval is not None: res.base_eval.to_json(out/'eval_base.json')
     for (m, s), r in res.evals.items(): r.to_json(out/m/f"eval_{s}.json")
-    return dict(markdown=out/'report.md', html=out/'report.html', record=out/'run.json', figures=sorted(figs.glob('*.png')))
+    return dict(markdown=out/'report.md', html=out/'report.html', record=out/'run.json',
+                figures=sorted(figs.glob('*.png')))
 
 # %% ../nbs/50_run.ipynb #28e0a366
 def _cells(rows:list[dict], cols:list[str], first:str, w:int=20)->list[str]:
@@ -535,7 +628,8 @@ def _cells(rows:list[dict], cols:list[str], first:str, w:int=20)->list[str]:
     return [head] + [f"{str(r.get(first, ''))[:15]:<16}" + ''.join(f"{f(r.get(c)):>{w}}" for c in cols) for r in rows]
 
 def summary_text(res:RunResult)->str:
-    "The run's results for a terminal: scores with 95% intervals, exact match by task, and what each method's gain supports."
+    ("The run's results for a terminal: scores with 95% intervals, exact match by task, and what each method's gain "
+     "supports.")
     st = score_table(res)
     keys = [k for k in ('exact_match', 'invented_figure', 'token_f1', 'perplexity') if any(k in r for r in st)]
     keys += [k for k in dict.fromkeys(c for r in st for c in r) if k.startswith('canary')] + ['train_seconds']
@@ -548,15 +642,17 @@ def summary_text(res:RunResult)->str:
         for m in [c[:-len(' - base')] for c in pt[0] if c.endswith(' - base')]:
             better = [r['task'] for r in pt if r.get(f"{m}: claim") == 'better']
             worse = [r['task'] for r in pt if r.get(f"{m}: claim") == 'worse']
-            out.append(f"  {m}: better on {', '.join(better) or 'nothing'}" + (f"; worse on {', '.join(worse)}" if worse else ''))
+            out.append(f"  {m}: better on {', '.join(better) or 'nothing'}"
+                       + (f"; worse on {', '.join(worse)}" if worse else ''))
     return '\n'.join(out)
 
 # %% ../nbs/50_run.ipynb #d8b61a86
 def cli_run(argv:list[str]|None=None)->int:
     "`domain-tuner run CONFIG [--set section.key=value ...]`"
-    p = argparse.ArgumentParser(prog='domain-tuner run', description="Run a whole domain adaptation from a settings file: "
-        "prepare data, evaluate the base, train every method's curriculum with evaluation after each stage, and write "
-        "RUN/report.md, RUN/report.html, RUN/figures/*.png and RUN/run.json.")
+    p = argparse.ArgumentParser(prog='domain-tuner run', description=(
+        "Run a whole domain adaptation from a settings file: prepare data, evaluate the base, train every method's "
+        "curriculum with evaluation after each stage, and write RUN/report.md, RUN/report.html, RUN/figures/*.png "
+        "and RUN/run.json."))
     p.add_argument('config', help="settings file (INI), e.g. settings.ini")
     p.add_argument('--set', dest='overrides', action='append', default=[], metavar='SECTION.KEY=VALUE',
                    help="override a setting, e.g. --set model.base=Qwen/Qwen2.5-0.5B-Instruct (repeatable)")
@@ -575,7 +671,8 @@ def cli_run(argv:list[str]|None=None)->int:
 
 def cli_demo(argv:list[str]|None=None)->int:
     "`domain-tuner demo`: the default run (settings.ini in this folder, else the copy shipped with the package)."
-    p = argparse.ArgumentParser(prog='domain-tuner demo', description="Run the offline finance case study: the project's settings.ini.")
+    p = argparse.ArgumentParser(prog='domain-tuner demo',
+                                description="Run the offline finance case study: the project's settings.ini.")
     p.add_argument('--set', dest='overrides', action='append', default=[], metavar='SECTION.KEY=VALUE')
     a = p.parse_args(argv)
     cfg = Path('settings.ini') if Path('settings.ini').exists() else Path(__file__).parent/'assets'/'settings.ini'
@@ -584,10 +681,12 @@ def cli_demo(argv:list[str]|None=None)->int:
 # %% ../nbs/50_run.ipynb #87fbf38e
 def _iv(v)->str:
     from domain_tuner.intervals import fmt_interval
-    return fmt_interval(tuple(v)) if isinstance(v, (list, tuple)) and len(v) == 3 else ('' if v is None else f"{v:.3g}" if isinstance(v, float) else str(v))
+    if isinstance(v, (list, tuple)) and len(v) == 3: return fmt_interval(tuple(v))
+    return '' if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
 
 def _md_table(cols:list[str], rows:list[list[str]])->str:
-    return '\n'.join(['| ' + ' | '.join(cols) + ' |', '|' + '---|'*len(cols)] + ['| ' + ' | '.join(r) + ' |' for r in rows])
+    return '\n'.join(['| ' + ' | '.join(cols) + ' |', '|' + '---|'*len(cols)]
+                     + ['| ' + ' | '.join(r) + ' |' for r in rows])
 
 def _spread(records:list[dict], metric:str='exact_match')->tuple[float, float]:
     "The largest change of `metric` between runs: overall per model, and per model and task."
@@ -602,52 +701,79 @@ def _spread(records:list[dict], metric:str='exact_match')->tuple[float, float]:
             for m in tx[t].keys() & ty[t].keys() - {'task'}: by_task = max(by_task, abs(tx[t][m][0] - ty[t][m][0]))
     return overall, by_task
 
+# %% ../nbs/50_run.ipynb #3b299b0d
+def _measured_on(r:dict)->list[str]:
+    "Where and when a run record was measured, as the results' opening paragraph."
+    env = r['environment']; cpu = env.get('cpu') or {}
+    bf16 = 'with' if cpu.get('avx512_bf16') else 'without'
+    return [f"Measured by `domain-tuner run settings.ini` on {r.get('created', '?')}: a {env['cpu_count']}-core "
+            f"{cpu.get('model', 'CPU')} ({bf16} AVX512-BF16), no GPU, torch {env['torch']}, "
+            f"transformers {env['transformers']}; the run took {r['timings']['total']/60:.1f} minutes. "
+            "Scores are on the held-out benchmark, with 95% intervals.", '']
+
+# %% ../nbs/50_run.ipynb #f91c0c94
+def _score_tables(r:dict)->list[str]:
+    "A run record's scores per model with intervals and training time, then exact match by task."
+    names = {'exact_match': 'exact match', 'invented_figure': 'invented figures', 'token_f1': 'token F1',
+             'perplexity': 'perplexity'}
+    canary = next((k for row in r['scores'] for k in row if k.startswith('canary')), None)
+    cols = [k for k in names if any(k in row for row in r['scores'])] + ([canary] if canary else [])
+    rows = [[row['model']] + [_iv(row.get(k)) for k in cols]
+            + [f"{row['train_seconds']:.0f} s" if row.get('train_seconds') else ''] for row in r['scores']]
+    out = [_md_table(['model'] + [names.get(k, k) for k in cols] + ['training time'], rows), '']
+    tt = r['by_task_intervals'].get('exact_match', [])
+    if tt:
+        models = [row['model'] for row in r['scores']]
+        by_task = [[t['task']] + [_iv(t.get(m)) for m in models] for t in tt]
+        out += ['Exact match by task:', '', _md_table(['task'] + models, by_task), '']
+    return out
+
+# %% ../nbs/50_run.ipynb #e05f174b
+def _paired_lines(r:dict)->list[str]:
+    "Each method minus the base, overall and the tasks where the paired interval excludes 0."
+    out = ['Each method minus the base (exact match, paired 95% interval over the same items):', '']
+    for m in [c[:-len(' - base')] for c in r['paired'][0] if c.endswith(' - base')]:
+        better = [p['task'] for p in r['paired'] if p.get(f"{m}: claim") == 'better' and p['task'] != 'all']
+        worse = [p['task'] for p in r['paired'] if p.get(f"{m}: claim") == 'worse' and p['task'] != 'all']
+        allv = next((p[f"{m} - base"] for p in r['paired'] if p['task'] == 'all'), None)
+        out.append(f"- **{m}**: {_iv(allv)} overall; better on {', '.join(better) or 'no task'}"
+                   + (f"; worse on {', '.join(worse)}" if worse else '') + '.')
+    return out
+
+# %% ../nbs/50_run.ipynb #47f855aa
+def _spread_line(records:list[dict])->str:
+    "How far runs with other seeds moved exact match, overall and per task."
+    o, t = _spread(records)
+    seeds = ', '.join(str(x.get('seed', '?')) for x in records)
+    return (f"Run to run: with seeds {seeds} (same machine; the seed draws the data, the split and the adapters' "
+            f"initialisation), overall exact match moved by at most {o:.3f} per model, and exact match per task by at "
+            f"most {t:.2f}.")
+
+# %% ../nbs/50_run.ipynb #c436cecb
+def _stage1_line(stage1:dict)->str:
+    "What the stage-1 probe measured: staged minus tasks-only exact match, and where it is better."
+    d = stage1['staged_minus_tasks_only']
+    gains = [t for t, v in d.items() if v['claim'] == 'better' and t != 'all']
+    return (f"What stage 1 (financial text, {stage1['stage1_steps']} steps) adds, "
+            f"measured once with {stage1['method']}: "
+            f"staged minus tasks-only exact match {_iv(d['all']['diff'])} overall ({d['all']['claim']}); "
+            + (f"better on {', '.join(gains)}." if gains else "no task where the paired interval excludes 0."))
+
 # %% ../nbs/50_run.ipynb #062f3c44
 def results_markdown(records:list[dict],      # run.json records: the run to show first, then runs with other seeds
                      stage1:dict|None=None)->str: # what `tools/stage_probe.py` measured (staged vs tasks only), if any
     "Markdown of a run's results (the first record) with intervals, and how much other runs (other seeds) moved them."
-    r = records[0]; env = r['environment']; cpu = env.get('cpu') or {}
-    bf16 = 'with' if cpu.get('avx512_bf16') else 'without'
-    out = [f"Measured by `domain-tuner run settings.ini` on {r.get('created', '?')}: a {env['cpu_count']}-core "
-           f"{cpu.get('model', 'CPU')} ({bf16} AVX512-BF16), no GPU, torch {env['torch']}, transformers {env['transformers']}; "
-           f"the run took {r['timings']['total']/60:.1f} minutes. Scores are on the held-out benchmark, with 95% intervals.", '']
-    names = {'exact_match': 'exact match', 'invented_figure': 'invented figures', 'token_f1': 'token F1', 'perplexity': 'perplexity'}
-    canary = next((k for row in r['scores'] for k in row if k.startswith('canary')), None)
-    cols = [k for k in names if any(k in row for row in r['scores'])] + ([canary] if canary else [])
-    rows = [[row['model']] + [_iv(row.get(k)) for k in cols] + [f"{row['train_seconds']:.0f} s" if row.get('train_seconds') else '']
-            for row in r['scores']]
-    out += [_md_table(['model'] + [names.get(k, k) for k in cols] + ['training time'], rows), '']
-    tt = r['by_task_intervals'].get('exact_match', [])
-    if tt:
-        models = [row['model'] for row in r['scores']]
-        out += ['Exact match by task:', '', _md_table(['task'] + models, [[t['task']] + [_iv(t.get(m)) for m in models] for t in tt]), '']
-    if r.get('paired'):
-        out += ['Each method minus the base (exact match, paired 95% interval over the same items):', '']
-        for m in [c[:-len(' - base')] for c in r['paired'][0] if c.endswith(' - base')]:
-            better = [p['task'] for p in r['paired'] if p.get(f"{m}: claim") == 'better' and p['task'] != 'all']
-            worse = [p['task'] for p in r['paired'] if p.get(f"{m}: claim") == 'worse' and p['task'] != 'all']
-            allv = next((p[f"{m} - base"] for p in r['paired'] if p['task'] == 'all'), None)
-            out.append(f"- **{m}**: {_iv(allv)} overall; better on {', '.join(better) or 'no task'}"
-                       + (f"; worse on {', '.join(worse)}" if worse else '') + '.')
-        out.append('')
-    if len(records) > 1:
-        o, t = _spread(records)
-        seeds = ', '.join(str(x.get('seed', '?')) for x in records)
-        out.append(f"Run to run: with seeds {seeds} (same machine; the seed draws the data, the split and the adapters' "
-                   f"initialisation), overall exact match moved by at most {o:.3f} per model, and exact match per task by at "
-                   f"most {t:.2f}.")
-        out.append('')
-    if stage1:
-        d = stage1['staged_minus_tasks_only']
-        gains = [t for t, v in d.items() if v['claim'] == 'better' and t != 'all']
-        out.append(f"What stage 1 (financial text, {stage1['stage1_steps']} steps) adds, measured once with {stage1['method']}: "
-                   f"staged minus tasks-only exact match {_iv(d['all']['diff'])} overall ({d['all']['claim']}); "
-                   + (f"better on {', '.join(gains)}." if gains else "no task where the paired interval excludes 0."))
+    r = records[0]
+    out = _measured_on(r) + _score_tables(r)
+    if r.get('paired'): out += _paired_lines(r) + ['']
+    if len(records) > 1: out += [_spread_line(records), '']
+    if stage1: out.append(_stage1_line(stage1))
     return '\n'.join(out).rstrip() + '\n'
 
 # %% ../nbs/50_run.ipynb #640a0ad6
 def read_results(folder:str|Path)->tuple[list[dict], dict|None]:
-    "The run records in a results folder (`demo_seed*.json`, in seed order) and the stage-1 probe (`stage1.json`) if there."
+    ("The run records in a results folder (`demo_seed*.json`, in seed order) and the stage-1 probe (`stage1.json`) "
+     "if there.")
     folder = Path(folder); s1 = folder/'stage1.json'
     return ([json.loads(p.read_text()) for p in sorted(folder.glob('demo_seed*.json'))],
             json.loads(s1.read_text()) if s1.exists() else None)

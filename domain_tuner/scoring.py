@@ -71,15 +71,17 @@ def record_nll(model, tokenizer, records:list, loss_on:str='responses', batch_si
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     return token_nll(model, exs, batch_size=batch_size, pad_token_id=pad, desc='perplexity')
 
-def perplexity(model,                 # a causal LM
-               tokenizer,             # its tokenizer (with the chat template used in training)
-               records:list,          # normalized records: `text` and/or `messages`
-               batch_size:int=8,      # records per forward pass
-               loss_on:str='responses', # for `messages`: 'responses' (all assistant turns), 'last' (the reference) or 'all'
-               max_length:int|None=None, # longest record in tokens; the model's context when None
-              )->float:
+def perplexity(
+    model,                    # a causal LM
+    tokenizer,                # its tokenizer (with the chat template used in training)
+    records:list,             # normalized records: `text` and/or `messages`
+    batch_size:int=8,         # records per forward pass
+    loss_on:str='responses',  # for `messages`: 'responses' (all assistant turns), 'last' (the reference) or 'all'
+    max_length:int|None=None, # longest record in tokens; the model's context when None
+)->float:
     "Perplexity pooled over the scored tokens of all records: exp(total NLL / total tokens)."
-    if not records: raise DomainTunerError("no records to score", where="perplexity(records=[])", fix="pass at least one record")
+    if not records:
+        raise DomainTunerError("no records to score", where="perplexity(records=[])", fix="pass at least one record")
     r = record_nll(model, tokenizer, records, loss_on, batch_size, max_length)
     return math.exp(sum(s for s, _ in r)/sum(n for _, n in r))
 
@@ -94,11 +96,13 @@ def mc_choices(record:dict)->tuple[list[str], int]:
     ans = meta.get('answer')
     if isinstance(ans, str) and len(ans) == 1 and ans.isalpha(): ans = ord(ans.upper()) - ord('A')
     if ans is None:
-        ref = record['messages'][-1]['content'] if record.get('messages') and record['messages'][-1]['role'] == 'assistant' else None
+        ref = (record['messages'][-1]['content']
+               if record.get('messages') and record['messages'][-1]['role'] == 'assistant' else None)
         ans = choices.index(ref) if ref in choices else None
     if not isinstance(ans, int) or not 0 <= ans < len(choices):
         raise DomainTunerError(f"cannot tell which of the {len(choices)} choices is right", where=src,
-                               fix="set meta.answer to an index or letter, or make the last assistant turn equal one choice")
+                               fix="set meta.answer to an index or letter, "
+                                   "or make the last assistant turn equal one choice")
     return [str(c) for c in choices], ans
 
 def _prompt(record:dict)->list[dict]:
@@ -120,4 +124,5 @@ def choice_logprobs(model, tokenizer, records:list, batch_size:int=8, normalize:
 
 def mc_predict(model, tokenizer, records:list, batch_size:int=8, normalize:bool=False)->list[int]:
     "The index of the most likely choice of each multiple-choice record."
-    return [max(range(len(lp)), key=lp.__getitem__) for lp in choice_logprobs(model, tokenizer, records, batch_size, normalize)]
+    lps = choice_logprobs(model, tokenizer, records, batch_size, normalize)
+    return [max(range(len(lp)), key=lp.__getitem__) for lp in lps]

@@ -136,7 +136,8 @@ def from_section(cls,                       # a dataclass type
         kw[k] = _convert(s.value, hints[k], f"{label}.{key}" if label else key, s.where)
     try: return cls(**kw)
     except (TypeError, ValueError) as e:
-        raise DomainTunerError(f"invalid [{label}] section: {e}", where=next(iter((section or {}).values()), Setting('', label)).where,
+        raise DomainTunerError(f"invalid [{label}] section: {e}",
+                               where=next(iter((section or {}).values()), Setting('', label)).where,
                                fix="check the values in this section") from None
 
 # %% ../nbs/02_settings.ipynb #51a82a00

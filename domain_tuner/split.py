@@ -29,7 +29,8 @@ def split_records(records:list,           # normalized records
     """Split into (train, eval) by whole groups, deterministically. With one group (a single file), text is held out
     as one contiguous run of chunks by position; anything else goes on without an eval split, with a note."""
     if not 0 <= eval_fraction < 1:
-        raise DomainTunerError(f"eval_fraction={eval_fraction} must be in [0, 1)", where="eval_fraction", fix="use e.g. 0.1")
+        raise DomainTunerError(f"eval_fraction={eval_fraction} must be in [0, 1)", where="eval_fraction",
+                               fix="use e.g. 0.1")
     if eval_fraction == 0 or not records: return list(records), []
     groups = defaultdict(list)
     for i, r in enumerate(records): groups[group_of(r, i)].append(i)
@@ -62,7 +63,8 @@ _W = re.compile(r"\w+")
 def prompt_text(rec:dict)->str:
     "Everything in a record except the final answer (the question a benchmark would ask)."
     if 'messages' in rec:
-        msgs = rec['messages'][:-1] if rec['messages'] and rec['messages'][-1]['role'] == 'assistant' else rec['messages']
+        msgs = rec['messages']
+        if msgs and msgs[-1]['role'] == 'assistant': msgs = msgs[:-1]
         return "\n".join(m['content'] for m in msgs)
     return rec['text']
 
@@ -93,14 +95,16 @@ def find_contamination(train:list,            # training records
     for i, r in enumerate(train):
         j = exact.get(dedup_key(prompt_text(r)), exact.get(dedup_key(record_text(r))))
         if j is not None:
-            found.append(dict(source=record_source(r, i), overlaps=record_source(against[j], j), against=label, kind='exact', overlap=1.0)); continue
+            found.append(dict(source=record_source(r, i), overlaps=record_source(against[j], j), against=label,
+                              kind='exact', overlap=1.0))
+            continue
         hits = defaultdict(int)
         for x in _grams(prompt_text(r), n):
             for k in index.get(x, ()): hits[k] += 1
         best = max(hits, key=lambda k: (hits[k] / sizes[k], -k), default=None)
         if best is not None and hits[best] / sizes[best] >= threshold:
-            found.append(dict(source=record_source(r, i), overlaps=record_source(against[best], best), against=label, kind='ngram',
-                              overlap=round(hits[best] / sizes[best], 3)))
+            found.append(dict(source=record_source(r, i), overlaps=record_source(against[best], best), against=label,
+                              kind='ngram', overlap=round(hits[best] / sizes[best], 3)))
     return found
 
 # %% ../nbs/13_split.ipynb #bd0945c2

@@ -33,7 +33,8 @@ def eval_loss(model,                 # a causal LM (transformers or peft)
     "Token-weighted mean loss and perplexity of `model` on the loss-carrying tokens of `records`."
     from domain_tuner.data import Collator
     if not records: return {}
-    ds = encode_records(records, tokenizer, TrainConfig(max_length=max_length, loss_on=loss_on, truncation='truncate'), pack=False)
+    ds = encode_records(records, tokenizer, TrainConfig(max_length=max_length, loss_on=loss_on, truncation='truncate'),
+                        pack=False)
     col, total, n = Collator(tokenizer), 0.0, 0
     dev = next(model.parameters()).device
     was_training = model.training; model.eval()
@@ -64,21 +65,25 @@ class Stage:
     max_steps:int|None = None       # optimizer steps (overrides epochs)
     max_length:int|None = None      # longest example in tokens
     replay:float = 0.0              # share of this stage's training set drawn from the curriculum's replay data
-    adapter_policy:str = 'continue' # coming from an adapter stage: 'continue' it, or 'merge' it into the weights and start a new one
+    # coming from an adapter stage: 'continue' it, or 'merge' it into the weights and start a new one
+    adapter_policy:str = 'continue'
     overrides:dict = field(default_factory=dict) # any other `TrainConfig` fields
     eval_records:list = field(default_factory=list, init=False, repr=False) # the resolved eval split, set by the run
 
     def __post_init__(self):
         if self.adapter_policy not in ADAPTER_POLICIES:
             raise DomainTunerError(f"unknown adapter policy {self.adapter_policy!r}", where=f"stage {self.name}",
-                                   fix="use 'continue' (keep training the same adapter) or 'merge' (merge, then a new adapter)")
+                                   fix="use 'continue' (keep training the same adapter) or 'merge' "
+                                     "(merge, then a new adapter)")
         if not 0 <= self.replay < 1:
-            raise DomainTunerError(f"replay must be a fraction in [0, 1), got {self.replay}", where=f"stage {self.name}",
+            raise DomainTunerError(f"replay must be a fraction in [0, 1), got {self.replay}",
+                                   where=f"stage {self.name}",
                                    fix="e.g. replay=0.1 mixes 10% general data into the stage")
 
     def config(self, default:TrainConfig)->TrainConfig:
         "This stage's `TrainConfig`: the curriculum's default with the stage's settings applied."
-        own = {k: getattr(self, k) for k in ('method', 'lr', 'epochs', 'max_steps', 'max_length') if getattr(self, k) is not None}
+        own = {k: getattr(self, k) for k in ('method', 'lr', 'epochs', 'max_steps', 'max_length')
+               if getattr(self, k) is not None}
         if self.max_steps is None and self.epochs is not None: own['max_steps'] = -1
         return replace(default, **own, **self.overrides)
 
@@ -87,7 +92,8 @@ def mix_replay(records:list, replay_records:list, fraction:float, seed:int=0)->l
     "Add general records so they are `fraction` of the result (sampled without replacement, seeded)."
     if not fraction: return list(records)
     if not replay_records:
-        raise DomainTunerError(f"replay={fraction} but the curriculum has no replay data", where="Curriculum.replay_data",
+        raise DomainTunerError(f"replay={fraction} but the curriculum has no replay data",
+                               where="Curriculum.replay_data",
                                fix="pass replay_data= (general text or instructions), or set replay=0")
     want = round(fraction * len(records) / (1 - fraction))
     if want > len(replay_records):
@@ -127,10 +133,12 @@ class Curriculum:
         if not self.stages: raise DomainTunerError("a curriculum needs at least one stage", where="Curriculum.stages",
                                                    fix="e.g. stages=[Stage('domain-text', docs), Stage('tasks', qa)]")
         if self.on_forgetting not in ('warn', 'stop'):
-            raise DomainTunerError(f"unknown on_forgetting {self.on_forgetting!r}", where="on_forgetting", fix="use 'warn' or 'stop'")
+            raise DomainTunerError(f"unknown on_forgetting {self.on_forgetting!r}", where="on_forgetting",
+                                   fix="use 'warn' or 'stop'")
         names = [s.name for s in self.stages]
-        if len(set(names)) != len(names): raise DomainTunerError(f"stage names repeat: {names}", where="Curriculum.stages",
-                                                                 fix="give every stage its own name")
+        if len(set(names)) != len(names):
+            raise DomainTunerError(f"stage names repeat: {names}", where="Curriculum.stages",
+                                   fix="give every stage its own name")
         for s in self.stages: check_method(s.config(self.config).method)
 
 # %% ../nbs/24_staged.ipynb #ab2cd3bc
@@ -142,11 +150,13 @@ class CurriculumResult:
         "Metrics per stage as a text table."
         keys = sorted({k for s in self.stages for k in s['eval']})
         rows = [f"{'stage':<16}" + ''.join(f"{k:>20}" for k in keys)]
-        for s in self.stages: rows.append(f"{s['name']:<16}" + ''.join(f"{s['eval'].get(k, float('nan')):>20.4f}" for k in keys))
+        for s in self.stages:
+            rows.append(f"{s['name']:<16}" + ''.join(f"{s['eval'].get(k, float('nan')):>20.4f}" for k in keys))
         return '\n'.join(rows)
 
 def _load_stage_model(base, adapter_dir, cfg):
-    "Load the model a stage trains: the base (4-bit for QLoRA) with a new adapter, the previous adapter, or all weights."
+    ("Load the model a stage trains: the base (4-bit for QLoRA) with a new adapter, the previous adapter, "
+     "or all weights.")
     from peft import PeftModel, prepare_model_for_kbit_training
     model = load_model(base, quantize=cfg.quantize, precision=training_precision(cfg))
     if adapter_dir is None: return prepare_model(model, cfg)
@@ -158,8 +168,8 @@ def _records(x, tok): return [] if x is None else load_training_data(x, tokenize
 
 # %% ../nbs/24_staged.ipynb #2561ef20
 @patch
-def _train_stage(self:Curriculum, k:int, stage:Stage, train_recs:list, cur_base:str, adapter_dir, sdir:Path, tok, replay:list,
-                 plot, score)->tuple:
+def _train_stage(self:Curriculum, k:int, stage:Stage, train_recs:list, cur_base:str, adapter_dir, sdir:Path, tok,
+                 replay:list, plot, score)->tuple:
     "Train one stage from `cur_base` (and the previous adapter); returns its record entry and the trainer."
     cfg = stage.config(self.config)
     mixed = mix_replay(train_recs, replay, stage.replay, seed=cfg.seed)
@@ -174,7 +184,8 @@ def _train_stage(self:Curriculum, k:int, stage:Stage, train_recs:list, cur_base:
         # when periodic evaluation is asked for (eval_steps), for its overfitting warning
         trainer, metrics, hist = fit(model, tok, train_ds, eval_ds if cfg.eval_steps else None, cfg, sdir, plot=plot,
                                      desc=f"stage {k}/{len(self.stages)} {stage.name} ({cfg.method})")
-    metrics.update(memory_estimate_gb=plan.total, memory_measured_gb=mem.delta_gb if mem.device == 'cpu' else mem.peak_gb)
+    metrics.update(memory_estimate_gb=plan.total,
+                   memory_measured_gb=mem.delta_gb if mem.device == 'cpu' else mem.peak_gb)
     entry = dict(name=stage.name, method=cfg.method, out=str(sdir), base=cur_base, adapter_policy=stage.adapter_policy,
                  continued_adapter=str(adapter_dir) if adapter_dir else None, replay=stage.replay,
                  n_train=len(mixed), n_replay=len(mixed) - len(train_recs), data_hash=data_hash(mixed),
@@ -196,8 +207,69 @@ def _check_forgetting(self:Curriculum, k:int, stage:Stage, entry:dict, ref, resu
     result.warnings.append(msg)
     save()
     if self.on_forgetting == 'stop':
-        raise DomainTunerError(msg + "; the run stopped (outputs so far are saved)", where=f"stage {stage.name}", fix=fix)
+        raise DomainTunerError(msg + "; the run stopped (outputs so far are saved)", where=f"stage {stage.name}",
+                               fix=fix)
     warnings.warn(f"{msg}; fix: {fix}", stacklevel=3)
+
+# %% ../nbs/24_staged.ipynb #67ac3817
+def _scorer(evaluate:Callable, tok, canary:list)->Callable:
+    "`score(model, stage)`: the evaluation hook's metrics, with the canary's loss and perplexity when there is one."
+    def score(model, stage):
+        metrics = dict(evaluate(model, tok, stage))
+        if canary:
+            c = eval_loss(model, tok, canary, loss_on='all')
+            metrics.update(canary_loss=c['loss'], canary_perplexity=c['perplexity'])
+        return metrics
+    return score
+
+# %% ../nbs/24_staged.ipynb #0f187d31
+@patch
+def _record_saver(self:Curriculum, out:Path, base:str, result:CurriculumResult, replay:list, canary:list)->Callable:
+    "`save()`: write curriculum_record.json as the run stands (after a stage that forgot too much, and at the end)."
+    def save():
+        rec = dict(kind='curriculum', base=base, stages=result.stages, final=str(result.final),
+                   warnings=result.warnings, config=self.config.to_dict(), replay_hash=data_hash(replay),
+                   canary_hash=data_hash(canary), max_forgetting=self.max_forgetting,
+                   forgetting_metric=self.forgetting_metric, environment=environment_info())
+        (out/'curriculum_record.json').write_text(json.dumps(rec, indent=2, default=str))
+    return save
+
+# %% ../nbs/24_staged.ipynb #2cffa097
+def _stage_data(stages:list, tok)->list:
+    "Every stage's training records (and its `eval_records`), read up front: a missing file fails now, not an hour in."
+    data = []
+    for s in stages:
+        tr, s.eval_records = load_training_data(s.data, s.eval_data, tok)
+        data.append(tr)
+    return data
+
+# %% ../nbs/24_staged.ipynb #8226aa6a
+@patch
+def _score_base(self:Curriculum, base:str, score:Callable)->dict:
+    "The base model's entry in the record: its scores, which forgetting is measured against."
+    seed_everything(self.config.seed)
+    base_model = load_model(base, precision=select_precision(self.config.precision))
+    return dict(name='base', method=None, out=base, eval=score(base_model, self.stages[0]))
+
+# %% ../nbs/24_staged.ipynb #06da3aae
+def _merged_base(adapter_dir, sdir:Path, done:bool)->str:
+    "The previous stage's adapter merged into `sdir/merged` (unless it is there already): the next stage's base."
+    mdir = sdir/'merged'
+    if not (done or (mdir/'model.safetensors').exists()): merge(adapter_dir, mdir)
+    return str(mdir)
+
+# %% ../nbs/24_staged.ipynb #1eba1245
+@patch
+def _train_and_save(self:Curriculum, k:int, stage:Stage, train_recs:list, cur_base:str, adapter_dir, sdir:Path, tok,
+                    replay:list, plot, score, result:CurriculumResult):
+    "Train stage `k`, save its folder with a stage record, and add its entry and warnings to `result`."
+    cfg = stage.config(self.config)
+    entry, trainer = self._train_stage(k, stage, train_recs, cur_base, adapter_dir, sdir, tok, replay, plot, score)
+    record = dict(kind='stage', base=cur_base, method=cfg.method, quantize=cfg.quantize, config=cfg.to_dict(),
+                  seed=cfg.seed, stage=entry, stages=result.stages[1:] + [entry], environment=environment_info())
+    save_trained(trainer, sdir, record)
+    result.stages.append(entry)
+    result.warnings += entry['warnings']
 
 # %% ../nbs/24_staged.ipynb #83b8f357
 @patch
@@ -209,47 +281,21 @@ def run(self:Curriculum,
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     base = _abs_base(self.base)
     tok = load_tokenizer(base)
-    evaluate = self.evaluate_stage or evaluate_stage
     replay, canary = _records(self.replay_data, tok), _records(self.canary, tok)
     result = CurriculumResult(out, [], out)
-    def score(model, stage):
-        metrics = dict(evaluate(model, tok, stage))
-        if canary:
-            c = eval_loss(model, tok, canary, loss_on='all')
-            metrics.update(canary_loss=c['loss'], canary_perplexity=c['perplexity'])
-        return metrics
-    def save():
-        rec = dict(kind='curriculum', base=base, stages=result.stages, final=str(result.final), warnings=result.warnings,
-                   config=self.config.to_dict(), replay_hash=data_hash(replay), canary_hash=data_hash(canary),
-                   max_forgetting=self.max_forgetting, forgetting_metric=self.forgetting_metric, environment=environment_info())
-        (out/'curriculum_record.json').write_text(json.dumps(rec, indent=2, default=str))
-    # resolve every stage's data up front: a missing file fails now, not after an hour of training
-    data = []
-    for s in self.stages:
-        tr, s.eval_records = load_training_data(s.data, s.eval_data, tok)
-        data.append(tr)
-    seed_everything(self.config.seed)
-    base_model = load_model(base, precision=select_precision(self.config.precision))
-    result.stages.append(dict(name='base', method=None, out=base, eval=score(base_model, self.stages[0])))
-    del base_model
+    score = _scorer(self.evaluate_stage or evaluate_stage, tok, canary)
+    save = self._record_saver(out, base, result, replay, canary)
+    data = _stage_data(self.stages, tok)
+    result.stages.append(self._score_base(base, score))
     ref = result.stages[0]['eval'].get(self.forgetting_metric)
     cur_base, adapter_dir = base, None
     for k, (stage, train_recs) in enumerate(zip(self.stages, data), 1):
         cfg, sdir = stage.config(self.config), out/f"{k:02d}-{stage.name}"
         done = resume and (sdir/'run_record.json').exists()
         if adapter_dir is not None and (not cfg.is_adapter or stage.adapter_policy == 'merge'):
-            mdir = sdir/'merged'
-            if not (done or (mdir/'model.safetensors').exists()): merge(adapter_dir, mdir)
-            cur_base, adapter_dir = str(mdir), None
+            cur_base, adapter_dir = _merged_base(adapter_dir, sdir, done), None
         if done: result.stages.append(json.loads((sdir/'run_record.json').read_text())['stage'])
-        else:
-            entry, trainer = self._train_stage(k, stage, train_recs, cur_base, adapter_dir, sdir, tok, replay, plot, score)
-            record = dict(kind='stage', base=cur_base, method=cfg.method, quantize=cfg.quantize, config=cfg.to_dict(),
-                          seed=cfg.seed, stage=entry, stages=result.stages[1:] + [entry], environment=environment_info())
-            save_trained(trainer, sdir, record)
-            result.stages.append(entry)
-            result.warnings += entry['warnings']
-            del trainer
+        else: self._train_and_save(k, stage, train_recs, cur_base, adapter_dir, sdir, tok, replay, plot, score, result)
         if cfg.is_adapter: adapter_dir = sdir
         else: cur_base, adapter_dir = str(sdir), None
         result.final = sdir

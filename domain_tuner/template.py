@@ -23,16 +23,19 @@ PLAIN_TEMPLATE = (
     "{%- for message in messages %}"
     "{%- if message['role'] == 'system' %}{{- message['content'] + '\\n\\n' }}"
     "{%- elif message['role'] == 'user' %}{{- '### Question:\\n' + message['content'] + '\\n\\n' }}"
-    "{%- else %}{{- '### Answer:\\n' }}{% generation %}{{- message['content'] + eos_token }}{% endgeneration %}{{- '\\n\\n' }}"
+    "{%- else %}{{- '### Answer:\\n' }}{% generation %}{{- message['content'] + eos_token }}{% endgeneration %}"
+    "{{- '\\n\\n' }}"
     "{%- endif %}{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '### Answer:\\n' }}{%- endif %}"
 )
+
 TEMPLATES = {'chatml': CHATML_TEMPLATE, 'plain': PLAIN_TEMPLATE}
 
 def has_generation_markers(template:str)->bool:
     "Does a Jinja chat template mark the assistant's part with `{% generation %}`?"
     return bool(re.search(r"\{%-?\s*generation\s*-?%\}", template or ''))
 
+# %% ../nbs/15_template.ipynb #5d8a526b
 def chat_template_for(tokenizer,             # a transformers tokenizer
                       template:str|None=None # a name in `TEMPLATES`, a Jinja string, or None for the tokenizer's own
                      )->str:
@@ -41,7 +44,8 @@ def chat_template_for(tokenizer,             # a transformers tokenizer
     if template:
         if '{' not in template:
             raise DomainTunerError(f"unknown template name {template!r}", where="template",
-                                   fix=f"use one of {sorted(TEMPLATES)}, a Jinja template string, or None for the tokenizer's own")
+                                   fix=f"use one of {sorted(TEMPLATES)}, a Jinja template string, or None for the "
+                                       "tokenizer's own")
         return template
     t = getattr(tokenizer, 'chat_template', None)
     if isinstance(t, dict): t = t.get('default')
@@ -59,7 +63,8 @@ def _render(convs, template, tokenizer, add_generation_prompt=False, spans=False
                                      add_generation_prompt=add_generation_prompt, **kw)
     except Exception as e:
         raise DomainTunerError(f"the chat template failed to render: {type(e).__name__}: {e}", where="template",
-                               fix="check that roles alternate as the template expects, or pick another template") from None
+                               fix="check that roles alternate as the template expects, or pick another "
+                                   "template") from None
 
 def _chatml(conv, eos):
     parts, spans, pos = [], [], 0
@@ -83,7 +88,8 @@ def _plain(conv, eos):
     return ''.join(parts), spans
 
 # %% ../nbs/15_template.ipynb #17ece7af
-# the two built-in templates rendered with plain string operations: same text and spans as Jinja (tested below), ~50x faster
+# the two built-in templates rendered with plain string operations: same text and spans as Jinja (tested below),
+# ~50x faster
 _FAST = {CHATML_TEMPLATE: _chatml, PLAIN_TEMPLATE: _plain}
 
 _ROLES = {'system', 'user', 'assistant'}
@@ -110,8 +116,9 @@ def render_conversations(convs:list,          # list of message lists
         pre, _ = _render([convs[j][:k] for j in idx], template, tokenizer, add_generation_prompt=True)
         upto, _ = _render([convs[j][:k+1] for j in idx], template, tokenizer)
         for j,p,u in zip(idx, pre, upto):
-            # the turn is what `upto` adds to `pre`, as far as the whole conversation agrees with it (a template may close
-            # a conversation differently from a prefix: Phi-3 appends eos only when no generation prompt is asked for)
+            # the turn is what `upto` adds to `pre`, as far as the whole conversation agrees with it (a template may
+            # close a conversation differently from a prefix: Phi-3 appends eos only when no generation prompt is
+            # asked for)
             end = len(os.path.commonprefix((u, texts[j]))) if u.startswith(p) and texts[j].startswith(p) else -1
             if end <= len(p):
                 raise DomainTunerError("the chat template renders a conversation differently from its prefixes, so the "
@@ -164,13 +171,15 @@ def end_of_turn_token(tokenizer,             # a transformers tokenizer
                       template:str|None=None # the chat template trained with (name, Jinja, or the tokenizer's own)
                      )->str:
     """The token that closes an assistant turn, read from the template itself: render one answer and take the special
-    token that follows it (generation_config's end tokens count as special). `eos_token` when no special token follows."""
+    token that follows it (generation_config's end tokens count as special). `eos_token` when no special token
+    follows."""
     try: t = chat_template_for(tokenizer, template)
     except DomainTunerError: return tokenizer.eos_token
     specials = tuple(_special_strings(tokenizer))
     key = (t, specials, tokenizer.eos_token)
     if key not in _EOT_CACHE:  # one render per template and tokenizer, not one per batch
-        try: text = _render([[dict(role='user', content='Hi'), dict(role='assistant', content=_PROBE)]], t, tokenizer)[0][0]
+        probe = [dict(role='user', content='Hi'), dict(role='assistant', content=_PROBE)]
+        try: text = _render([probe], t, tokenizer)[0][0]
         except DomainTunerError: text = ''
         after = text[text.rindex(_PROBE) + len(_PROBE):].lstrip(' \n') if _PROBE in text else ''
         _EOT_CACHE[key] = next((s for s in specials if after.startswith(s)), tokenizer.eos_token)
@@ -212,8 +221,9 @@ def _trained(rec, spans):
     asst = [m for m in rec['messages'] if m['role'] == 'assistant']
     if all(m.get('train', True) for m in asst): return spans
     if len(asst) != len(spans):
-        raise DomainTunerError(f"the template rendered {len(spans)} assistant turns for {len(asst)} messages, so turns marked "
-                               "not to train cannot be told apart", where=record_source(rec), fix="use a named template (template='chatml')")
+        raise DomainTunerError(f"the template rendered {len(spans)} assistant turns for {len(asst)} messages, so "
+                               "turns marked not to train cannot be told apart", where=record_source(rec),
+                               fix="use a named template (template='chatml')")
     return [s for s, m in zip(spans, asst) if m.get('train', True)]
 
 # %% ../nbs/15_template.ipynb #dd8ae287
@@ -224,6 +234,82 @@ def _trim_spans(text, spans, eot):
         k = text.rfind(eot, s, e)
         out.append((s, k + len(eot)) if k >= 0 else (s, e))
     return out
+
+# %% ../nbs/15_template.ipynb #aa679211
+def _backend(tokenizer, loss_on, truncation):
+    "Check the options of `encode_batch` and return the fast tokenizer's Rust backend."
+    if loss_on not in ('responses','last','all'):
+        raise DomainTunerError(f"unknown loss_on={loss_on!r}", where="loss_on", fix="use 'responses', 'last' or 'all'")
+    if truncation not in ('error','drop','truncate'):
+        raise DomainTunerError(f"unknown truncation={truncation!r}", where="truncation",
+                               fix="use 'error', 'drop' or 'truncate'")
+    bt = getattr(tokenizer, 'backend_tokenizer', None)
+    if bt is None: raise DomainTunerError("a fast tokenizer is needed for character offsets", where="tokenizer",
+                                          fix="load it with AutoTokenizer.from_pretrained(..., use_fast=True)")
+    return bt
+
+# %% ../nbs/15_template.ipynb #9805d6f5
+def _encode_records(records, tokenizer, template, bt, eot, eot_id, eod_id):
+    "Tokenise conversations and documents in one batch each: encodings, trained spans and end ids, by record index."
+    chat = [i for i,r in enumerate(records) if 'messages' in r]
+    docs = [i for i,r in enumerate(records) if 'messages' not in r]
+    enc, spans, ends_with = {}, {}, {}
+    if chat:
+        texts, sp = render_conversations([records[i]['messages'] for i in chat], tokenizer, template)
+        for i,t,s,e in zip(chat, texts, sp, bt.encode_batch(texts, add_special_tokens=False)):
+            enc[i], spans[i], ends_with[i] = e, _trim_spans(t, _trained(records[i], s), eot), eot_id
+    if docs:
+        for i,e in zip(docs, bt.encode_batch([records[i]['text'] for i in docs], add_special_tokens=True)):
+            enc[i], spans[i], ends_with[i] = e, None, eod_id
+    return enc, spans, ends_with
+
+# %% ../nbs/15_template.ipynb #d6170da3
+def _check_ends(r, i, ids, spans, ends, loss_on, allow_unsupervised, tokenizer, eot, eot_id):
+    "Stop on a conversation with no answer to train, or a trained span that does not end with the end-of-turn token."
+    if spans is not None and not spans and loss_on != 'all' and not allow_unsupervised:
+        raise DomainTunerError("the conversation has no assistant turn to train on", where=record_source(r, i),
+                               fix="end each conversation with an assistant answer, or use loss_on='all'")
+    for k in ends:
+        if ids[k] != eot_id:
+            raise DomainTunerError(f"the chat template does not end the assistant turn with the end-of-turn token "
+                                   f"{eot!r} (the trained span ends with {tokenizer.convert_ids_to_tokens(ids[k])!r})",
+                                   where=record_source(r, i), fix="use the model's own template or a named one "
+                                   "(template='chatml' or 'plain'), so the model learns to stop")
+
+# %% ../nbs/15_template.ipynb #00bb2667
+def _fit(r, i, ids, labels, max_length, truncation, end_id, st):
+    "Apply the truncation policy to one example: (ids, labels, cut_off), or None when it is dropped (and counted)."
+    if not (max_length and len(ids) > max_length): return ids, labels, False
+    if truncation == 'error':
+        raise DomainTunerError(f"example is {len(ids)} tokens, longer than max_length={max_length}",
+                               where=record_source(r, i),
+                               fix="raise max_length, or pass truncation='drop' or 'truncate'")
+    if truncation == 'drop':
+        st.dropped_too_long += 1
+        st.dropped.append((record_source(r, i), f"longer than max_length={max_length} ({len(ids)} tokens)"))
+        return None
+    st.truncated += 1; st.tokens_lost += len(ids) - max_length
+    cut = labels[max_length-1] != -100  # the cut falls inside a trained span: keep training the stop token
+    return ids[:max_length-1] + [end_id], labels[:max_length-1] + [end_id if cut else -100], True
+
+# %% ../nbs/15_template.ipynb #998f27b6
+def _kept(r, i, ids, labels, n_encoded, cut_off, max_length, allow_unsupervised, st):
+    "The example, counted in `st`, when it has a trained token; else None, counted as left out (or an error)."
+    n_sup = len(labels) - labels.count(-100) - (labels[0] != -100)  # the first token is never predicted
+    if n_sup == 0 and cut_off:  # the prompt alone fills max_length: nothing to learn from, so left out and counted
+        st.truncated -= 1; st.tokens_lost -= n_encoded - max_length; st.dropped_too_long += 1
+        st.dropped.append((record_source(r, i), f"the prompt fills max_length={max_length}: nothing left to train on"))
+        return None
+    if n_sup == 0:
+        st.unsupervised += 1
+        if not allow_unsupervised:
+            raise DomainTunerError("example has no trained token (every label is masked)", where=record_source(r, i),
+                                   fix="check the template and loss_on, raise max_length, or pass "
+                                       "allow_unsupervised=True")
+        st.dropped.append((record_source(r, i), "no trained token")); return None
+    st.kept += 1; st.tokens += len(ids); st.supervised_tokens += n_sup
+    st.lengths.append(len(ids)); st.supervised.append(n_sup)
+    return dict(input_ids=ids, labels=labels)
 
 # %% ../nbs/15_template.ipynb #ebea3c00
 def encode_batch(records:list,               # normalized records (`messages` or `text`)
@@ -236,67 +322,22 @@ def encode_batch(records:list,               # normalized records (`messages` or
                  stats:EncodeStats|None=None,   # accumulate into these stats
                 )->tuple[list[dict|None], EncodeStats]:
     "Encode records in one batch: returns ([{'input_ids','labels'} or None when left out], stats)."
-    if loss_on not in ('responses','last','all'):
-        raise DomainTunerError(f"unknown loss_on={loss_on!r}", where="loss_on", fix="use 'responses', 'last' or 'all'")
-    if truncation not in ('error','drop','truncate'):
-        raise DomainTunerError(f"unknown truncation={truncation!r}", where="truncation", fix="use 'error', 'drop' or 'truncate'")
-    bt = getattr(tokenizer, 'backend_tokenizer', None)
-    if bt is None: raise DomainTunerError("a fast tokenizer is needed for character offsets", where="tokenizer",
-                                          fix="load it with AutoTokenizer.from_pretrained(..., use_fast=True)")
+    bt = _backend(tokenizer, loss_on, truncation)
     st = stats or EncodeStats()
     eot, eod = end_of_turn_token(tokenizer, template), end_of_document_token(tokenizer)
     eot_id, eod_id = tokenizer.convert_tokens_to_ids(eot), tokenizer.convert_tokens_to_ids(eod)
-    chat = [i for i,r in enumerate(records) if 'messages' in r]
-    docs = [i for i,r in enumerate(records) if 'messages' not in r]
-    enc, spans, ends_with = {}, {}, {}
-    if chat:
-        texts, sp = render_conversations([records[i]['messages'] for i in chat], tokenizer, template)
-        for i,t,s,e in zip(chat, texts, sp, bt.encode_batch(texts, add_special_tokens=False)):
-            enc[i], spans[i], ends_with[i] = e, _trim_spans(t, _trained(records[i], s), eot), eot_id
-    if docs:
-        for i,e in zip(docs, bt.encode_batch([records[i]['text'] for i in docs], add_special_tokens=True)):
-            enc[i], spans[i], ends_with[i] = e, None, eod_id
+    enc, spans, ends_with = _encode_records(records, tokenizer, template, bt, eot, eot_id, eod_id)
     out = []
     for i,r in enumerate(records):
         st.examples += 1
         e = enc[i]
         ids = list(e.ids) + ([eod_id] if spans[i] is None and not r.get('continues') else [])
         labels, ends = _label(e, ids, spans[i], loss_on if spans[i] is not None else 'all')
-        if spans[i] is not None and not spans[i] and loss_on != 'all' and not allow_unsupervised:
-            raise DomainTunerError("the conversation has no assistant turn to train on", where=record_source(r, i),
-                                   fix="end each conversation with an assistant answer, or use loss_on='all'")
-        for k in ends:
-            if ids[k] != eot_id:
-                raise DomainTunerError(f"the chat template does not end the assistant turn with the end-of-turn token {eot!r} "
-                                       f"(the trained span ends with {tokenizer.convert_ids_to_tokens(ids[k])!r})",
-                                       where=record_source(r, i), fix="use the model's own template or a named one (template='chatml' "
-                                       "or 'plain'), so the model learns to stop")
-        cut_off = False
-        if max_length and len(ids) > max_length:
-            if truncation == 'error':
-                raise DomainTunerError(f"example is {len(ids)} tokens, longer than max_length={max_length}", where=record_source(r, i),
-                                       fix="raise max_length, or pass truncation='drop' or 'truncate'")
-            if truncation == 'drop':
-                st.dropped_too_long += 1; st.dropped.append((record_source(r, i), f"longer than max_length={max_length} ({len(ids)} tokens)"))
-                out.append(None); continue
-            st.truncated += 1; st.tokens_lost += len(ids) - max_length; cut_off = True
-            cut = labels[max_length-1] != -100  # the cut falls inside a trained span: keep training the stop token
-            ids = ids[:max_length-1] + [ends_with[i]]
-            labels = labels[:max_length-1] + [ends_with[i] if cut else -100]
-        n_sup = len(labels) - labels.count(-100) - (labels[0] != -100)  # the first token is never predicted
-        if n_sup == 0 and cut_off:  # the prompt alone fills max_length: nothing to learn from, so left out and counted
-            st.truncated -= 1; st.tokens_lost -= len(e.ids) - max_length; st.dropped_too_long += 1
-            st.dropped.append((record_source(r, i), f"the prompt fills max_length={max_length}: nothing left to train on"))
-            out.append(None); continue
-        if n_sup == 0:
-            st.unsupervised += 1
-            if not allow_unsupervised:
-                raise DomainTunerError("example has no trained token (every label is masked)", where=record_source(r, i),
-                                       fix="check the template and loss_on, raise max_length, or pass allow_unsupervised=True")
-            st.dropped.append((record_source(r, i), "no trained token")); out.append(None); continue
-        st.kept += 1; st.tokens += len(ids); st.supervised_tokens += n_sup
-        st.lengths.append(len(ids)); st.supervised.append(n_sup)
-        out.append(dict(input_ids=ids, labels=labels))
+        _check_ends(r, i, ids, spans[i], ends, loss_on, allow_unsupervised, tokenizer, eot, eot_id)
+        fit = _fit(r, i, ids, labels, max_length, truncation, ends_with[i], st)
+        if fit is None: out.append(None); continue
+        ids, labels, cut_off = fit
+        out.append(_kept(r, i, ids, labels, len(e.ids), cut_off, max_length, allow_unsupervised, st))
     return out, st
 
 # %% ../nbs/15_template.ipynb #e46e839e
@@ -335,8 +376,9 @@ def _split_documents(records, tokenizer, max_length, stats=None):
     "`split_documents`, also returning for each block the index of the record it came from."
     docs = [i for i,r in enumerate(records) if 'messages' not in r]
     if not max_length or not docs: return list(records), list(range(len(records)))
-    if max_length < 16: raise DomainTunerError(f"max_length={max_length} is too short to split documents", where="max_length",
-                                               fix="use max_length >= 16")
+    if max_length < 16:
+        raise DomainTunerError(f"max_length={max_length} is too short to split documents", where="max_length",
+                               fix="use max_length >= 16")
     bt, room = tokenizer.backend_tokenizer, max_length - 4  # BOS, end-of-document, and a margin for merges across a cut
     long = {i: e for i, e in zip(docs, bt.encode_batch([records[i]['text'] for i in docs], add_special_tokens=True))
             if len(e.ids) + 1 > max_length}
@@ -351,7 +393,8 @@ def _split_documents(records, tokenizer, max_length, stats=None):
         bounds = list(zip(starts, starts[1:] + [len(text)]))
         src = record_source(r, i)
         for k, (s, e) in enumerate(bounds, 1):
-            blk = {**r, 'text': text[s:e], 'meta': {**(r.get('meta') or {}), 'source': f"{src} (block {k}/{len(bounds)})"}}
+            meta = {**(r.get('meta') or {}), 'source': f"{src} (block {k}/{len(bounds)})"}
+            blk = {**r, 'text': text[s:e], 'meta': meta}
             if k < len(bounds): blk['continues'] = True
             else: blk.pop('continues', None)
             out.append(blk); owner.append(i)
@@ -374,7 +417,8 @@ def tokenize_records(records:list,              # normalized records
     records = split_documents(records, tokenizer, max_length, st)
     ids, labels = [], []
     for b in progress(range(0, len(records), batch_size), desc='tokenise'):
-        exs, _ = encode_batch(records[b:b+batch_size], tokenizer, max_length, loss_on, truncation, template, allow_unsupervised, st)
+        exs, _ = encode_batch(records[b:b+batch_size], tokenizer, max_length, loss_on, truncation, template,
+                              allow_unsupervised, st)
         for e in exs:
             if e is not None: ids.append(e['input_ids']); labels.append(e['labels'])
     if not ids: raise DomainTunerError("no example is left to train on after tokenisation", where="tokenize_records",

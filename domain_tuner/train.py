@@ -15,8 +15,11 @@ import torch
 from transformers import Trainer, TrainingArguments, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
-from .core import DomainTunerError, select_precision, seed_everything, progress, environment_info, Precision, quiet, in_notebook
-from .models import load_model, load_tokenizer, count_parameters, cpu_4bit_inference_layout, standard_causal_loss, builtin_model, gguf_to_folder
+from fastcore.basics import patch
+from .core import (DomainTunerError, select_precision, seed_everything, progress, environment_info,
+                               Precision, quiet, in_notebook)
+from .models import (load_model, load_tokenizer, count_parameters, cpu_4bit_inference_layout,
+                                 standard_causal_loss, builtin_model, gguf_to_folder)
 from .methods import TrainConfig, METHODS, prepare_model, optimizer_name, check_method, training_precision
 from .memory import estimate_memory, PeakMemory, compare_memory, step_tokens
 
@@ -35,7 +38,8 @@ def _read_jsonl(path:Path)->list[dict]:
             try: out.append(json.loads(line))
             except json.JSONDecodeError as e:
                 raise DomainTunerError(f"not valid JSON: {e.msg}", where=f"{path}:{i}",
-                                       fix="prepared files hold one record per line; re-run `domain-tuner prepare`") from None
+                                       fix="prepared files hold one record per line; "
+                                           "re-run `domain-tuner prepare`") from None
     return out
 
 # %% ../nbs/22_train.ipynb #8996c90f
@@ -48,10 +52,10 @@ def _drops(prep)->tuple[dict, list]:
     return dict(reasons), where
 
 # %% ../nbs/22_train.ipynb #e61c3f51
-def load_training_data(data,                 # records, a prepared folder, a raw data file, or a `prepare` result
-                       eval_data=None,       # eval records or file; none (or the prepared folder's eval.jsonl) when None
-                       tokenizer=None,       # passed to `prepare` for raw files
-                       info:dict|None=None,  # filled with the accounting: read, train, eval, dropped (reason: count)
+def load_training_data(data,                # records, a prepared folder, a raw data file, or a `prepare` result
+                       eval_data=None,      # eval records or file; none (or the prepared folder's eval.jsonl) when None
+                       tokenizer=None,      # passed to `prepare` for raw files
+                       info:dict|None=None, # filled with the accounting: read, train, eval, dropped (reason: count)
                        eval_fraction:float=0.0): # share of a raw file held out for eval; 0: none
     "Training and eval records from a list, a prepared folder (train.jsonl, eval.jsonl) or a raw file, all of it."
     acc = info if info is not None else {}
@@ -73,7 +77,8 @@ def load_training_data(data,                 # records, a prepared folder, a raw
             acc['dropped'], acc['dropped_examples'] = _drops(prep)
     else: train, ev = list(data), []
     acc.setdefault('read', len(train) + len(ev))
-    if eval_data is not None: ev = load_training_data(eval_data)[0] if isinstance(eval_data, (str, Path)) else list(eval_data)
+    if eval_data is not None:
+        ev = load_training_data(eval_data)[0] if isinstance(eval_data, (str, Path)) else list(eval_data)
     if not train: raise DomainTunerError("no training records", where=str(data)[:200], fix="check the data source")
     acc.update(train=len(train), eval=len(ev))
     return train, ev
@@ -98,8 +103,10 @@ def count_encoding(acc:dict,    # the accounting `load_training_data` filled
     "Add what tokenisation dropped or cut to the accounting."
     d = acc.setdefault('dropped', {})
     if stats.dropped_too_long: d['longer than max_length'] = d.get('longer than max_length', 0) + stats.dropped_too_long
-    if n := stats.examples - stats.kept - stats.dropped_too_long: d['no trained token'] = d.get('no trained token', 0) + n
-    acc['dropped_examples'] = acc.get('dropped_examples', []) + [dict(source=s, reason=r) for s, r in stats.dropped[:20]]
+    if n := stats.examples - stats.kept - stats.dropped_too_long:
+        d['no trained token'] = d.get('no trained token', 0) + n
+    acc['dropped_examples'] = (acc.get('dropped_examples', [])
+                               + [dict(source=s, reason=r) for s, r in stats.dropped[:20]])
     acc.update(train=stats.kept, truncated=stats.truncated, tokens_cut=stats.tokens_lost,
                documents_split=stats.documents_split, blocks=stats.blocks)
     return acc
@@ -108,20 +115,24 @@ def accounting_line(acc:dict)->str:
     "One line: what was read, what trains, what was dropped and why."
     n = sum(acc.get('dropped', {}).values())
     why = ', '.join(f"{v:,} {k}" for k, v in sorted(acc.get('dropped', {}).items(), key=lambda kv: -kv[1]))
-    s = f"data: read {acc['read']:,} from {acc['source']}; training on {acc['train']:,}; dropped {n:,}" + (f" ({why})" if n else '')
-    if acc.get('documents_split'): s += f" examples ({acc['documents_split']:,} long documents read whole as {acc['blocks']:,} blocks)"
+    s = (f"data: read {acc['read']:,} from {acc['source']}; training on {acc['train']:,}; dropped {n:,}"
+         + (f" ({why})" if n else ''))
+    if acc.get('documents_split'):
+        s += f" examples ({acc['documents_split']:,} long documents read whole as {acc['blocks']:,} blocks)"
     if acc.get('truncated'): s += f"; truncated {acc['truncated']:,} to max_length ({acc['tokens_cut']:,} tokens cut)"
     return s + (f"; eval {acc['eval']:,}" if acc.get('eval') else "; no eval split")
 
 # %% ../nbs/22_train.ipynb #af413a2c
 class PaddingFreeCollator:
     "Join a batch's examples end to end into one row: input_ids, labels and position_ids restarting at 0 per example."
-    def __init__(self, pad_token_id:int|None=None): self.pad_token_id = pad_token_id  # kept for the record; never used as filler
+    def __init__(self, pad_token_id:int|None=None):  # kept for the record; never used as filler
+        self.pad_token_id = pad_token_id
 
     def __call__(self, examples:list[dict])->dict:
         ids = [torch.as_tensor(e['input_ids'], dtype=torch.long) for e in examples]
         labels = [torch.as_tensor(e['labels'], dtype=torch.long).clone() for e in examples]
-        for l in labels: l[0] = -100  # the shift would otherwise train the previous example's last token to predict this one's first
+        # the shift would otherwise train the previous example's last token to predict this one's first
+        for l in labels: l[0] = -100
         pos = [torch.arange(len(i)) for i in ids]
         return dict(input_ids=torch.cat(ids)[None], labels=torch.cat(labels)[None], position_ids=torch.cat(pos)[None])
 
@@ -171,8 +182,10 @@ def use_varlen_attention(model)->str|None:
     base = model.get_base_model() if hasattr(model, 'get_base_model') else model
     cfg = getattr(base, 'config', None)
     old = getattr(cfg, '_attn_implementation', None)
-    if old not in ('sdpa', 'eager') or not hasattr(base, 'set_attn_implementation'): return None  # flash kernels do varlen themselves
-    if 'sliding_attention' in (getattr(cfg, 'layer_types', None) or ()) or (getattr(cfg, 'sliding_window', None) and getattr(cfg, 'use_sliding_window', True)):
+    if old not in ('sdpa', 'eager') or not hasattr(base, 'set_attn_implementation'):
+        return None  # flash kernels do varlen themselves
+    if ('sliding_attention' in (getattr(cfg, 'layer_types', None) or ())
+            or (getattr(cfg, 'sliding_window', None) and getattr(cfg, 'use_sliding_window', True))):
         return None  # per-example causal attention knows no sliding window: keep transformers' masks
     AttentionInterface.register(VARLEN_ATTENTION, varlen_sdpa)
     AttentionMaskInterface.register(VARLEN_ATTENTION, _varlen_mask)
@@ -180,10 +193,11 @@ def use_varlen_attention(model)->str|None:
     return old
 
 # %% ../nbs/22_train.ipynb #13cfab65
-def supervised_loss(model,                         # a causal LM (or peft model) for which `standard_causal_loss` holds
-                    inputs:dict,                   # a batch with input_ids and labels (-100 where no loss)
-                    num_items_in_batch=None):      # trained tokens in the whole (accumulated) batch: sum / this; else mean
-    "Causal-LM cross-entropy with the output layer computed only at positions whose next token is trained; (loss, outputs)."
+def supervised_loss(model,                      # a causal LM (or peft model) for which `standard_causal_loss` holds
+                    inputs:dict,                # a batch with input_ids and labels (-100 where no loss)
+                    num_items_in_batch=None):   # trained tokens in the whole (accumulated) batch: sum / this; else mean
+    ("Causal-LM cross-entropy with the output layer computed only at positions whose next token is trained; "
+     "(loss, outputs).")
     labels = inputs['labels']
     target = torch.full_like(labels, -100)
     target[:, :-1] = labels[:, 1:]                 # position t predicts token t+1, as transformers' shift does
@@ -196,7 +210,8 @@ def supervised_loss(model,                         # a causal LM (or peft model)
 # %% ../nbs/22_train.ipynb #86617e5c
 def _nonfinite(what, value, step, cfg, precision):
     fixes = [f"lower the learning rate (now {cfg.learning_rate:g})"]
-    if precision is not None and precision.fp16: fixes.append("use bf16 or fp32 instead of fp16 (fp16 overflows above 65504)")
+    if precision is not None and precision.fp16:
+        fixes.append("use bf16 or fp32 instead of fp16 (fp16 overflows above 65504)")
     if cfg.max_grad_norm <= 0: fixes.append("turn gradient clipping on (max_grad_norm=1.0)")
     fixes.append("check the data near this step for empty or extreme examples")
     return DomainTunerError(f"the {what} became {value}; training stopped before the weights were updated",
@@ -208,8 +223,8 @@ class DomainTrainer(Trainer):
     def __init__(self, *args, run_config:TrainConfig|None=None, precision:Precision|None=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.run_config, self.precision, self.tokens_seen = run_config or TrainConfig(), precision, 0
-        self._supervised_only = standard_causal_loss(self.model)  # logits only where the loss is (see `supervised_loss`)
-        self._loss_only = self.compute_metrics is None               # evaluation needs the loss, not every logit
+        self._supervised_only = standard_causal_loss(self.model)  # logits only where the loss is: `supervised_loss`
+        self._loss_only = self.compute_metrics is None            # evaluation needs the loss, not every logit
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         inputs['use_cache'] = False  # with a cache, transformers ignores the position ids that separate packed examples
@@ -225,21 +240,25 @@ class DomainTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not (self._supervised_only and 'labels' in inputs and (self._loss_only or not return_outputs)):
-            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
         scaled = self.model_accepts_loss_kwargs and num_items_in_batch is not None  # as the model itself would scale it
         loss, out = supervised_loss(model, inputs, num_items_in_batch if scaled else None)
-        if scaled and self.args.average_tokens_across_devices: loss = loss * (self.accelerator.num_processes // self.get_tp_size())
+        if scaled and self.args.average_tokens_across_devices:
+            loss = loss * (self.accelerator.num_processes // self.get_tp_size())
         return (loss, out) if return_outputs else loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs['use_cache'] = False
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
 
-    def _get_grad_norm(self, model, grad_norm=None):
-        gn = super()._get_grad_norm(model, grad_norm=grad_norm)
-        if gn is not None and not (self.precision is not None and self.precision.fp16) and not math.isfinite(float(gn)):
-            raise _nonfinite('gradient norm', float(gn), self.state.global_step + 1, self.run_config, self.precision)
-        return gn
+# %% ../nbs/22_train.ipynb #dc9141b1
+@patch
+def _get_grad_norm(self:DomainTrainer, model, grad_norm=None):
+    gn = super(DomainTrainer, self)._get_grad_norm(model, grad_norm=grad_norm)  # a patched method has no bare super()
+    if gn is not None and not (self.precision is not None and self.precision.fp16) and not math.isfinite(float(gn)):
+        raise _nonfinite('gradient norm', float(gn), self.state.global_step + 1, self.run_config, self.precision)
+    return gn
 
 # %% ../nbs/22_train.ipynb #77cb4bab
 def check_overfitting(evals:list[tuple])->str|None:
@@ -247,9 +266,9 @@ def check_overfitting(evals:list[tuple])->str|None:
     if len(evals) < 2: return None
     (s0, e0, t0), (s1, e1, t1) = evals[-2], evals[-1]
     if e1 > e0 and t1 is not None and t0 is not None and t1 < t0:
-        return (f"eval loss rose from {e0:.4f} (step {s0}) to {e1:.4f} (step {s1}) while train loss fell from {t0:.4f} to "
-                f"{t1:.4f}: the model is starting to overfit; train for fewer steps or epochs, lower the learning rate, "
-                f"add data, or keep the checkpoint from step {s0}")
+        return (f"eval loss rose from {e0:.4f} (step {s0}) to {e1:.4f} (step {s1}) while train loss fell from "
+                f"{t0:.4f} to {t1:.4f}: the model is starting to overfit; train for fewer steps or epochs, "
+                f"lower the learning rate, add data, or keep the checkpoint from step {s0}")
     return None
 
 # %% ../nbs/22_train.ipynb #5de6b381
@@ -265,66 +284,79 @@ class LossHistory(TrainerCallback):
         if self.plot == 'auto': return None if quiet() else ('plot' if in_notebook() else 'text')
         return self.plot  # 'plot' or 'text' asked for explicitly: shown even when quiet
 
-    def on_train_begin(self, args, state, control, **kw):
-        if state.is_world_process_zero:
-            self._bar = progress(total=state.max_steps, desc=self.desc, initial=state.global_step)
+# %% ../nbs/22_train.ipynb #39d937bb
+@patch
+def on_train_begin(self:LossHistory, args, state, control, **kw):
+    if state.is_world_process_zero:
+        self._bar = progress(total=state.max_steps, desc=self.desc, initial=state.global_step)
 
-    def on_step_end(self, args, state, control, **kw):
-        if self._bar is not None: self._bar.update(state.global_step - self._bar.n)
+@patch
+def on_step_end(self:LossHistory, args, state, control, **kw):
+    if self._bar is not None: self._bar.update(state.global_step - self._bar.n)
 
-    def on_log(self, args, state, control, logs=None, **kw):
-        logs = dict(logs or {}, step=state.global_step)
-        self.logs.append(logs)
-        if 'loss' in logs: self._pending.append(logs['loss'])
-        if 'eval_loss' in logs:
-            tl = sum(self._pending) / len(self._pending) if self._pending else None
-            self._pending = []
-            self.evals.append((state.global_step, logs['eval_loss'], tl))
-            w = check_overfitting(self.evals)
-            if w and state.is_world_process_zero:
-                self.warnings.append(w); warnings.warn(w, stacklevel=2)
-        if self._bar is not None and 'loss' in logs: self._bar.set_postfix(loss=f"{logs['loss']:.4f}")
-        if state.is_world_process_zero: self._show()
+@patch
+def on_train_end(self:LossHistory, args, state, control, **kw):
+    if self._bar is not None: self._bar.close(); self._bar = None
+    self._show(final=True)
 
-    def on_train_end(self, args, state, control, **kw):
-        if self._bar is not None: self._bar.close(); self._bar = None
-        self._show(final=True)
+# %% ../nbs/22_train.ipynb #5dead704
+@patch
+def on_log(self:LossHistory, args, state, control, logs=None, **kw):
+    logs = dict(logs or {}, step=state.global_step)
+    self.logs.append(logs)
+    if 'loss' in logs: self._pending.append(logs['loss'])
+    if 'eval_loss' in logs:
+        tl = sum(self._pending) / len(self._pending) if self._pending else None
+        self._pending = []
+        self.evals.append((state.global_step, logs['eval_loss'], tl))
+        w = check_overfitting(self.evals)
+        if w and state.is_world_process_zero:
+            self.warnings.append(w); warnings.warn(w, stacklevel=2)
+    if self._bar is not None and 'loss' in logs: self._bar.set_postfix(loss=f"{logs['loss']:.4f}")
+    if state.is_world_process_zero: self._show()
 
-    def _show(self, final=False):
-        mode = self._mode()
-        if mode == 'text' and not final:
-            l = self.logs[-1]
-            parts = [f"step {l['step']}"] + [f"{k} {l[k]:.4g}" for k in ('loss', 'eval_loss', 'grad_norm', 'learning_rate') if k in l]
-            print(' | '.join(parts), flush=True)
-        elif mode == 'plot' and (final or time.time() - self._last_draw > self.min_interval):
-            try: self._draw()
-            except ImportError: self.plot = 'text'
-            self._last_draw = time.time()
+# %% ../nbs/22_train.ipynb #171754f2
+@patch
+def _show(self:LossHistory, final=False):
+    mode = self._mode()
+    if mode == 'text' and not final:
+        l = self.logs[-1]
+        parts = [f"step {l['step']}"] + [f"{k} {l[k]:.4g}" for k in ('loss', 'eval_loss', 'grad_norm', 'learning_rate')
+                                         if k in l]
+        print(' | '.join(parts), flush=True)
+    elif mode == 'plot' and (final or time.time() - self._last_draw > self.min_interval):
+        try: self._draw()
+        except ImportError: self.plot = 'text'
+        self._last_draw = time.time()
 
-    def figure(self):
-        "A matplotlib figure of train/eval loss and learning rate against step."
-        import matplotlib.pyplot as plt
-        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3))
-        tr = [(l['step'], l['loss']) for l in self.logs if 'loss' in l]
-        ev = [(l['step'], l['eval_loss']) for l in self.logs if 'eval_loss' in l]
-        lr = [(l['step'], l['learning_rate']) for l in self.logs if 'learning_rate' in l]
-        if tr: ax.plot(*zip(*tr), label='train')
-        if ev: ax.plot(*zip(*ev), 'o-', label='eval')
-        ax.set_xlabel('step'); ax.set_ylabel('loss'); ax.legend()
-        if lr: ax2.plot(*zip(*lr), color='tab:green')
-        ax2.set_xlabel('step'); ax2.set_ylabel('learning rate')
-        fig.tight_layout(); plt.close(fig)
-        return fig
+# %% ../nbs/22_train.ipynb #da7014f5
+@patch
+def figure(self:LossHistory):
+    "A matplotlib figure of train/eval loss and learning rate against step."
+    import matplotlib.pyplot as plt
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3))
+    tr = [(l['step'], l['loss']) for l in self.logs if 'loss' in l]
+    ev = [(l['step'], l['eval_loss']) for l in self.logs if 'eval_loss' in l]
+    lr = [(l['step'], l['learning_rate']) for l in self.logs if 'learning_rate' in l]
+    if tr: ax.plot(*zip(*tr), label='train')
+    if ev: ax.plot(*zip(*ev), 'o-', label='eval')
+    ax.set_xlabel('step'); ax.set_ylabel('loss'); ax.legend()
+    if lr: ax2.plot(*zip(*lr), color='tab:green')
+    ax2.set_xlabel('step'); ax2.set_ylabel('learning rate')
+    fig.tight_layout(); plt.close(fig)
+    return fig
 
-    def _draw(self):
-        from IPython.display import display
-        fig = self.figure()
-        if self._handle is None: self._handle = display(fig, display_id=True)
-        else: self._handle.update(fig)
+@patch
+def _draw(self:LossHistory):
+    from IPython.display import display
+    fig = self.figure()
+    if self._handle is None: self._handle = display(fig, display_id=True)
+    else: self._handle.update(fig)
 
 # %% ../nbs/22_train.ipynb #0861bbba
 # transformers 5 renamed gradient_checkpointing to activation_checkpointing; older versions know only the first
-_CKPT = 'activation_checkpointing' if 'activation_checkpointing' in TrainingArguments.__dataclass_fields__ else 'gradient_checkpointing'
+_CKPT = ('activation_checkpointing' if 'activation_checkpointing' in TrainingArguments.__dataclass_fields__
+         else 'gradient_checkpointing')
 
 def training_arguments(cfg:TrainConfig,        # the run's configuration
                        out:str|Path,           # the run folder; checkpoints go to out/checkpoints
@@ -348,6 +380,65 @@ def training_arguments(cfg:TrainConfig,        # the run's configuration
     kw.update(kwargs)
     return TrainingArguments(**kw)
 
+# %% ../nbs/22_train.ipynb #2f10c6a4
+def _last_checkpoint(output_dir:str)->str:
+    "The last checkpoint in `output_dir`, for `resume=True`; an error when there is none."
+    resume = get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+    if resume is None: raise DomainTunerError("no checkpoint to resume from", where=output_dir,
+                                              fix="train with save_steps=N first, or leave resume off")
+    return resume
+
+# %% ../nbs/22_train.ipynb #01df16a6
+def _unpack_cpu_4bit(model):
+    "Convert back, with a warning, 4-bit layers that bitsandbytes had repacked for CPU inference (no gradients there)."
+    if n := cpu_4bit_inference_layout(model, False):  # its kernel has no gradient: see `cpu_4bit_inference_layout`
+        warnings.warn(f"{n} 4-bit layers had been repacked by bitsandbytes for CPU inference (no gradients through "
+                      "them); converted back before training (their scales were rounded to bf16 on the way)",
+                      stacklevel=3)  # the warning points at the caller of `fit`
+
+# %% ../nbs/22_train.ipynb #532fb651
+def _domain_trainer(model, tokenizer, train_ds, eval_ds, cfg:TrainConfig, args:TrainingArguments,
+                    precision:Precision, callbacks:list)->DomainTrainer:
+    "The run's `DomainTrainer`, with the run's collator; `LossHistory` replaces transformers' printer and progress bar."
+    collator = batch_collator(tokenizer, cfg)
+    trainer = DomainTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                            data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
+                            run_config=cfg, precision=precision)
+    for cb in (PrinterCallback, ProgressCallback): trainer.remove_callback(cb)  # LossHistory shows progress and logs
+    return trainer
+
+# %% ../nbs/22_train.ipynb #9c7d6cfe
+def _train_timed(trainer, model, eval_ds, cfg:TrainConfig, resume, eval_before:bool)->tuple:
+    "The baseline eval, the timed training and the final eval, with varlen attention while they run."
+    restore = use_varlen_attention(model) if (cfg.pack or cfg.padding_free) else None
+    try:
+        before = trainer.evaluate()['eval_loss'] if (eval_ds is not None and eval_before and not resume) else None
+        # objects alive now (datasets, tokenizer, modules) need no cycle collection while training: Trainer's full
+        # gc.collect at the start of train() and Python's periodic ones then skip them (measured 0.45 s per run)
+        gc.freeze()
+        t0 = time.time()
+        res = trainer.train(resume_from_checkpoint=resume)
+        secs = time.time() - t0
+        ev = trainer.evaluate() if eval_ds is not None else None
+    finally:
+        gc.unfreeze()
+        if restore:
+            (model.get_base_model() if hasattr(model, 'get_base_model') else model).set_attn_implementation(restore)
+    return before, res, secs, ev
+
+# %% ../nbs/22_train.ipynb #df66047c
+def _fit_metrics(trainer, res, secs:float, before, ev, hist:LossHistory)->dict:
+    "The run's metrics: loss, steps, tokens and speed, eval loss before and after (the last eval joins the history)."
+    metrics = dict(train_loss=res.training_loss, steps=trainer.state.global_step, train_seconds=secs,
+                   tokens=trainer.tokens_seen, tokens_per_second=trainer.tokens_seen / max(secs, 1e-9))
+    if before is not None: metrics['eval_loss_before'] = before
+    if ev is not None:
+        metrics.update(eval_loss=ev['eval_loss'], eval_perplexity=math.exp(min(ev['eval_loss'], 50)))
+        hist.logs.append(dict(ev, step=trainer.state.global_step))
+    first = next((l['loss'] for l in hist.logs if 'loss' in l), None)
+    if first is not None: metrics['first_loss'] = first
+    return metrics
+
 # %% ../nbs/22_train.ipynb #0cb1eeca
 def fit(model,                     # a model prepared by `prepare_model`
         tokenizer,                 # its tokenizer (pad token, chat template)
@@ -365,40 +456,12 @@ def fit(model,                     # a model prepared by `prepare_model`
     cfg = cfg or TrainConfig()
     precision = select_precision(cfg.precision, measure=True)
     args = training_arguments(cfg, out, precision, has_eval=eval_ds is not None, **kwargs)
-    if resume is True:
-        resume = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
-        if resume is None: raise DomainTunerError("no checkpoint to resume from", where=args.output_dir,
-                                                  fix="train with save_steps=N first, or leave resume off")
-    if n := cpu_4bit_inference_layout(model, False):  # its kernel has no gradient: see `cpu_4bit_inference_layout`
-        warnings.warn(f"{n} 4-bit layers had been repacked by bitsandbytes for CPU inference (no gradients through them); "
-                      "converted back before training (their scales were rounded to bf16 on the way)", stacklevel=2)
+    if resume is True: resume = _last_checkpoint(args.output_dir)
+    _unpack_cpu_4bit(model)
     hist = LossHistory(plot, desc=desc or f"train {cfg.method}")
-    collator = batch_collator(tokenizer, cfg)
-    trainer = DomainTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collator,
-                            processing_class=tokenizer, callbacks=[hist, *callbacks], run_config=cfg, precision=precision)
-    for cb in (PrinterCallback, ProgressCallback): trainer.remove_callback(cb)  # LossHistory shows progress and logs
-    restore = use_varlen_attention(model) if (cfg.pack or cfg.padding_free) else None
-    try:
-        before = trainer.evaluate()['eval_loss'] if (eval_ds is not None and eval_before and not resume) else None
-        # objects alive now (datasets, tokenizer, modules) need no cycle collection while training: Trainer's full
-        # gc.collect at the start of train() and Python's periodic ones then skip them (measured 0.45 s per run)
-        gc.freeze()
-        t0 = time.time()
-        res = trainer.train(resume_from_checkpoint=resume)
-        secs = time.time() - t0
-        ev = trainer.evaluate() if eval_ds is not None else None
-    finally:
-        gc.unfreeze()
-        if restore: (model.get_base_model() if hasattr(model, 'get_base_model') else model).set_attn_implementation(restore)
-    metrics = dict(train_loss=res.training_loss, steps=trainer.state.global_step, train_seconds=secs,
-                   tokens=trainer.tokens_seen, tokens_per_second=trainer.tokens_seen / max(secs, 1e-9))
-    if before is not None: metrics['eval_loss_before'] = before
-    if ev is not None:
-        metrics.update(eval_loss=ev['eval_loss'], eval_perplexity=math.exp(min(ev['eval_loss'], 50)))
-        hist.logs.append(dict(ev, step=trainer.state.global_step))
-    first = next((l['loss'] for l in hist.logs if 'loss' in l), None)
-    if first is not None: metrics['first_loss'] = first
-    return trainer, metrics, hist
+    trainer = _domain_trainer(model, tokenizer, train_ds, eval_ds, cfg, args, precision, [hist, *callbacks])
+    before, res, secs, ev = _train_timed(trainer, model, eval_ds, cfg, resume, eval_before)
+    return trainer, _fit_metrics(trainer, res, secs, before, ev, hist), hist
 
 # %% ../nbs/22_train.ipynb #b842643d
 def save_trained(trainer:Trainer,  # the trainer after training
@@ -434,6 +497,41 @@ def _abs_base(base):
     p = Path(s).expanduser()
     return str(p.resolve()) if p.exists() else s
 
+# %% ../nbs/22_train.ipynb #f7b312b5
+def _run_config(config:TrainConfig|None, overrides:dict)->TrainConfig:
+    "`config` (or the default) with `overrides` applied; unknown setting names and methods stop here."
+    known = {f.name for f in fields(TrainConfig)}
+    if unknown := sorted(set(overrides) - known):
+        raise DomainTunerError(f"unknown setting(s) {', '.join(unknown)}", where="train(...)",
+                               fix=f"use TrainConfig fields: {', '.join(sorted(known))}")
+    cfg = replace(config or TrainConfig(), **overrides)
+    check_method(cfg.method)
+    return cfg
+
+# %% ../nbs/22_train.ipynb #bcd1f23c
+def _encoded_data(data, eval_data, tokenizer, cfg:TrainConfig)->tuple:
+    "Read and encode a run's data: (accounting, train records, eval records, train dataset, eval dataset or None)."
+    from domain_tuner.data import EncodeStats
+    info, stats = {}, EncodeStats()
+    train_recs, eval_recs = load_training_data(data, eval_data, tokenizer, info=info, eval_fraction=cfg.eval_fraction)
+    train_ds = encode_records(train_recs, tokenizer, cfg, stats=stats)
+    eval_ds = encode_records(eval_recs, tokenizer, cfg, pack=False) if eval_recs else None
+    count_encoding(info, stats)
+    return info, train_recs, eval_recs, train_ds, eval_ds
+
+# %% ../nbs/22_train.ipynb #063e1c26
+def _train_record(base, cfg, precision, info, train_recs, eval_recs, train_ds, model, plan, mem, hist, metrics)->dict:
+    "The run record `train` saves: config, data (hashes and accounting), parameters, environment, memory, metrics."
+    return dict(kind='train', created=time.strftime('%Y-%m-%dT%H:%M:%S%z'), base=base, method=cfg.method,
+                quantize=cfg.quantize, optimizer=optimizer_name(cfg, precision), config=cfg.to_dict(), seed=cfg.seed,
+                data=dict(source=info['source'], train_hash=data_hash(train_recs), eval_hash=data_hash(eval_recs),
+                          n_train=info['train'], n_eval=len(eval_recs), n_train_rows=len(train_ds), accounting=info),
+                parameters=count_parameters(model), precision=asdict(precision), environment=environment_info(),
+                memory=dict(estimate_gb=asdict(plan) | dict(total=plan.total), measured=dict(device=mem.device,
+                            peak_gb=mem.peak_gb, above_start_gb=mem.delta_gb)),
+                warnings=hist.warnings, stages=[dict(name=cfg.method, metrics=metrics)], metrics=metrics,
+                history=hist.logs)
+
 # %% ../nbs/22_train.ipynb #a3db9dc5
 def train(base:str|Path,             # hub id or folder of the base model (or of a model to continue from)
           data,                      # records, a prepared folder, a raw data file or a `prepare` result
@@ -446,41 +544,27 @@ def train(base:str|Path,             # hub id or folder of the base model (or of
           show_data:bool|None=None,  # print the data accounting line before training; None: unless DOMAIN_TUNER_QUIET
           **overrides)->TrainResult: # `TrainConfig` fields to change, e.g. method='qlora', max_steps=100
     "Fine-tune `base` on `data` with the method in the config; save a standard output folder with a run record."
-    known = {f.name for f in fields(TrainConfig)}
-    if unknown := sorted(set(overrides) - known):
-        raise DomainTunerError(f"unknown setting(s) {', '.join(unknown)}", where="train(...)",
-                               fix=f"use TrainConfig fields: {', '.join(sorted(known))}")
-    cfg = replace(config or TrainConfig(), **overrides)
-    check_method(cfg.method)
+    cfg = _run_config(config, overrides)
     out = Path(out or Path('runs')/cfg.method)
     base = _abs_base(base)
     seed_everything(cfg.seed)
     precision = select_precision(cfg.precision, measure=True)
     tokenizer = load_tokenizer(base)
-    from domain_tuner.data import EncodeStats
-    info, stats = {}, EncodeStats()
-    train_recs, eval_recs = load_training_data(data, eval_data, tokenizer, info=info, eval_fraction=cfg.eval_fraction)
-    train_ds = encode_records(train_recs, tokenizer, cfg, stats=stats)
-    eval_ds = encode_records(eval_recs, tokenizer, cfg, pack=False) if eval_recs else None
-    count_encoding(info, stats)
+    info, train_recs, eval_recs, train_ds, eval_ds = _encoded_data(data, eval_data, tokenizer, cfg)
     if show_data or (show_data is None and not quiet()): print(accounting_line(info), flush=True)  # before training
     plan = estimate_memory(base, cfg, dtype=training_precision(cfg, precision).load_dtype, device=precision.device,
                            **step_tokens(train_ds, cfg))
     with PeakMemory(precision.device) as mem:
-        model = prepare_model(load_model(base, quantize=cfg.quantize, precision=training_precision(cfg, precision)), cfg)
-        trainer, metrics, hist = fit(model, tokenizer, train_ds, eval_ds, cfg, out, resume=resume, plot=plot, callbacks=callbacks)
-    metrics.update(memory_estimate_gb=plan.total, memory_measured_gb=mem.delta_gb if mem.device == 'cpu' else mem.peak_gb)
-    record = dict(kind='train', created=time.strftime('%Y-%m-%dT%H:%M:%S%z'), base=base, method=cfg.method,
-                  quantize=cfg.quantize, optimizer=optimizer_name(cfg, precision), config=cfg.to_dict(), seed=cfg.seed,
-                  data=dict(source=info['source'], train_hash=data_hash(train_recs), eval_hash=data_hash(eval_recs),
-                            n_train=info['train'], n_eval=len(eval_recs), n_train_rows=len(train_ds), accounting=info),
-                  parameters=count_parameters(model), precision=asdict(precision), environment=environment_info(),
-                  memory=dict(estimate_gb=asdict(plan) | dict(total=plan.total), measured=dict(device=mem.device,
-                              peak_gb=mem.peak_gb, above_start_gb=mem.delta_gb)),
-                  warnings=hist.warnings, stages=[dict(name=cfg.method, metrics=metrics)], metrics=metrics,
-                  history=hist.logs)
+        model = prepare_model(load_model(base, quantize=cfg.quantize,
+                                         precision=training_precision(cfg, precision)), cfg)
+        trainer, metrics, hist = fit(model, tokenizer, train_ds, eval_ds, cfg, out, resume=resume, plot=plot,
+                                     callbacks=callbacks)
+    metrics.update(memory_estimate_gb=plan.total,
+                   memory_measured_gb=mem.delta_gb if mem.device == 'cpu' else mem.peak_gb)
+    record = _train_record(base, cfg, precision, info, train_recs, eval_recs, train_ds, model, plan, mem, hist, metrics)
     save_trained(trainer, out, record)
-    return TrainResult(out, metrics, hist.logs, record, model=trainer.model, tokenizer=tokenizer, warnings=hist.warnings)
+    return TrainResult(out, metrics, hist.logs, record, model=trainer.model, tokenizer=tokenizer,
+                       warnings=hist.warnings)
 
 # %% ../nbs/22_train.ipynb #49aee4ef
 def _arg_type(annot:str):
@@ -495,8 +579,8 @@ def train_parser()->argparse.ArgumentParser:
     from fastcore.docments import docments
     docs = docments(TrainConfig)
     p = argparse.ArgumentParser(prog='domain-tuner train',
-        description="Fine-tune a base model on a data file or prepared folder with full fine-tuning, LoRA, DoRA or QLoRA; "
-                    "writes an adapter or model folder with the tokenizer, chat template and run_record.json.")
+        description="Fine-tune a base model on a data file or prepared folder with full fine-tuning, LoRA, DoRA or "
+                    "QLoRA; writes an adapter or model folder with the tokenizer, chat template and run_record.json.")
     p.add_argument('--base', required=True, help="hub id or local folder of the base model")
     p.add_argument('--data', required=True, help="a prepared folder (train.jsonl, eval.jsonl) or a raw data file")
     p.add_argument('--eval-data', default=None, help="eval records file (default: the prepared eval split)")
@@ -506,7 +590,9 @@ def train_parser()->argparse.ArgumentParser:
     for f in fields(TrainConfig):
         t = _arg_type(f.type); name = '--' + f.name.replace('_', '-'); h = (docs.get(f.name) or '').replace('%', '%%')
         if f.name == 'method': p.add_argument(name, default=f.default, choices=METHODS, help=h)
-        elif t is bool: p.add_argument(name, action=argparse.BooleanOptionalAction, default=None, help=h + f" (default: {f.default})")
+        elif t is bool:
+            p.add_argument(name, action=argparse.BooleanOptionalAction, default=None,
+                           help=h + f" (default: {f.default})")
         else: p.add_argument(name, type=t, default=None, help=h + f" (default: {f.default})")
     return p
 
@@ -520,7 +606,8 @@ def cli_train(argv:list[str]|None=None)->int:
     res = train(a.base, a.data, TrainConfig(**over), out=a.out, eval_data=a.eval_data, resume=a.resume or None,
                 plot=None if a.plot == 'none' else 'text', show_data=True)
     m = res.metrics
-    print(f"saved {res.out}  train loss {m['train_loss']:.4f}" + (f"  eval loss {m['eval_loss']:.4f}" if 'eval_loss' in m else '')
+    print(f"saved {res.out}  train loss {m['train_loss']:.4f}"
+          + (f"  eval loss {m['eval_loss']:.4f}" if 'eval_loss' in m else '')
           + f"  {m['tokens_per_second']:.0f} tokens/s  memory estimated {m['memory_estimate_gb']:.3f} GB,"
           f" measured {m['memory_measured_gb']:.3f} GB")
     return 0

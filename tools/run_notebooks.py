@@ -7,7 +7,7 @@ the docs or in Colab shows its results without being run.
 What is kept: printed text, tables, plots and values. What is dropped: stderr (warnings and progress bars), widget
 views (they show nothing outside a live kernel), and execution counts; a text output longer than 40 lines is cut to
 its first 30 and last 5, and temporary folders show as `<tmp>/`. Progress bars are off during the run (DOMAIN_TUNER_QUIET=1). Cells flagged `#| eval: false`
-are not run (an install cell, a hub model). Afterwards `nbdev-clean` leaves the outputs as they are (it only drops
+are not run (an install cell, a hub model), nor cells flagged `gpu` on a machine without CUDA. Afterwards `nbdev-clean` leaves the outputs as they are (it only drops
 metadata), and `make sync-check` still checks that notebooks and library agree.
 """
 import json, os, re, sys, tempfile, time
@@ -45,15 +45,20 @@ def _cut(text:str)->str:
     if len(lines) <= MAX_LINES: return text
     return ''.join(lines[:HEAD]) + f"... ({len(lines) - HEAD - TAIL} lines not shown)\n" + ''.join(lines[-TAIL:])
 
+def _has_cuda()->bool:
+    "Cells flagged `gpu` run only where CUDA is (as nbdev-test skips them by the `gpu` flag)."
+    import torch
+    return torch.cuda.is_available()
+
 def run(path:Path, skip_slow:bool=False, timeout:int=1800)->float:
     import nbformat
     from nbclient import NotebookClient
     nb = nbformat.read(path, as_version=4)
-    skipped = []
+    skipped, cuda = [], _has_cuda()
     for c in nb.cells:
         if c.cell_type != 'code': continue
         ds = directives(c.source)  # the same reading of `#|` lines as the docs renderer
-        if any(d.replace(' ', '') == 'eval:false' for d in ds) or (skip_slow and 'slow' in ds):
+        if any(d.replace(' ', '') == 'eval:false' for d in ds) or (skip_slow and 'slow' in ds) or ('gpu' in ds and not cuda):
             skipped.append((c, c.source)); c.source = ''
     os.environ['DOMAIN_TUNER_QUIET'] = '1'
     t = time.perf_counter()
