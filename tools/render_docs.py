@@ -2,7 +2,7 @@
 """Render the notebooks to HTML documentation in _docs/ with nbconvert (Quarto, nbdev's usual renderer, is not
 installable here). Each notebook is executed first so the pages show real outputs; `--no-execute` renders the outputs
 as committed. What a reader sees follows nbdev's conventions:
-- `#| hide` cells are left out;
+- `#| hide` cells are left out, and `#| output: false` cells show their source without their output;
 - an `#| export` cell shows, instead of its source, each public name it defines with its signature, its docstring and
   a parameter table (type, default and the docment written beside each parameter); `#| exports` keeps its source too;
 - cells that nbdev-test skips by default (`#| slow`, `#| gpu`, `#| eval: false`) are shown but not executed, as in the
@@ -72,6 +72,7 @@ def docs_view(nb:dict)->dict:
         tags = c.setdefault('metadata', {}).setdefault('tags', [])
         if c['cell_type'] == 'code' and any(l.strip().startswith(SKIP) for l in src.splitlines() if l.startswith('#|')):
             tags.append('skip-execution')
+        if any(d.replace(' ', '') == 'output:false' for d in ds): tags.append('remove_output')  # Quarto's directive
         cells.append(c)
         if 'hide' in ds or any(d.startswith('exporti') for d in ds): tags.append('remove_cell')
         elif any(d.split()[:1] == ['export'] for d in ds):
@@ -94,7 +95,8 @@ def main(args):
         # run first, then hide: nbconvert removes tagged cells before it executes, and hidden cells define what later use
         run = conv + ['--to', 'notebook', '--execute', '--inplace', '--ExecutePreprocessor.timeout=1200', str(src)]
         html = conv + ['--to', 'html', '--output-dir', str(dest), '--output', nb.stem, '--TagRemovePreprocessor.enabled=True',
-                       '--TagRemovePreprocessor.remove_cell_tags=remove_cell', str(src)]
+                       '--TagRemovePreprocessor.remove_cell_tags=remove_cell',
+                       '--TagRemovePreprocessor.remove_all_outputs_tags=remove_output', str(src)]
         print('rendering', nb.name, flush=True)
         try:
             if execute: subprocess.run(run, check=True, env=env, cwd=nb.parent)

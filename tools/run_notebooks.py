@@ -6,8 +6,11 @@ the docs or in Colab shows its results without being run.
 
 What is kept: printed text, tables, plots and values. What is dropped: stderr (warnings and progress bars), widget
 views (they show nothing outside a live kernel), and execution counts; a text output longer than 40 lines is cut to
-its first 30 and last 5, and temporary folders show as `<tmp>/`. Progress bars are off during the run (DOMAIN_TUNER_QUIET=1). Cells flagged `#| eval: false`
-are not run (an install cell, a hub model), nor cells flagged `gpu` on a machine without CUDA. Afterwards `nbdev-clean` leaves the outputs as they are (it only drops
+its first 30 and last 5, temporary folders show as `<tmp>/` and times as `<time>`. Progress bars are off during the run
+(DOMAIN_TUNER_QUIET=1). Cells flagged `#| eval: false`
+are not run (an install cell, a hub model), nor cells flagged `gpu` on a machine without CUDA. A cell whose output
+would change from machine to machine (a timing, a probe of this CPU) carries `#| output: false`: it runs, its output is
+not kept. Afterwards `nbdev-clean` leaves the outputs as they are (it only drops
 metadata), and `make sync-check` still checks that notebooks and library agree.
 """
 import json, os, re, sys, tempfile, time
@@ -34,10 +37,11 @@ def keep(output:dict)->dict|None:
     return output  # errors stay: a committed error is a bug to see
 
 _TMP = re.compile(re.escape(tempfile.gettempdir()) + r"/tmp[\w]+/")
+_TIME = re.compile(r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?")
 
 def _stable(text:str)->str:
-    "A temporary folder's random name would change the committed output on every run: show it as `<tmp>/`."
-    return _TMP.sub('<tmp>/', text)
+    "What changes on every run would churn the committed output: temporary folders show as `<tmp>/`, times as `<time>`."
+    return _TIME.sub('<time>', _TMP.sub('<tmp>/', text))
 
 def _cut(text:str)->str:
     text = _stable(text)
@@ -58,15 +62,23 @@ def run(path:Path, skip_slow:bool=False, timeout:int=1800)->float:
     for c in nb.cells:
         if c.cell_type != 'code': continue
         ds = directives(c.source)  # the same reading of `#|` lines as the docs renderer
-        if any(d.replace(' ', '') == 'eval:false' for d in ds) or (skip_slow and 'slow' in ds) or ('gpu' in ds and not cuda):
+        off = any(d.replace(' ', '') == 'eval:false' for d in ds)
+        if off or (skip_slow and 'slow' in ds) or ('gpu' in ds and not cuda):
             skipped.append((c, c.source)); c.source = ''
-    os.environ['DOMAIN_TUNER_QUIET'] = '1'
+    quiet, os.environ['DOMAIN_TUNER_QUIET'] = os.environ.get('DOMAIN_TUNER_QUIET'), '1'   # the kernel inherits it
     t = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}).execute()
+    client = NotebookClient(nb, timeout=timeout, kernel_name='python3',
+                            resources={'metadata': {'path': str(path.parent)}})
+    try: client.execute()
+    finally:
+        if quiet is None: os.environ.pop('DOMAIN_TUNER_QUIET')
+        else: os.environ['DOMAIN_TUNER_QUIET'] = quiet
     for c, src in skipped: c.source, c.outputs = src, []
     for c in nb.cells:
         if c.cell_type == 'code':
-            c.outputs = [nbformat.from_dict(o) for o in (keep(dict(o)) for o in c.outputs) if o is not None]
+            hidden = any(d.replace(' ', '') == 'output:false' for d in directives(c.source))  # Quarto's directive
+            kept = [] if hidden else (keep(dict(o)) for o in c.outputs)
+            c.outputs = [nbformat.from_dict(o) for o in kept if o is not None]
             c.execution_count = None
     nbformat.write(nb, path)
     return time.perf_counter() - t
@@ -74,7 +86,8 @@ def run(path:Path, skip_slow:bool=False, timeout:int=1800)->float:
 def main(args):
     skip_slow = '--skip-slow' in args
     timeout = int(args[args.index('--timeout') + 1]) if '--timeout' in args else 1800
-    paths = [Path(a) for a in args if a.endswith('.ipynb')] or sorted((ROOT/'nbs').glob('*.ipynb')) + sorted((ROOT/'nbs'/'tutorials').glob('*.ipynb'))
+    every = sorted((ROOT/'nbs').glob('*.ipynb')) + sorted((ROOT/'nbs'/'tutorials').glob('*.ipynb'))
+    paths = [Path(a) for a in args if a.endswith('.ipynb')] or every
     total = 0.0
     for p in paths:
         s = run(p.resolve(), skip_slow, timeout); total += s
