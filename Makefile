@@ -73,10 +73,11 @@ docs: setup
 	$(BIN)/python tools/render_docs.py
 
 # Run every notebook top to bottom, slow cells included, and keep the outputs that teach (tables, plots, answers):
-# what a reader sees on GitHub and in the docs without running anything. Commit the result after nbdev-clean.
+# what a reader sees on GitHub and in the docs without running anything (about 19 min on a 2-core CPU). Commit the result.
 outputs: setup
 	DOMAIN_TUNER_QUIET=1 $(BIN)/python tools/run_notebooks.py
 	$(BIN)/nbdev-clean
+	$(BIN)/python tools/readme.py   # the README is built from index.ipynb, outputs included
 
 # The performance suite (~7 min on 2 cores): ratios against TRL and plain baselines, written to bench/RESULTS.md.
 bench: setup
