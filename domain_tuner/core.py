@@ -6,13 +6,13 @@ Docs: https://domain-tuner.github.io/domain-tuner/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #2f3e2115
 from __future__ import annotations
-import os, random, platform, importlib, importlib.util, functools, warnings
+import os, json, random, platform, importlib, importlib.util, functools, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Any
 
 # %% auto #0
-__all__ = ['DomainTunerError', 'Probe', 'probe_cuda', 'probe_bitsandbytes', 'probe_flash_attention', 'Precision',
+__all__ = ['DomainTunerError', 'jsonl_rows', 'Probe', 'probe_cuda', 'probe_bitsandbytes', 'probe_flash_attention', 'Precision',
            'probe_cpu_bf16', 'select_precision', 'seed_everything', 'quiet', 'cache_dir', 'progress', 'cpu_info',
            'environment_info', 'in_notebook']
 
@@ -27,6 +27,18 @@ class DomainTunerError(Exception):
         msg = f"{where}: {what}" if where else what
         if fix: msg += f"\n  fix: {fix}"
         super().__init__(msg)
+
+# %% ../nbs/00_core.ipynb #75d37b47
+def jsonl_rows(path:str|Path,                      # a JSON Lines file
+               fix:str="one JSON object per line"): # what the error on a broken line tells the user to do
+    "(line number, value) for each non-blank line of a JSONL file; a line that is not JSON raises naming FILE:LINE."
+    with open(path, encoding='utf-8') as f:   # read line by line: a prepared file can be large
+        for n, line in enumerate(f, 1):
+            if not line.strip(): continue
+            try: row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DomainTunerError(f"not valid JSON: {e.msg}", where=f"{path}:{n}", fix=fix) from None
+            yield n, row
 
 # %% ../nbs/00_core.ipynb #1ffab2cb
 @dataclass

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from fastcore.basics import patch
-from .core import DomainTunerError
+from .core import DomainTunerError, jsonl_rows
 from .metrics import resolve_metrics, score_example, METRICS
 from .benchmark import EvalResult, load_bench, reference, prompt_messages, ungrounded_claims, _mean
 from .human_eval import rubric_means, win_rate
@@ -22,12 +22,7 @@ __all__ = ['load_expert_answers', 'score_answers', 'ExpertComparison', 'compare_
 def _answers_from_jsonl(path, n:int)->list:
     "Answers from a JSONL file of {'answer'} rows, in order or by 'id' (the benchmark index); None where missing."
     rows, out = [], [None]*n
-    for k, line in enumerate(Path(path).read_text(encoding='utf-8').splitlines(), 1):
-        if not line.strip(): continue
-        try: r = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DomainTunerError(f"not valid JSON: {e.msg}", where=f"{path}:{k}",
-                                   fix="one JSON object per line") from None
+    for k, r in jsonl_rows(path):
         if 'answer' not in r:
             raise DomainTunerError("row has no 'answer'", where=f"{path}:{k}", fix='write {"answer": "..."}')
         rows.append((r.get('id', len(rows)), r['answer'], f"{path}:{k}"))

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from statistics import NormalDist
 from fastcore.basics import patch
-from .core import DomainTunerError
+from .core import DomainTunerError, jsonl_rows
 
 # %% auto #0
 __all__ = ['RUBRIC', 'load_items', 'items_from_results', 'ReviewSession', 'read_ratings', 'wilson_interval', 'win_rate',
@@ -24,13 +24,7 @@ def load_items(path_or_items)->list[dict]:
     ("Review items from a JSONL file (or a list): each {'id', 'prompt', 'answers': {system: text}}; "
      "errors name FILE:LINE.")
     if isinstance(path_or_items, (str, Path)):
-        items = []
-        for n, line in enumerate(Path(path_or_items).read_text(encoding='utf-8').splitlines(), 1):
-            if not line.strip(): continue
-            try: items.append(json.loads(line) | {'_source': f"{path_or_items}:{n}"})
-            except json.JSONDecodeError as e:
-                raise DomainTunerError(f"not valid JSON: {e.msg}", where=f"{path_or_items}:{n}",
-                                       fix="one JSON object per line") from None
+        items = [row | {'_source': f"{path_or_items}:{n}"} for n, row in jsonl_rows(path_or_items)]
     else: items = [dict(it) for it in path_or_items]
     seen = set()
     for i, it in enumerate(items):
@@ -136,13 +130,7 @@ def read_ratings(path:str|Path)->list[dict]:
     ("Ratings from a JSONL file written by `ReviewSession`; "
      "a later rating of the same item by the same rater replaces the earlier.")
     latest = {}
-    for n, line in enumerate(Path(path).read_text(encoding='utf-8').splitlines(), 1):
-        if not line.strip(): continue
-        try: r = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DomainTunerError(f"not valid JSON: {e.msg}", where=f"{path}:{n}",
-                                   fix="remove or repair the line") from None
-        latest[(r['id'], r['rater'])] = r
+    for _, r in jsonl_rows(path, fix="remove or repair the line"): latest[(r['id'], r['rater'])] = r
     return list(latest.values())
 
 # %% ../nbs/34_human_eval.ipynb #1015cb44

@@ -17,7 +17,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
 from fastcore.basics import patch
 from .core import (DomainTunerError, select_precision, seed_everything, progress, environment_info,
-                               Precision, quiet, in_notebook)
+                               Precision, quiet, in_notebook, jsonl_rows)
 from .models import (load_model, load_tokenizer, count_parameters, cpu_4bit_inference_layout,
                                  standard_causal_loss, builtin_model, gguf_to_folder)
 from .methods import TrainConfig, METHODS, prepare_model, optimizer_name, check_method, training_precision
@@ -31,16 +31,9 @@ __all__ = ['VARLEN_ATTENTION', 'load_training_data', 'data_hash', 'encode_record
 
 # %% ../nbs/22_train.ipynb #7d13dea4
 def _read_jsonl(path:Path)->list[dict]:
-    out = []
-    with open(path, encoding='utf-8') as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip(): continue
-            try: out.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise DomainTunerError(f"not valid JSON: {e.msg}", where=f"{path}:{i}",
-                                       fix="prepared files hold one record per line; "
-                                           "re-run `domain-tuner prepare`") from None
-    return out
+    "The records of a prepared JSONL file."
+    fix = "prepared files hold one record per line; re-run `domain-tuner prepare`"
+    return [r for _, r in jsonl_rows(path, fix=fix)]
 
 # %% ../nbs/22_train.ipynb #8996c90f
 def _drops(prep)->tuple[dict, list]:

@@ -80,6 +80,7 @@ def run(path:Path, skip_slow:bool=False, timeout:int=1800)->float:
             kept = [] if hidden else (keep(dict(o)) for o in c.outputs)
             c.outputs = [nbformat.from_dict(o) for o in kept if o is not None]
             c.execution_count = None
+    nb.metadata.pop('widgets', None)   # widget state: random model ids that would change on every run, and no view shows it
     nbformat.write(nb, path)
     return time.perf_counter() - t
 
