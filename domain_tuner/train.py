@@ -389,6 +389,14 @@ def _unpack_cpu_4bit(model):
                       "them); converted back before training (their scales were rounded to bf16 on the way)",
                       stacklevel=3)  # the warning points at the caller of `fit`
 
+# %% ../nbs/22_train.ipynb #47a8e92a
+def _final_eval(trainer)->dict:
+    "The trained model's eval: the one Trainer ran at the last step when it did (not a second pass), else a new one."
+    if not trainer.args.load_best_model_at_end:   # else the model in hand is the best one, not the last one scored
+        for log in reversed(trainer.state.log_history):
+            if 'eval_loss' in log: return log if log.get('step') == trainer.state.global_step else trainer.evaluate()
+    return trainer.evaluate()
+
 # %% ../nbs/22_train.ipynb #532fb651
 def _domain_trainer(model, tokenizer, train_ds, eval_ds, cfg:TrainConfig, args:TrainingArguments,
                     precision:Precision, callbacks:list)->DomainTrainer:
@@ -412,7 +420,7 @@ def _train_timed(trainer, model, eval_ds, cfg:TrainConfig, resume, eval_before:b
         t0 = time.time()
         res = trainer.train(resume_from_checkpoint=resume)
         secs = time.time() - t0
-        ev = trainer.evaluate() if eval_ds is not None else None
+        ev = _final_eval(trainer) if eval_ds is not None else None
     finally:
         gc.unfreeze()
         if restore:
@@ -421,13 +429,12 @@ def _train_timed(trainer, model, eval_ds, cfg:TrainConfig, resume, eval_before:b
 
 # %% ../nbs/22_train.ipynb #df66047c
 def _fit_metrics(trainer, res, secs:float, before, ev, hist:LossHistory)->dict:
-    "The run's metrics: loss, steps, tokens and speed, eval loss before and after (the last eval joins the history)."
+    "The run's metrics: loss, steps, tokens and speed, eval loss before and after (`on_log` records each eval)."
     metrics = dict(train_loss=res.training_loss, steps=trainer.state.global_step, train_seconds=secs,
                    tokens=trainer.tokens_seen, tokens_per_second=trainer.tokens_seen / max(secs, 1e-9))
     if before is not None: metrics['eval_loss_before'] = before
     if ev is not None:
         metrics.update(eval_loss=ev['eval_loss'], eval_perplexity=math.exp(min(ev['eval_loss'], 50)))
-        hist.logs.append(dict(ev, step=trainer.state.global_step))
     first = next((l['loss'] for l in hist.logs if 'loss' in l), None)
     if first is not None: metrics['first_loss'] = first
     return metrics
