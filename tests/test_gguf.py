@@ -49,4 +49,6 @@ def test_real_base_converts_and_exports(tmp_path):
     c = r['check']
     assert c['tokens_equal'] and c['template_equal'] and c['argmax_equal'] == 1.0, c
     q = export_gguf(d, tmp_path/'q8'/'smol.gguf', type='q8_0')['check']
-    assert q['argmax_equal'] >= 0.95 and q['max_logit_diff'] < 1.0, q
+    # 8-bit rounding of every weight: the same next token almost everywhere, the largest of the 49 x 49,152 logit
+    # differences a few percent of the logits' scale (an absolute bound would depend on the model's logit scale)
+    assert q['argmax_equal'] >= 0.95 and q['max_logit_diff'] < 0.1 * q['logit_scale'], q
