@@ -392,9 +392,9 @@ def _unpack_cpu_4bit(model):
 # %% ../nbs/22_train.ipynb #47a8e92a
 def _final_eval(trainer)->dict:
     "The trained model's eval: the one Trainer ran at the last step when it did (not a second pass), else a new one."
-    if not trainer.args.load_best_model_at_end:   # else the model in hand is the best one, not the last one scored
-        for log in reversed(trainer.state.log_history):
-            if 'eval_loss' in log: return log if log.get('step') == trainer.state.global_step else trainer.evaluate()
+    last = next((log for log in reversed(trainer.state.log_history) if 'eval_loss' in log), {})
+    # with load_best_model_at_end the model in hand is the best one, not the last one scored
+    if last.get('step') == trainer.state.global_step and not trainer.args.load_best_model_at_end: return last
     return trainer.evaluate()
 
 # %% ../nbs/22_train.ipynb #532fb651

@@ -14,7 +14,6 @@ import ast, importlib, inspect, json, os, subprocess, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIP = ('#| slow', '#| gpu', '#| eval: false', '#|eval: false')
 
 def directives(src:str)->list[str]:
     "The `#| ...` directive lines at the top of a cell, without the prefix."
@@ -23,6 +22,10 @@ def directives(src:str)->list[str]:
         if not line.startswith('#|'): break
         out.append(line[2:].strip())
     return out
+
+def has(ds:list[str], directive:str)->bool:
+    "Whether the directive lines `ds` hold `directive` (`'eval: false'`), however it is spaced."
+    return directive.replace(' ', '') in (d.replace(' ', '') for d in ds)
 
 def public_names(src:str)->list[str]:
     "Top-level functions and classes a cell defines that do not start with an underscore."
@@ -70,9 +73,8 @@ def docs_view(nb:dict)->dict:
         src = ''.join(c['source'])
         ds = directives(src) if c['cell_type'] == 'code' else []
         tags = c.setdefault('metadata', {}).setdefault('tags', [])
-        if c['cell_type'] == 'code' and any(l.strip().startswith(SKIP) for l in src.splitlines() if l.startswith('#|')):
-            tags.append('skip-execution')
-        if any(d.replace(' ', '') == 'output:false' for d in ds): tags.append('remove_output')  # Quarto's directive
+        if 'slow' in ds or 'gpu' in ds or has(ds, 'eval: false'): tags.append('skip-execution')  # as nbdev-test
+        if has(ds, 'output: false'): tags.append('remove_output')  # Quarto's directive
         cells.append(c)
         if 'hide' in ds or any(d.startswith('exporti') for d in ds): tags.append('remove_cell')
         elif any(d.split()[:1] == ['export'] for d in ds):

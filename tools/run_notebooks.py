@@ -6,19 +6,18 @@ the docs or in Colab shows its results without being run.
 
 What is kept: printed text, tables, plots and values. What is dropped: stderr (warnings and progress bars), widget
 views (they show nothing outside a live kernel), and execution counts; a text output longer than 40 lines is cut to
-its first 30 and last 5, temporary folders show as `<tmp>/` and times as `<time>`. Progress bars are off during the run
-(DOMAIN_TUNER_QUIET=1). Cells flagged `#| eval: false`
-are not run (an install cell, a hub model), nor cells flagged `gpu` on a machine without CUDA. A cell whose output
-would change from machine to machine (a timing, a probe of this CPU) carries `#| output: false`: it runs, its output is
-not kept. Afterwards `nbdev-clean` leaves the outputs as they are (it only drops
-metadata), and `make sync-check` still checks that notebooks and library agree.
+its first 30 and last 5, temporary folders show as `<tmp>/` and times as `<time>`. Progress bars are off in the
+kernel (DOMAIN_TUNER_QUIET=1). Cells flagged `#| eval: false` are not run (an install cell, a hub model), nor cells
+flagged `gpu` on a machine without CUDA. A cell whose output would change from machine to machine (a timing, a probe
+of this CPU) carries `#| output: false`: it runs, its output is not kept. Afterwards `nbdev-clean` leaves the outputs
+as they are (it only drops metadata), and `make sync-check` still checks that notebooks and library agree.
 """
-import json, os, re, sys, tempfile, time
+import os, re, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/'tools'))
-from render_docs import directives
+from render_docs import directives, has
 MAX_LINES, HEAD, TAIL = 40, 30, 5
 
 def keep(output:dict)->dict|None:
@@ -62,25 +61,19 @@ def run(path:Path, skip_slow:bool=False, timeout:int=1800)->float:
     for c in nb.cells:
         if c.cell_type != 'code': continue
         ds = directives(c.source)  # the same reading of `#|` lines as the docs renderer
-        off = any(d.replace(' ', '') == 'eval:false' for d in ds)
-        if off or (skip_slow and 'slow' in ds) or ('gpu' in ds and not cuda):
+        if has(ds, 'eval: false') or (skip_slow and 'slow' in ds) or ('gpu' in ds and not cuda):
             skipped.append((c, c.source)); c.source = ''
-    quiet, os.environ['DOMAIN_TUNER_QUIET'] = os.environ.get('DOMAIN_TUNER_QUIET'), '1'   # the kernel inherits it
     t = time.perf_counter()
     client = NotebookClient(nb, timeout=timeout, kernel_name='python3',
                             resources={'metadata': {'path': str(path.parent)}})
-    try: client.execute()
-    finally:
-        if quiet is None: os.environ.pop('DOMAIN_TUNER_QUIET')
-        else: os.environ['DOMAIN_TUNER_QUIET'] = quiet
+    client.execute(env={**os.environ, 'DOMAIN_TUNER_QUIET': '1'})   # the kernel's environment, not this process's
     for c, src in skipped: c.source, c.outputs = src, []
     for c in nb.cells:
         if c.cell_type == 'code':
-            hidden = any(d.replace(' ', '') == 'output:false' for d in directives(c.source))  # Quarto's directive
-            kept = [] if hidden else (keep(dict(o)) for o in c.outputs)
+            kept = [] if has(directives(c.source), 'output: false') else (keep(dict(o)) for o in c.outputs)
             c.outputs = [nbformat.from_dict(o) for o in kept if o is not None]
             c.execution_count = None
-    nb.metadata.pop('widgets', None)   # widget state: random model ids that would change on every run, and no view shows it
+    nb.metadata.pop('widgets', None)   # widget state: random ids that change on every run, and no view shows it
     nbformat.write(nb, path)
     return time.perf_counter() - t
 
