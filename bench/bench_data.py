@@ -99,7 +99,8 @@ def main():
                    "characters, ~2.7x more tokens, so Rust BPE time, the same in both paths, dominates)")
     p.add_argument('--digest-only', action='store_true')
     a = p.parse_args()
-    from domain_tuner.models import tiny_model_dir, load_tokenizer, build_tokenizer
+    from domain_tuner.tiny import tiny_model_dir, build_tokenizer
+    from domain_tuner.models import load_tokenizer
     t0 = time.perf_counter(); records = synthetic(a.n); gen = time.perf_counter() - t0
     if a.tiny_tokenizer: tok = load_tokenizer(tiny_model_dir())
     else:  # a byte-level BPE of realistic granularity (same special tokens and ChatML template as the tiny model's)

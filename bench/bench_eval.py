@@ -16,7 +16,7 @@ os.environ.setdefault('DOMAIN_TUNER_QUIET', '1')
 
 def make_bench(n, seed=0):
     "Finance-flavoured questions of very different lengths (1 to ~12 sentences of context), with short references."
-    from domain_tuner.models import DEFAULT_CORPUS
+    from domain_tuner.tiny import DEFAULT_CORPUS
     rng = random.Random(seed)
     recs = []
     for i in range(n):
@@ -37,7 +37,8 @@ def main(argv=None):
     a = p.parse_args(argv)
     import torch
     if a.threads: torch.set_num_threads(a.threads)
-    from domain_tuner.models import tiny_model_dir, load_model, load_tokenizer
+    from domain_tuner.tiny import tiny_model_dir
+    from domain_tuner.models import load_model, load_tokenizer
     from domain_tuner.evaluate import evaluate
     d = tiny_model_dir('bench-eval', hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2, initializer_range=0.4)
     tok, model = load_tokenizer(d), load_model(d)

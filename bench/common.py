@@ -49,7 +49,7 @@ def tokenizer_texts()->list[str]:
 
 def model_dir(name:str, **shape)->Path:
     "A tiny Llama built in-process from a config (random weights, no download), cached under the system temp dir."
-    from domain_tuner.models import tiny_model_dir
+    from domain_tuner.tiny import tiny_model_dir
     return tiny_model_dir(f'bench-{name}', texts=tokenizer_texts(), vocab_size=1024, **shape)
 
 def encoded(records, tok, max_length=512):

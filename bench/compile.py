@@ -15,12 +15,13 @@ def child(compile_:bool, threads:int, steps:int):
     from .real import records, BASE, BATCH, MAX_LEN
     _quiet_logs(); warnings.filterwarnings('ignore')
     from transformers import TrainerCallback
-    from domain_tuner.run import resolve_base
+    from domain_tuner.resolve import resolve_model
     from domain_tuner.models import load_model, load_tokenizer
     from domain_tuner.methods import TrainConfig, prepare_model, training_precision
     from domain_tuner.core import seed_everything
-    from domain_tuner.train import fit
-    base = resolve_base(BASE); tok = load_tokenizer(base)
+    from domain_tuner.train import fit, LossHistory
+    from dataclasses import replace
+    base = resolve_model(BASE); tok = load_tokenizer(base)
     train_ds, _ = records(tok, steps * BATCH, 7)
     cfg = TrainConfig(method='lora', lr=2e-3, batch_size=BATCH, max_length=MAX_LEN, max_steps=steps, logging_steps=steps,
                       warmup_ratio=0.05, precision='fp32')
@@ -32,7 +33,8 @@ def child(compile_:bool, threads:int, steps:int):
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         kw = dict(torch_compile=True, torch_compile_backend='inductor') if compile_ else {}
-        _, m, hist = fit(model, tok, train_ds, None, cfg, out=tmp, plot=None, eval_before=False, callbacks=[Mark()], **kw)
+        _, m, hist = fit(model, tok, train_ds, None, replace(cfg, eval_before=False), out=tmp,
+                         callbacks=[LossHistory(None), Mark()], **kw)
     total = time.perf_counter() - t0
     steady = (marks[-1] - marks[len(marks) // 2]) / (len(marks) - 1 - len(marks) // 2) if len(marks) > 3 else None
     print(json.dumps(dict(compile=compile_, seconds=m['train_seconds'], wall=total, first_step=marks[0] - t0 if marks else None,

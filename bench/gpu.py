@@ -27,7 +27,7 @@ def build_model_dir(shape:dict, dtype)->Path:
     "A Qwen2-architecture model with random weights saved once (QLoRA must load it through bitsandbytes)."
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
-    from domain_tuner.models import build_tokenizer
+    from domain_tuner.tiny import build_tokenizer
     d = Path(tempfile.gettempdir())/f"bench-gpu-{shape['hidden_size']}x{shape['num_hidden_layers']}"
     if not (d/'config.json').exists():
         tok = build_tokenizer()
@@ -72,7 +72,7 @@ def main(argv=None):
     from domain_tuner.models import load_model, load_tokenizer, count_parameters
     from domain_tuner.methods import TrainConfig, prepare_model, training_precision
     from domain_tuner.memory import estimate_memory, PeakMemory
-    from domain_tuner.train import fit, encode_records  # noqa
+    from domain_tuner.train import fit, encode_records, LossHistory  # noqa
     from domain_tuner.data import packed_dataset
     cuda = torch.cuda.is_available()
     if not cuda and not a.smoke: print("no CUDA device: run with --smoke to check the code paths on the CPU"); return 2
@@ -96,7 +96,7 @@ def main(argv=None):
         with PeakMemory('cuda' if cuda else 'cpu') as mem, tempfile.TemporaryDirectory() as tmp:
             model = prepare_model(load_model(d, quantize=cfg.quantize, precision=training_precision(cfg), attn_implementation=attn), cfg)
             n = count_parameters(model)
-            fit(model, tok, train_ds, None, cfg, out=tmp, plot=None, callbacks=[clock])
+            fit(model, tok, train_ds, None, cfg, out=tmp, callbacks=[LossHistory(None), clock])
         del model; gc.collect(); torch.cuda.empty_cache() if cuda else None
         tps = a.batch_size * real / clock.seconds_per_step()
         return dict(tokens_per_s=tps, peak_gb=mem.peak_gb if cuda else mem.delta_gb, estimate_gb=plan.total, params=n)

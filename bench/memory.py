@@ -16,7 +16,7 @@ def child(method:str, d:str, threads:int):
     from domain_tuner.models import load_model, load_tokenizer, count_parameters
     from domain_tuner.methods import TrainConfig, prepare_model, training_precision
     from domain_tuner.memory import estimate_memory, step_tokens
-    from domain_tuner.train import fit
+    from domain_tuner.train import fit, LossHistory
     tok = load_tokenizer(d)
     ds = encoded(instructions(BATCH * STEPS, seed=5, answer_words=60), tok, MAX_LEN)
     cfg = TrainConfig(method=method, batch_size=BATCH, max_length=MAX_LEN, max_steps=STEPS, logging_steps=1)
@@ -24,7 +24,7 @@ def child(method:str, d:str, threads:int):
     base = proc_bytes('VmRSS')
     model = prepare_model(load_model(d, quantize=cfg.quantize, precision=training_precision(cfg)), cfg)
     after_load = proc_bytes('VmHWM')
-    with tempfile.TemporaryDirectory() as tmp: fit(model, tok, ds, None, cfg, out=tmp, plot=None)
+    with tempfile.TemporaryDirectory() as tmp: fit(model, tok, ds, None, cfg, out=tmp, callbacks=[LossHistory(None)])
     print(json.dumps(dict(method=method, baseline=base, peak=proc_bytes('VmHWM'), load_peak=after_load,
                           params=count_parameters(model), estimate=plan.total * 1e9, plan={k: getattr(plan, k) for k in
                           ('weights', 'gradients', 'optimizer', 'activations', 'logits', 'load')})))

@@ -6,7 +6,7 @@ from .common import Result, timed_section, alternate, median
 
 def data_preparation(n:int=5000, repeats:int=3)->Result:
     from bench import bench_data as bd
-    from domain_tuner.models import build_tokenizer
+    from domain_tuner.tiny import build_tokenizer
     res = Result('data', '5. Data preparation vs a naive loop')
     with timed_section(res):
         records = bd.synthetic(n)
@@ -31,7 +31,8 @@ def data_preparation(n:int=5000, repeats:int=3)->Result:
 
 def evaluation(items:int=48, batch_size:int=16, new_tokens:int=16, repeats:int=3)->Result:
     from bench import bench_eval as be
-    from domain_tuner.models import tiny_model_dir, load_model, load_tokenizer
+    from domain_tuner.tiny import tiny_model_dir
+    from domain_tuner.models import load_model, load_tokenizer
     from domain_tuner.evaluate import evaluate
     res = Result('eval', '6. Evaluation vs batch size 1')
     with timed_section(res):

@@ -61,13 +61,14 @@ def child(side:str, method:str, threads:int, n_train:int, n_eval:int):
     import peft, transformers, trl, bitsandbytes  # noqa: the same imports in every child, so the baselines agree
     from .training import _quiet_logs, response_loss
     _quiet_logs(); warnings.filterwarnings('ignore')
-    from domain_tuner.run import resolve_base
+    from domain_tuner.resolve import resolve_model
     from domain_tuner.models import load_model, load_tokenizer
     from domain_tuner.methods import TrainConfig, prepare_model, training_precision, optimizer_name
     from domain_tuner.memory import estimate_memory, step_tokens
     from domain_tuner.core import select_precision, seed_everything
-    from domain_tuner.train import fit
-    base = resolve_base(BASE); tok = load_tokenizer(base)
+    from domain_tuner.train import fit, LossHistory
+    from dataclasses import replace
+    base = resolve_model(BASE); tok = load_tokenizer(base)
     train_ds, eval_ds = records(tok, n_train, n_eval)
     cfg = TrainConfig(method=method, r=R, alpha=ALPHA, dropout=0.0, lr=LR[method], batch_size=BATCH, max_length=MAX_LEN,
                       epochs=1, scheduler='linear', warmup_ratio=0.0, weight_decay=0.0, max_grad_norm=1.0, logging_steps=4,
@@ -83,7 +84,8 @@ def child(side:str, method:str, threads:int, n_train:int, n_eval:int):
     supervised = sum(sum(1 for t in x if t != -100) for x in train_ds['labels'])
     with tempfile.TemporaryDirectory() as tmp:
         if side == 'ours':
-            tr, m, _ = fit(model, tok, train_ds, None, cfg, out=tmp, plot=None, eval_before=False)
+            tr, m, _ = fit(model, tok, train_ds, None, replace(cfg, eval_before=False), out=tmp,
+                           callbacks=[LossHistory(None)])
             secs, steps, n_rec = m['train_seconds'], m['steps'], len(tr.train_dataset)
         else:
             from trl import SFTConfig, SFTTrainer

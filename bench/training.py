@@ -40,11 +40,11 @@ def response_loss(model, ds, batch_size=8)->float:
 
 def _ours(d, tok, train_ds, eval_ds, method='full', lr=LR, **cfg_kw):
     from domain_tuner.methods import TrainConfig
-    from domain_tuner.train import fit
+    from domain_tuner.train import fit, LossHistory
     cfg = TrainConfig(method=method, lr=lr, batch_size=BATCH, max_length=MAX_LEN, epochs=1, logging_steps=10, **cfg_kw)
     model = _model(d, method)
     with tempfile.TemporaryDirectory() as tmp:
-        tr, m, _ = fit(model, tok, train_ds, None, cfg, out=tmp, plot=None)
+        tr, m, _ = fit(model, tok, train_ds, None, cfg, out=tmp, callbacks=[LossHistory(None)])
     return dict(seconds=m['train_seconds'], steps=m['steps'], records=len(tr.train_dataset),
                 loss=response_loss(model, eval_ds) if eval_ds is not None else None)
 
@@ -167,7 +167,7 @@ def overhead(d, tok, train_ds)->Result:
     import torch
     from torch.optim.optimizer import register_optimizer_step_pre_hook, register_optimizer_step_post_hook
     from domain_tuner.methods import TrainConfig
-    from domain_tuner.train import fit, DomainTrainer
+    from domain_tuner.train import fit, DomainTrainer, LossHistory
     res = Result('overhead', '7. Overhead outside forward, backward and optimizer step')
     acc = dict(forward=0.0, backward=0.0, optimizer=0.0)
     t = {}
@@ -191,7 +191,7 @@ def overhead(d, tok, train_ds)->Result:
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 _, m, _ = fit(model, tok, train_ds, None, TrainConfig(method='full', lr=LR, batch_size=BATCH, max_length=MAX_LEN,
-                                                                      logging_steps=10), out=tmp, plot=None)
+                                                                      logging_steps=10), out=tmp, callbacks=[LossHistory(None)])
         finally:
             DomainTrainer.training_step = orig
             for h in (h1, h2, h3, h4): h.remove()

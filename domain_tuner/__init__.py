@@ -5,8 +5,9 @@ __version__ = "0.1.0"
 _API = {
     'domain_tuner.core': ['DomainTunerError', 'select_precision', 'Precision', 'seed_everything', 'environment_info',
                           'probe_cuda', 'probe_bitsandbytes', 'probe_flash_attention'],
-    'domain_tuner.models': ['load_model', 'load_tokenizer', 'load_trained', 'tiny_llama', 'tiny_model_dir', 'build_tokenizer',
-                            'count_parameters'],
+    'domain_tuner.tiny': ['tiny_llama', 'tiny_model_dir', 'build_tokenizer'],
+    'domain_tuner.resolve': ['resolve_model'],
+    'domain_tuner.models': ['load_model', 'load_tokenizer', 'load_trained', 'count_parameters'],
     'domain_tuner.settings': ['read_settings'],
     'domain_tuner.data': ['load_records', 'prepare', 'encode', 'tokenize_records', 'Collator', 'show_example'],
     'domain_tuner.methods': ['TrainConfig'],

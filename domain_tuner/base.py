@@ -10,7 +10,7 @@ import json, math, os, random, sys, time, shutil, hashlib, importlib, warnings
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from .core import DomainTunerError, seed_everything, progress, cache_dir
-from .models import build_tokenizer, tiny_config, EOS_DOC, EOT, BOT
+from .tiny import build_tokenizer, tiny_config, EOS_DOC, EOT, BOT
 
 # %% auto #0
 __all__ = ['GENERAL_MODULES', 'CORPUS_LICENSE', 'ASSET_DIR', 'general_corpus', 'corpus_info', 'lookup_dialog', 'lookup_item',

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Callable
 from fastcore.basics import patch
 from .core import DomainTunerError
-from .metrics import resolve_metrics, score_example, parse_numbers, _NUM, _close
+from .metrics import (resolve_metrics, score_example, parse_numbers, NUMBER, numbers_close, metric_info,
+                                  worsening, mean_score)
 from .generation import generate, answer_and_score
-from .scoring import record_nll, mc_choices, mc_predict
+from .likelihood import record_nll, mc_choices, mc_predict
 
 # %% auto #0
-__all__ = ['LOWER_IS_BETTER', 'load_bench', 'reference', 'prompt_messages', 'ungrounded_claims', 'EvalResult', 'evaluate',
-           'scores_by', 'Comparison', 'compare', 'ForgettingGuard']
+__all__ = ['load_bench', 'reference', 'prompt_messages', 'ungrounded_claims', 'EvalResult', 'evaluate', 'scores_by', 'Comparison',
+           'compare', 'ForgettingGuard']
 
 # %% ../nbs/33_benchmark.ipynb #5c2155a8
 def _load_records(path):
@@ -59,9 +60,9 @@ def ungrounded_claims(answer:str,         # the model's answer
     allowed_nums = parse_numbers(allowed_text)
     allowed_words = set(re.findall(r"[\w&'-]+", allowed_text.lower()))
     flags = []
-    for mt in _NUM.finditer(answer):
+    for mt in NUMBER.finditer(answer):
         val = parse_numbers(mt.group(0))
-        if val and not any(_close(val[0], a, rel_tol, 1e-9) or _close(a, val[0], rel_tol, 1e-9) for a in allowed_nums):
+        if val and not any(numbers_close(val[0], a, rel_tol, 1e-9) or numbers_close(a, val[0], rel_tol, 1e-9) for a in allowed_nums):
             flags.append(mt.group(0).strip())
     for mt in _TERM.finditer(answer):
         w = mt.group(0)
@@ -109,8 +110,6 @@ def _model_name(model)->str:
     return str(getattr(model, 'name_or_path', None)
                or getattr(getattr(model, 'config', None), '_name_or_path', '') or 'model')
 
-def _mean(xs): return sum(xs)/len(xs) if xs else float('nan')
-
 # %% ../nbs/33_benchmark.ipynb #2c1cb3da
 def _answers_and_nll(model, tokenizer, recs:list, mc_idx:list, batch_size:int, max_new_tokens:int,
                      do_sample:bool, gen_kwargs:dict)->tuple[list, list]:
@@ -153,10 +152,10 @@ def _example(i:int, r:dict, pred:str|None, choice:int|None, fns:dict, nll:tuple,
 # %% ../nbs/33_benchmark.ipynb #611786ec
 def _aggregate(examples:list, fns:dict, mc_idx:list, nll:list)->dict:
     "Benchmark scores: each metric's mean over the examples it applies to; perplexity pooled over reference tokens."
-    agg = {k: _mean([e[k] for e in examples]) for k in fns}
-    if mc_idx: agg['mc_accuracy'] = _mean([e['mc_accuracy'] for e in examples if 'mc_accuracy' in e])
+    agg = {k: mean_score([e[k] for e in examples]) for k in fns}
+    if mc_idx: agg['mc_accuracy'] = mean_score([e['mc_accuracy'] for e in examples if 'mc_accuracy' in e])
     if any('grounded' in e for e in examples):
-        agg['grounded'] = _mean([e['grounded'] for e in examples if 'grounded' in e])
+        agg['grounded'] = mean_score([e['grounded'] for e in examples if 'grounded' in e])
     agg['perplexity'] = math.exp(sum(s for s, _ in nll)/sum(n for _, n in nll))
     return agg
 
@@ -209,14 +208,11 @@ def scores_by(result:EvalResult,  # from `evaluate`
         if e.get(key) is not None: groups.setdefault(e[key], []).append(e)
     out = {}
     for g, xs in groups.items():
-        out[g] = {k: _mean([e[k] for e in xs if k in e])
+        out[g] = {k: mean_score([e[k] for e in xs if k in e])
                   for k in result.metrics if k != 'perplexity' and any(k in e for e in xs)}
         if 'perplexity' in result.metrics:
             out[g]['perplexity'] = math.exp(sum(e['nll'] for e in xs)/sum(e['ref_tokens'] for e in xs))
     return out
-
-# %% ../nbs/33_benchmark.ipynb #73a26587
-LOWER_IS_BETTER = {'perplexity'}
 
 # %% ../nbs/33_benchmark.ipynb #ad4a4705
 @dataclass
@@ -286,6 +282,14 @@ def markdown(self:Comparison, digits:int=4)->str:
 def _repr_markdown_(self:Comparison): return self.markdown()
 
 # %% ../nbs/33_benchmark.ipynb #29171b76
+def _relative(k:str)->bool: return metric_info(k).kind == 'likelihood'  # a ratio, shown as a relative change
+
+def _gain_label(k:str)->str:
+    "A metric's label under a gain bar: relative change for likelihoods, and which way is better where lower is."
+    info = metric_info(k)
+    if info.higher_is_better: return k
+    return f"{k}\n(rel. change, lower better)" if _relative(k) else f"{k}\n(lower better)"
+
 @patch
 def plot(self:Comparison, path:str|Path|None=None, metrics:list|None=None):
     "Bar chart of each model's gain over the baseline per metric (perplexity as relative change); saved to `path`."
@@ -295,12 +299,12 @@ def plot(self:Comparison, path:str|Path|None=None, metrics:list|None=None):
     fig, ax = plt.subplots(figsize=(max(4, 1.2*len(ms)*max(1, len(self.results)-1)), 3.2))
     w = 0.8/max(1, len(self.results)-1)
     for j, r in enumerate(self.results[1:]):
-        ys = [(r.metrics.get(k, float('nan'))/base[k] - 1) if k in LOWER_IS_BETTER and base.get(k) else
+        ys = [(r.metrics.get(k, float('nan'))/base[k] - 1) if _relative(k) and base.get(k) else
               r.metrics.get(k, float('nan')) - base.get(k, float('nan')) for k in ms]
         ax.bar([i + j*w for i in range(len(ms))], ys, w, label=r.name)
     ax.axhline(0, color='black', lw=0.8)
     ax.set_xticks([i + w*(len(self.results)-2)/2 for i in range(len(ms))],
-                  [f"{k}\n(rel. change, lower better)" if k in LOWER_IS_BETTER else k for k in ms], fontsize=8)
+                  [_gain_label(k) for k in ms], fontsize=8)
     ax.set_ylabel(f"gain over {self.results[0].name}"); ax.legend(fontsize=8); fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=110); plt.close(fig)
     return fig
@@ -339,7 +343,7 @@ def score(self:ForgettingGuard, model, tokenizer)->float:
         raise DomainTunerError("no canary set to score", where="ForgettingGuard(canary=None)",
                                fix="pass canary=<file or records>, or call check() with a score")
     if self.metric == 'perplexity':
-        from domain_tuner.scoring import perplexity
+        from domain_tuner.likelihood import perplexity
         recs = _load_records(self.canary) if isinstance(self.canary, (str, Path)) else list(self.canary)
         # text records count whole
         return perplexity(model, tokenizer, recs, batch_size=self.batch_size, loss_on='last')
@@ -351,8 +355,7 @@ def score(self:ForgettingGuard, model, tokenizer)->float:
 @patch
 def drop(self:ForgettingGuard, score:float)->float:
     "How much worse `score` is than the baseline (positive = worse)."
-    d = (score - self.baseline) if self.metric in LOWER_IS_BETTER else (self.baseline - score)
-    return d/abs(self.baseline) if self.relative and self.baseline else d
+    return worsening(self.metric, self.baseline, score, self.relative)
 
 @patch
 def check(self:ForgettingGuard, model_or_score, tokenizer=None, step:int|None=None)->bool:

@@ -94,7 +94,8 @@ def cli_tiny_model(argv:list[str]|None=None)->int:
     p.add_argument('--layers', type=int, default=2)
     p.add_argument('--seed', type=int, default=0)
     a = p.parse_args(argv)
-    from domain_tuner.models import tiny_llama, load_model, count_parameters
+    from domain_tuner.tiny import tiny_llama
+    from domain_tuner.models import load_model, count_parameters
     texts = None
     if a.text:
         from pathlib import Path

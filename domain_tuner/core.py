@@ -68,13 +68,17 @@ def probe_cuda()->Probe:
 @functools.cache
 @_safe
 def probe_bitsandbytes()->Probe:
-    "Can bitsandbytes be imported (4-bit NF4 layers for QLoRA)? It runs on CPU from 0.45 on."
+    """Is bitsandbytes installed in a version that runs 4-bit NF4 layers here (QLoRA; on CPU from 0.45 on)? Read from
+    the installed package, without importing it: `domain_tuner.quant` is the one module that imports bitsandbytes."""
+    from importlib.metadata import version, PackageNotFoundError
     if importlib.util.find_spec('bitsandbytes') is None:
         return Probe(False, "bitsandbytes is not installed (pip install 'domain-tuner[qlora]')")
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        bnb = importlib.import_module('bitsandbytes')
-    return Probe(True, getattr(bnb, '__version__', 'unknown version'))
+    try: v = version('bitsandbytes')
+    except PackageNotFoundError: return Probe(True, 'unknown version')
+    major, minor = (int(x) for x in v.split('.')[:2])
+    if (major, minor) < (0, 45) and not probe_cuda():
+        return Probe(False, f"bitsandbytes {v} needs a CUDA GPU; 0.45 or newer runs on a CPU (pip install -U bitsandbytes)")
+    return Probe(True, v)
 
 @functools.cache
 @_safe

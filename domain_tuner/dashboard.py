@@ -70,9 +70,9 @@ def setting_widget(info:SettingInfo, # from `setting_info`
 
 def widget_value(info:SettingInfo, widget):
     "The typed value a control holds (text parsed as in a settings file)."
-    from domain_tuner.settings import _convert
+    from domain_tuner.settings import convert_value
     if isinstance(widget.value, str) and not info.choices:
-        return _convert(widget.value, info.type, info.name, f"dashboard: {info.name}")
+        return convert_value(widget.value, info.type, info.name, f"dashboard: {info.name}")
     return widget.value
 
 # %% ../nbs/60_dashboard.ipynb #3f82c081
@@ -129,8 +129,8 @@ def set(self:DashboardState, **kwargs)->DashboardState:
 @patch(as_prop=True)
 def base_dir(self:DashboardState)->str:
     "The base model's folder or hub id (`builtin:` models built once, offline)."
-    from domain_tuner.run import resolve_base
-    return resolve_base(self.base)
+    from domain_tuner.resolve import resolve_model
+    return resolve_model(self.base, need_weights=False)
 
 @patch
 def files(self:DashboardState, which:str='data')->list[str]:
@@ -165,7 +165,7 @@ def plan_text(self:DashboardState)->str:
 @patch
 def prepare(self:DashboardState):
     "Prepare the data (report, split, leakage check against the benchmark) into `out/data`."
-    from domain_tuner.data import prepare
+    from domain_tuner.prepare import prepare
     bench = self.files('bench') if _names(self.bench) else None
     self.prepared = prepare(self.files('data'), out=Path(self.out)/'data', tokenizer=self.base_dir, eval_fraction=0.1,
                             benchmark=bench, max_length=self.config.max_length, truncation=self.config.truncation,
@@ -192,7 +192,7 @@ def train(self:DashboardState,
 @patch
 def bench_records(self:DashboardState)->list:
     "The benchmark items scored by `evaluate` (the first `bench_limit` of each file)."
-    from domain_tuner.data import load_records
+    from domain_tuner.load import load_records
     recs = []
     for f in self.files('bench'):
         rs = load_records([f]).records

@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64, html, json, math, re, time
 from pathlib import Path
 from .core import DomainTunerError
-from .benchmark import EvalResult, Comparison, compare, LOWER_IS_BETTER
+from .benchmark import EvalResult, Comparison, compare
+from .metrics import metric_info
 
 # %% auto #0
 __all__ = ['plot_metrics', 'report_blocks', 'write_report']
@@ -96,7 +97,7 @@ def _html(blocks, title)->str:
 def plot_metrics(results:list, path:str|Path, metrics:list|None=None):
     "Grouped bars of each model's score per metric (0–1 metrics only; perplexity has its own scale and its own table)."
     from matplotlib.figure import Figure  # no pyplot: the session's backend is left alone
-    ms = metrics or [k for k in dict.fromkeys(k for r in results for k in r.metrics) if k not in LOWER_IS_BETTER]
+    ms = metrics or [k for k in dict.fromkeys(k for r in results for k in r.metrics) if metric_info(k).kind != 'likelihood']
     fig = Figure(figsize=(max(4, 0.9*len(ms)*len(results)), 3.2)); ax = fig.subplots()
     w = 0.8/len(results)
     for j, r in enumerate(results):

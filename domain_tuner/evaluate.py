@@ -14,7 +14,7 @@ from .metrics import (normalize_answer, exact_match, token_f1, rouge_l, bleu, co
                                   parse_numbers, numeric_match, METRICS, DEFAULT_METRICS, resolve_metrics,
                                   score_example)
 from .generation import generate, chat, render_prompts, stop_token_ids
-from .scoring import perplexity, record_nll, token_nll, choice_logprobs, mc_predict, mc_choices
+from .likelihood import perplexity, record_nll, choice_logprobs, mc_predict, mc_choices
 from .benchmark import (evaluate, EvalResult, load_bench, ungrounded_claims, compare, Comparison,
                                     ForgettingGuard)
 from .human_eval import (RUBRIC, ReviewSession, review_widget, ReviewWidget, read_ratings, load_items,

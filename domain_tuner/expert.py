@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from fastcore.basics import patch
 from .core import DomainTunerError, jsonl_rows
-from .metrics import resolve_metrics, score_example, METRICS
-from .benchmark import EvalResult, load_bench, reference, prompt_messages, ungrounded_claims, _mean
+from .metrics import resolve_metrics, score_example, METRICS, mean_score
+from .benchmark import EvalResult, load_bench, reference, prompt_messages, ungrounded_claims
 from .human_eval import rubric_means, win_rate
 
 # %% auto #0
@@ -67,8 +67,8 @@ def score_answers(bench, answers:list[str], metrics=None, name:str='expert', gro
             ex['ungrounded'] = ungrounded_claims(a, str(ctx), reference(r))
             ex['grounded'] = float(not ex['ungrounded'])
         exs.append(ex)
-    agg = {k: _mean([e[k] for e in exs]) for k in fns}
-    if any('grounded' in e for e in exs): agg['grounded'] = _mean([e['grounded'] for e in exs if 'grounded' in e])
+    agg = {k: mean_score([e[k] for e in exs]) for k in fns}
+    if any('grounded' in e for e in exs): agg['grounded'] = mean_score([e['grounded'] for e in exs if 'grounded' in e])
     return EvalResult(name, agg, exs, dict(n=len(recs), metrics=list(fns), answers='given'))
 
 # %% ../nbs/35_expert.ipynb #29d5f4c0

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from .core import DomainTunerError, environment_info
-from .models import load_model, load_tokenizer, is_adapter_dir, EOT
+from .models import load_model, load_tokenizer, is_adapter_dir
+from .tiny import EOT
 
 # %% auto #0
 __all__ = ['GGUF_ARCHITECTURES', 'GGUF_TYPES', 'gguf_tensors', 'gguf_vocabulary', 'ollama_modelfile', 'verify_gguf',

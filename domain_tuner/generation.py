@@ -10,7 +10,9 @@ import functools
 from contextlib import contextmanager
 from pathlib import Path
 from .core import DomainTunerError, progress
-from .models import EOT, load_trained, model_device, merged_adapters
+from .tiny import EOT
+from .models import load_trained, model_device
+from .quant import merged_adapters
 
 # %% auto #0
 __all__ = ['stop_token_ids', 'render_prompts', 'generate', 'answer_and_score', 'chat']
@@ -48,7 +50,7 @@ def render_prompts(tokenizer, messages_list:list)->list[str]:
                                where=getattr(tokenizer, 'name_or_path', 'tokenizer'),
                                fix="use a tokenizer saved with chat_template.jinja "
                                    "(prepared data and trained models have one), "
-                                   "or set tokenizer.chat_template = domain_tuner.models.CHATML_TEMPLATE")
+                                   "or set tokenizer.chat_template = domain_tuner.tiny.CHATML_TEMPLATE")
     return [tokenizer.apply_chat_template(_as_messages(m), add_generation_prompt=True, tokenize=False)
             for m in messages_list]
 
@@ -178,7 +180,7 @@ def answer_and_score(model,                # a causal LM (transformers or PEFT)
                      max_new_tokens:int=64, batch_size:int=16, desc:str='answer')->list[tuple[str, float, int]]:
     "Per record: (greedy answer, NLL sum of the reference's tokens, their count), from one pass over each prompt."
     import torch
-    from domain_tuner.data import encode
+    from domain_tuner.template import encode
     rendered = render_prompts(tokenizer, [r['messages'][:-1] for r in records])
     prompts = [tokenizer(p, add_special_tokens=False)['input_ids'] for p in rendered]
     refs = []

@@ -59,10 +59,13 @@ def paired_difference(a:list,        # model A's score per item
     if not d: return (float('nan'),)*3
     return (sum(d) / len(d), *_percentiles(_resample_means(d, n_boot, seed)))
 
-def supported(diff:tuple)->str:
+def supported(diff:tuple,                  # (difference, low, high): model minus baseline
+              higher_is_better:bool=True)->str: # the metric's direction (`metric_info(name).higher_is_better`)
     "What a paired interval supports: 'better', 'worse' or 'no clear difference'."
     _, lo, hi = diff
-    return 'better' if lo > 0 else 'worse' if hi < 0 else 'no clear difference'
+    up = 'better' if higher_is_better else 'worse'
+    down = 'worse' if higher_is_better else 'better'
+    return up if lo > 0 else down if hi < 0 else 'no clear difference'
 
 # %% ../nbs/33a_intervals.ipynb #673074c6
 def fmt_interval(v:tuple, digits:int=2)->str:

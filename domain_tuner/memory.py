@@ -197,11 +197,15 @@ class PeakMemory:
             self.peak = torch.cuda.max_memory_allocated()
         else: self.peak = _rss_kb('VmHWM') * 1024
         self.peak_gb, self.delta_gb = self.peak / 1e9, max(self.peak - self.start, 0) / 1e9
+    @property
+    def measured_gb(self)->float:
+        "What the plan is compared with: the growth of resident memory on a CPU, the allocator's peak on a GPU."
+        return self.delta_gb if self.device == 'cpu' else self.peak_gb
 
 # %% ../nbs/21_memory.ipynb #9114a39a
 def compare_memory(plan:MemoryPlan, measured:PeakMemory)->str:
     "The estimate next to the measurement, one line."
-    m = measured.delta_gb if measured.device == 'cpu' else measured.peak_gb
+    m = measured.measured_gb
     return (f"memory: estimated {plan.total:.3f} GB, measured {m:.3f} GB "
             f"({'above start, ' if measured.device == 'cpu' else ''}{measured.device}), "
             f"ratio {m / max(plan.total, 1e-9):.2f}")

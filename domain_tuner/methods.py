@@ -13,6 +13,7 @@ from fastcore.basics import patch
 from .core import (DomainTunerError, Precision, Probe, select_precision, seed_everything,
     probe_bitsandbytes, probe_cuda)
 from .models import load_model, load_tokenizer, count_parameters
+from .quant import training_precision_4bit
 
 # %% auto #0
 __all__ = ['METHODS', 'ADAPTER_METHODS', 'TrainConfig', 'linear_module_names', 'lora_config', 'check_method', 'optimizer_name',
@@ -65,6 +66,7 @@ class TrainConfig:
     seed:int = 0                 # seeds data order, dropout and adapter initialisation
     logging_steps:int = 10       # log train loss every N steps
     eval_steps:int|None = None   # evaluate every N steps; None: once per epoch (or at the end)
+    eval_before:bool = True      # also score the eval split before training, as the baseline (eval_loss_before)
     save_steps:int|None = None   # checkpoint every N steps for resume; None: no intermediate checkpoints
     save_total_limit:int = 2     # checkpoints to keep
 
@@ -188,17 +190,18 @@ def training_precision(cfg:TrainConfig, precision:Precision|None=None)->Precisio
     if cfg.method == 'full' and precision.load_dtype != 'float32':
         return replace(precision, load_dtype='float32',
                        reason=precision.reason + '; full fine-tuning keeps fp32 master weights')
-    if cfg.quantize and precision.device == 'cpu' and precision.autocast:
-        # bitsandbytes' CPU 4-bit kernels are what issue 11's gradient test checks, in fp32: do not leave that path
-        return replace(precision, load_dtype='float32', autocast=None,
-                       reason=precision.reason + '; QLoRA on a CPU stays fp32')
-    return precision
+    return training_precision_4bit(precision) if cfg.quantize else precision
 
 # %% ../nbs/20_methods.ipynb #7f0d984a
-def load_for_training(base:str|Path,   # hub id or local folder of the base model
-                      cfg:TrainConfig,  # the run's configuration (method, precision)
-                      **kwargs):        # passed on to `load_model`
-    "Load the base for a method (4-bit NF4 for QLoRA) and prepare it; returns (model, tokenizer)."
+def load_for_training(base:str|Path,     # folder or hub id of the model the weights start from
+                      cfg:TrainConfig,    # the run's configuration (method, precision)
+                      adapter:str|Path|None=None): # an adapter folder to keep training (a later curriculum stage)
+    ("The model a run trains: the base (4-bit NF4 for QLoRA) with new adapters, with `adapter` to keep training, or "
+     "all its weights for full fine-tuning; `prepare_model` makes exactly those parameters trainable.")
     check_method(cfg.method)
-    model = load_model(base, quantize=cfg.quantize, precision=training_precision(cfg), **kwargs)
-    return prepare_model(model, cfg), load_tokenizer(base)
+    model = load_model(base, quantize=cfg.quantize, precision=training_precision(cfg))
+    if adapter is None: return prepare_model(model, cfg)
+    from peft import PeftModel, prepare_model_for_kbit_training
+    if getattr(model, 'is_loaded_in_4bit', False):
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    return prepare_model(PeftModel.from_pretrained(model, str(adapter), is_trainable=True), cfg)

@@ -8,12 +8,14 @@ Docs: https://domain-tuner.github.io/domain-tuner/metrics.html.md"""
 from __future__ import annotations
 import math, re, string, unicodedata
 from collections import Counter
+from dataclasses import dataclass
 from typing import Callable
 from .core import DomainTunerError
 
 # %% auto #0
-__all__ = ['METRICS', 'DEFAULT_METRICS', 'normalize_answer', 'exact_match', 'token_f1', 'rouge_l', 'bleu', 'corpus_bleu', 'chrf',
-           'parse_numbers', 'numeric_match', 'invented_figure', 'contains', 'sacre_bleu', 'sacre_chrf',
+__all__ = ['NUMBER', 'METRICS', 'DEFAULT_METRICS', 'normalize_answer', 'exact_match', 'token_f1', 'rouge_l', 'bleu',
+           'corpus_bleu', 'chrf', 'parse_numbers', 'numbers_close', 'numeric_match', 'invented_figure', 'contains',
+           'sacre_bleu', 'sacre_chrf', 'unanswerable', 'Metric', 'metric_info', 'worsening', 'mean_score',
            'resolve_metrics', 'score_example']
 
 # %% ../nbs/30_metrics.ipynb #453ea826
@@ -123,7 +125,7 @@ def chrf(prediction:str, reference:str, record:dict|None=None,
 # %% ../nbs/30_metrics.ipynb #bf935590
 _SCALES = {'thousand': 1e3, 'k': 1e3, 'million': 1e6, 'millions': 1e6, 'mn': 1e6, 'mm': 1e6, 'm': 1e6,
            'billion': 1e9, 'billions': 1e9, 'bn': 1e9, 'b': 1e9, 'trillion': 1e12, 'tn': 1e12}
-_NUM = re.compile(r"(?P<neg>-|−|\()?\s*[$€£¥]?\s*"
+NUMBER = re.compile(r"(?P<neg>-|−|\()?\s*[$€£¥]?\s*"
                   r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?P<close>\))?"
                   r"(?:\s*(?P<pct>%|percent\b|per cent\b))?"
                   r"(?:\s*(?P<scale>thousand|millions?|billions?|trillion|mn|mm|bn|tn)\b|(?P<short>[kmb])\b)?", re.I)
@@ -131,7 +133,7 @@ _NUM = re.compile(r"(?P<neg>-|−|\()?\s*[$€£¥]?\s*"
 def parse_numbers(text:str)->list[tuple[float, bool]]:
     "All numbers in `text` as (value, is_percent), reading $1,234.5, 12%, (1,234) negatives and million/bn scales."
     out = []
-    for mt in _NUM.finditer(unicodedata.normalize('NFKC', str(text))):
+    for mt in NUMBER.finditer(unicodedata.normalize('NFKC', str(text))):
         v = float(mt['num'].replace(',', ''))
         scale = mt['scale'] or mt['short']  # a one-letter scale must touch the number: 12.4m, not "5 m tall"
         if scale: v *= _SCALES[scale.lower()]
@@ -142,13 +144,17 @@ def parse_numbers(text:str)->list[tuple[float, bool]]:
 # %% ../nbs/30_metrics.ipynb #20db11b4
 def _half_unit(text:str)->float:
     "Half a unit in the last digit of the first number in `text`, in its value's units: '$12.4 million' -> 50,000."
-    mt = _NUM.search(unicodedata.normalize('NFKC', str(text)))
+    mt = NUMBER.search(unicodedata.normalize('NFKC', str(text)))
     if mt is None: return 0.0
     decimals = len(mt['num'].split('.')[1]) if '.' in mt['num'] else 0
     scale = mt['scale'] or mt['short']
     return 0.5 * 10**-decimals * (_SCALES[scale.lower()] if scale else 1)
 
-def _close(a:tuple, b:tuple, rel_tol:float, abs_tol:float)->bool:
+def numbers_close(a:tuple,        # (value, is_percent), as `parse_numbers` reads it
+                  b:tuple,        # another
+                  rel_tol:float,  # relative tolerance
+                  abs_tol:float)->bool: # absolute tolerance
+    "Are two read numbers the same figure? A percent and a plain fraction compare both ways (12% matches 0.12)."
     (x, xp), (y, yp) = a, b
     cands = [x] + ([x/100] if xp and not yp else []) + ([x*100] if yp and not xp else [])
     return any(math.isclose(c, y, rel_tol=rel_tol, abs_tol=abs_tol) for c in cands)
@@ -167,7 +173,7 @@ def numeric_match(prediction:str, reference:str, record:dict|None=None,
     if match not in ('any', 'first', 'last'):
         raise DomainTunerError(f"unknown match={match!r}", where="numeric_match", fix="use 'any', 'first' or 'last'")
     preds = preds if match == 'any' else [preds[0] if match == 'first' else preds[-1]]
-    return float(any(_close(p, refs[0], rel_tol, abs_tol) for p in preds))
+    return float(any(numbers_close(p, refs[0], rel_tol, abs_tol) for p in preds))
 
 # %% ../nbs/30_metrics.ipynb #bf4685b3
 def _prompt_text(record:dict|None)->str:
@@ -180,7 +186,7 @@ def invented_figure(prediction:str, reference:str, record:dict|None=None, rel_to
     if not preds: return 0.0
     if not refs: return 1.0  # the honest answer has no figure: any figure is made up
     seen = parse_numbers(_prompt_text(record))
-    known = lambda x, pool: any(_close(x, a, rel_tol, 1e-9) for a in pool)
+    known = lambda x, pool: any(numbers_close(x, a, rel_tol, 1e-9) for a in pool)
     # a computed answer: errors there are arithmetic, not invention
     if not all(known(r, seen) for r in refs): return 0.0
     return float(any(not known(p, seen + refs) for p in preds))
@@ -209,11 +215,51 @@ def sacre_chrf(prediction:str, reference:str, record:dict|None=None)->float:
     "sacreBLEU's sentence chrF (character 6-grams, beta 2), scaled to [0, 1]."
     return _sacrebleu().sentence_chrf(str(prediction), [str(reference)]).score / 100
 
-METRICS:dict[str, Callable] = dict(exact_match=exact_match, token_f1=token_f1, rouge_l=rouge_l, word_bleu=bleu,
-                                   word_chrf=chrf, bleu=sacre_bleu, chrf=sacre_chrf, numeric_match=numeric_match,
-                                   invented_figure=invented_figure, contains=contains)
+# %% ../nbs/30_metrics.ipynb #fc74f225
+def unanswerable(examples:list)->list:
+    "The questions about a document (the prompt holds figures) whose reference holds none: the figure is not there."
+    return [e for e in examples if not parse_numbers(e['reference']) and parse_numbers(e['prompt'])]
+
+# %% ../nbs/30_metrics.ipynb #66167e0c
+@dataclass(frozen=True)
+class Metric:
+    "A metric and how to read it: its function, which way is better, its kind, and the items a headline rate uses."
+    fn:Callable|None = None       # f(prediction, reference, record) -> float per answer; None: `evaluate` computes it
+    higher_is_better:bool = True  # False for perplexity, loss, invented figures
+    kind:str = 'answer'           # 'answer', 'choice', 'grounding' or 'likelihood' (see above)
+    items:Callable|None = None    # examples -> the examples a headline rate is taken over; None: all of them
+    def __call__(self, *args, **kwargs): return self.fn(*args, **kwargs)
+
+METRICS:dict[str, Metric] = dict(
+    exact_match=Metric(exact_match), token_f1=Metric(token_f1), rouge_l=Metric(rouge_l), word_bleu=Metric(bleu),
+    word_chrf=Metric(chrf), bleu=Metric(sacre_bleu), chrf=Metric(sacre_chrf), numeric_match=Metric(numeric_match),
+    invented_figure=Metric(invented_figure, higher_is_better=False, items=unanswerable), contains=Metric(contains),
+    mc_accuracy=Metric(kind='choice'), grounded=Metric(kind='grounding'),
+    perplexity=Metric(higher_is_better=False, kind='likelihood'), loss=Metric(higher_is_better=False, kind='likelihood'))
 
 DEFAULT_METRICS = ('exact_match', 'token_f1', 'rouge_l')
+
+# %% ../nbs/30_metrics.ipynb #c8eb2f1c
+_PREFIXES = ('canary_', 'bench_', 'eval_')
+
+def metric_info(name:str)->Metric:
+    "What `METRICS` says of a metric, its recorded prefixes (canary_, bench_, eval_) read through; a default when unknown."
+    while name not in METRICS and name.startswith(_PREFIXES): name = name.split('_', 1)[1]
+    return METRICS.get(name, Metric())
+
+# %% ../nbs/30_metrics.ipynb #ca7f7a6f
+def worsening(metric:str,         # the metric's name (prefixes such as canary_ are read through)
+              base:float,         # the base model's score
+              value:float,        # the score now
+              relative:bool=True)->float: # as a fraction of |base| (an absolute difference when base is 0)
+    "How much worse `value` is than `base` for `metric`: positive when worse, negative when it improved."
+    d = (base - value) if metric_info(metric).higher_is_better else (value - base)
+    return d / abs(base) if relative and base else d
+
+# %% ../nbs/30_metrics.ipynb #bf1a3396
+def mean_score(xs:list)->float:
+    "The mean of per-item scores; nan when there are none (a metric that applies to no item)."
+    return sum(xs)/len(xs) if xs else float('nan')
 
 # %% ../nbs/30_metrics.ipynb #3bf7dae2
 def resolve_metrics(metrics=None)->dict[str, Callable]:
@@ -225,11 +271,11 @@ def resolve_metrics(metrics=None)->dict[str, Callable]:
     out = {}
     for name, f in items:
         if f is None:
-            if name not in METRICS:
+            if METRICS.get(name, Metric()).fn is None:
                 raise DomainTunerError(f"unknown metric {name!r}", where="metrics",
-                                       fix=f"use one of {', '.join(METRICS)} or 'mc_accuracy', "
-                                           "or pass a function f(prediction, reference, record) -> float")
-            f = METRICS[name]
+                                       fix=f"use one of {', '.join(k for k, m in METRICS.items() if m.fn)} or "
+                                           "'mc_accuracy', or pass a function f(prediction, reference, record) -> float")
+            f = METRICS[name].fn
         if not callable(f): raise DomainTunerError(f"metric {name!r} is not callable", where="metrics",
                                                    fix="pass a function f(prediction, reference, record) -> float")
         out[name] = f

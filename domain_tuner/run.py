@@ -11,13 +11,14 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from .core import DomainTunerError, environment_info, seed_everything
-from .settings import Settings, Setting, read_settings, from_section, parse_settings, _convert
+from .settings import Settings, Setting, read_settings, from_section, parse_settings, convert_value
 from .methods import TrainConfig, METHODS
+from .metrics import metric_info
 
 # %% auto #0
-__all__ = ['RunSpec', 'ModelSpec', 'DataSpec', 'EvalSpec', 'RunPlan', 'plan_run', 'plan_problems', 'resolve_files',
-           'resolve_base', 'RunResult', 'score_table', 'task_table', 'paired_table', 'run', 'write_run_report',
-           'summary_text', 'cli_run', 'cli_demo', 'results_markdown', 'read_results']
+__all__ = ['RunSpec', 'ModelSpec', 'DataSpec', 'EvalSpec', 'RunPlan', 'plan_run', 'plan_problems', 'resolve_files', 'RunResult',
+           'score_table', 'task_table', 'paired_table', 'run', 'write_run_report', 'summary_text', 'cli_run',
+           'cli_demo', 'results_markdown', 'read_results']
 
 # %% ../nbs/50_run.ipynb #06d55860
 @dataclass
@@ -100,7 +101,7 @@ def _stage(name:str, section:dict[str,Setting], method:str, data:dict):
         if k not in cfg_hints:
             raise DomainTunerError(f"unknown setting stage.{name}.{k}", where=s.where,
                                    fix=f"use a Stage field ({', '.join(sorted(stage_keys))}) or a TrainConfig field")
-        overrides[k] = _convert(s.value, cfg_hints[k], f"stage.{name}.{k}", s.where)
+        overrides[k] = convert_value(s.value, cfg_hints[k], f"stage.{name}.{k}", s.where)
     if 'data' not in own:
         raise DomainTunerError(f"stage {name!r} has no data", where=f"[stage.{name}]",
                                fix="add `data = NAME` naming a [data.NAME] section "
@@ -165,7 +166,7 @@ def plan_problems(plan:RunPlan)->list[str]:
         except DomainTunerError as e: out.append(f"method {m}: {e.what}; fix: {e.fix}")
     b = plan.model.base
     if b.startswith('builtin:') and b[len('builtin:'):] not in ('tiny', 'finance-base'):
-        from domain_tuner.models import BUILTIN_MODELS
+        from domain_tuner.resolve import BUILTIN_MODELS
         import importlib.util
         key = b[len('builtin:'):]
         if key in BUILTIN_MODELS and importlib.util.find_spec(BUILTIN_MODELS[key][0]) is None:
@@ -214,12 +215,6 @@ def resolve_files(names:list[str], root:str|Path, seed:int=0, n:int=10_000)->lis
         else: out.append(nm)
     return out
 
-# %% ../nbs/50_run.ipynb #84826a8d
-def resolve_base(base:str)->str:
-    "A hub id, folder or GGUF file as given; a `builtin:` model's folder (built or converted once, offline)."
-    from domain_tuner.models import builtin_model
-    return str(builtin_model(base)) if base.startswith('builtin:') else base
-
 # %% ../nbs/50_run.ipynb #565d0842
 @dataclass
 class RunResult:
@@ -266,11 +261,6 @@ def _row(ev)->dict:
     return d
 
 # %% ../nbs/50_run.ipynb #eccdbe4c
-def _unanswerable(examples:list)->list:
-    "The questions about a document (the prompt holds figures) whose reference holds none: the figure is not there."
-    from domain_tuner.metrics import parse_numbers
-    return [e for e in examples if not parse_numbers(e['reference']) and parse_numbers(e['prompt'])]
-
 def _primary(ev)->str|None:
     "The canary's headline metric: the first it was scored with."
     return next(iter(ev.metrics), None) if ev is not None else None
@@ -278,15 +268,17 @@ def _primary(ev)->str|None:
 def score_table(res:RunResult)->list[dict]:
     "One row per model: each benchmark metric as (mean, low, high), perplexity, the canary with its interval, cost."
     from domain_tuner.intervals import scores_with_intervals
+    from domain_tuner.metrics import metric_info
     summ = {r['model']: r for r in res.summary()}
     rows = []
     for name, ev in res.final_evals().items():
-        ms = [k for k in ev.metrics if k not in ('perplexity', 'mc_accuracy', 'invented_figure')]
+        info = {k: metric_info(k) for k in ev.metrics}
+        ms = [k for k, m in info.items() if m.kind in ('answer', 'grounding') and m.items is None]
         row = dict(model=name, **scores_with_intervals(ev.examples, ms))
-        if 'invented_figure' in ev.metrics:  # the rate on questions the document cannot answer: where invention shows
-            row['invented_figure'] = scores_with_intervals(_unanswerable(ev.examples) or ev.examples,
-                                                           ['invented_figure'])['invented_figure']
-        if 'perplexity' in ev.metrics: row['perplexity'] = ev.metrics['perplexity']
+        for k in [k for k, m in info.items() if m.kind == 'answer' and m.items is not None]:
+            # a headline rate on the items it is about (invented figures: questions the document cannot answer)
+            row[k] = scores_with_intervals(info[k].items(ev.examples) or ev.examples, [k])[k]
+        row.update({k: ev.metrics[k] for k, m in info.items() if m.kind == 'likelihood'})
         if ev.canary is not None and (cm := _primary(ev.canary)):
             row[f"canary {cm}"] = scores_with_intervals(ev.canary.examples, [cm])[cm]
         cost = summ.get(name, {})
@@ -306,7 +298,8 @@ def paired_table(res:RunResult, metric:str='exact_match')->list[dict]:
     ("One row per task (and 'all'): each method's paired difference from the base, (diff, low, high), and what it "
      "supports.")
     from domain_tuner.intervals import paired_by, supported
-    finals = res.final_evals()
+    from domain_tuner.metrics import metric_info
+    finals, up = res.final_evals(), metric_info(metric).higher_is_better
     if 'base' not in finals: return []
     base = finals.pop('base')
     d = {m: {**paired_by(base.examples, ev.examples, metric),
@@ -317,13 +310,13 @@ def paired_table(res:RunResult, metric:str='exact_match')->list[dict]:
     for k in keys:
         row = dict(task=k)
         for m, v in d.items():
-            if k in v: row[f"{m} - base"] = v[k]; row[f"{m}: claim"] = supported(v[k])
+            if k in v: row[f"{m} - base"] = v[k]; row[f"{m}: claim"] = supported(v[k], up)
         rows.append(row)
     return rows
 
 # %% ../nbs/50_run.ipynb #6114bc99
 def _prepare_all(plan:RunPlan, out:Path, tok, bench_files:list[str])->dict:
-    from domain_tuner.data import prepare
+    from domain_tuner.prepare import prepare
     prepared = {}
     for name, d in plan.data.items():
         files = resolve_files(d.files, out/'data'/'builtin', plan.run.seed, plan.run.builtin_examples)
@@ -340,7 +333,7 @@ def _prepare_all(plan:RunPlan, out:Path, tok, bench_files:list[str])->dict:
     return prepared
 
 def _bench_records(plan:RunPlan, out:Path)->tuple[list, list, list]:
-    from domain_tuner.data import load_records
+    from domain_tuner.load import load_records
     files = resolve_files(plan.eval.bench, out/'data'/'builtin', plan.run.seed, plan.run.builtin_examples)
     recs = []
     for f in files:
@@ -433,13 +426,14 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
         plot:str|None='auto')->RunResult:    # live loss plot mode during training
     "Run a whole domain adaptation from settings: prepare, evaluate the base, train each method's curriculum, report."
     from domain_tuner.models import load_tokenizer, load_model
+    from domain_tuner.resolve import resolve_model
     from domain_tuner.evaluate import evaluate
     plan = settings if isinstance(settings, RunPlan) else plan_run(settings, overrides)
     _check_machine(plan)  # before anything is loaded or trained, not after two methods have run
     _quiet_loading()
     out = Path(plan.run.out); out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    base = resolve_base(plan.model.base)
+    base = resolve_model(plan.model.base, need_weights=False)
     tok = load_tokenizer(base)
     bench_files, bench, canary = _bench_records(plan, out)
     res = RunResult(out, plan, base_dir=base)
@@ -459,7 +453,7 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
 
 # %% ../nbs/50_run.ipynb #d1b10c03
 def _fmt_metrics(r)->str:
-    s = ', '.join(f"{k} {v:.3f}" for k, v in r.metrics.items() if k != 'mc_accuracy')
+    s = ', '.join(f"{k} {v:.3f}" for k, v in r.metrics.items() if metric_info(k).kind != 'choice')
     if r.canary is not None and (cm := _primary(r.canary)): s += f"; canary {cm} {r.canary.metrics[cm]:.3f}"
     return s
 
@@ -600,7 +594,7 @@ def write_run_report(res:RunResult)->dict:
     from domain_tuner.benchmark import scores_by
     out = res.out; figs = out/'figures'; figs.mkdir(parents=True, exist_ok=True)
     rows = res.summary()
-    metric_keys = [k for k in (res.base_eval.metrics if res.base_eval else {}) if k not in ('mc_accuracy',)]
+    metric_keys = [k for k in (res.base_eval.metrics if res.base_eval else {}) if metric_info(k).kind != 'choice']
     B = _head_blocks(res)
     st = score_table(res)
     finals = list(res.final_evals().values())

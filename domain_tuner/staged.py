@@ -14,41 +14,16 @@ import torch
 from fastcore.basics import patch
 from .core import DomainTunerError, select_precision, seed_everything, environment_info
 from .models import load_model, load_tokenizer, count_parameters
-from .methods import TrainConfig, prepare_model, check_method, training_precision
-from .memory import estimate_memory, PeakMemory, step_tokens
-from .train import fit, save_trained, encode_records, load_training_data, data_hash, _abs_base
+from .methods import TrainConfig, check_method
+from .train import (save_trained, encode_records, load_training_data, data_hash, LossHistory, TrainJob,
+                                train_model)
+from .resolve import resolve_model
 from .merge import merge
+from .loss import eval_loss
+from .metrics import worsening
 
 # %% auto #0
-__all__ = ['ADAPTER_POLICIES', 'eval_loss', 'Stage', 'mix_replay', 'evaluate_stage', 'forgetting', 'Curriculum',
-           'CurriculumResult']
-
-# %% ../nbs/24_staged.ipynb #fc797213
-def eval_loss(model,                 # a causal LM (transformers or peft)
-              tokenizer,             # its tokenizer
-              records:list,          # normalized records
-              max_length:int=1024,   # longest example in tokens (longer ones are truncated for evaluation)
-              batch_size:int=8,      # examples per forward pass
-              loss_on:str='responses')->dict: # which tokens count, as in training
-    "Token-weighted mean loss and perplexity of `model` on the loss-carrying tokens of `records`."
-    from domain_tuner.data import Collator
-    if not records: return {}
-    ds = encode_records(records, tokenizer, TrainConfig(max_length=max_length, loss_on=loss_on, truncation='truncate'),
-                        pack=False)
-    col, total, n = Collator(tokenizer), 0.0, 0
-    dev = next(model.parameters()).device
-    was_training = model.training; model.eval()
-    with torch.no_grad():
-        for i in range(0, len(ds), batch_size):
-            b = {k: v.to(dev) for k, v in col([ds[j] for j in range(i, min(i + batch_size, len(ds)))]).items()}
-            logits = model(input_ids=b['input_ids'], attention_mask=b['attention_mask']).logits.float()
-            lab = b['labels'][:, 1:]
-            nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), lab.reshape(-1),
-                                                    ignore_index=-100, reduction='sum')
-            total += nll.item(); n += int((lab != -100).sum())
-    if was_training: model.train()
-    loss = total / max(n, 1)
-    return dict(loss=loss, perplexity=math.exp(min(loss, 50)), tokens=n)
+__all__ = ['ADAPTER_POLICIES', 'Stage', 'mix_replay', 'evaluate_stage', 'Curriculum', 'CurriculumResult']
 
 # %% ../nbs/24_staged.ipynb #f9c33a6b
 ADAPTER_POLICIES = ('continue', 'merge')
@@ -107,14 +82,6 @@ def evaluate_stage(model, tokenizer, stage:Stage)->dict:
     ev = eval_loss(model, tokenizer, stage.eval_records)
     return dict(eval_loss=ev['loss'], eval_perplexity=ev['perplexity']) if ev else {}
 
-def _lower_is_better(metric:str)->bool: return any(k in metric for k in ('loss', 'perplexity', 'error'))
-
-def forgetting(base_value:float, value:float, metric:str)->float:
-    "Relative change for the worse of `metric` from the base (0.2 = 20% worse); negative when it improved."
-    if base_value == 0: return 0.0
-    d = (value - base_value) if _lower_is_better(metric) else (base_value - value)
-    return d / abs(base_value)
-
 # %% ../nbs/24_staged.ipynb #c1a2fd21
 @dataclass
 class Curriculum:
@@ -154,87 +121,105 @@ class CurriculumResult:
             rows.append(f"{s['name']:<16}" + ''.join(f"{s['eval'].get(k, float('nan')):>20.4f}" for k in keys))
         return '\n'.join(rows)
 
-def _load_stage_model(base, adapter_dir, cfg):
-    ("Load the model a stage trains: the base (4-bit for QLoRA) with a new adapter, the previous adapter, "
-     "or all weights.")
-    from peft import PeftModel, prepare_model_for_kbit_training
-    model = load_model(base, quantize=cfg.quantize, precision=training_precision(cfg))
-    if adapter_dir is None: return prepare_model(model, cfg)
-    if getattr(model, 'is_loaded_in_4bit', False):
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
-    return prepare_model(PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True), cfg)
-
 def _records(x, tok): return [] if x is None else load_training_data(x, tokenizer=tok)[0]
 
-# %% ../nbs/24_staged.ipynb #2561ef20
+# %% ../nbs/24_staged.ipynb #54c46f68
+@dataclass
+class _CurriculumRun:
+    "The state of one `Curriculum.run`, read by its steps (torchtune's recipe style: no long argument lists)."
+    cur:Curriculum; out:Path; plot:str|None
+    base:str = ''; tok:Any = None; replay:list = field(default_factory=list); canary:list = field(default_factory=list)
+    result:CurriculumResult|None = None
+
+    def __post_init__(self):
+        self.out = Path(self.out); self.out.mkdir(parents=True, exist_ok=True)
+        self.base = resolve_model(self.cur.base, need_weights=False)
+        self.tok = load_tokenizer(self.base)
+        self.replay, self.canary = _records(self.cur.replay_data, self.tok), _records(self.cur.canary, self.tok)
+        self.result = CurriculumResult(self.out, [], self.out)
+
+# %% ../nbs/24_staged.ipynb #4e17ebd2
 @patch
-def _train_stage(self:Curriculum, k:int, stage:Stage, train_recs:list, cur_base:str, adapter_dir, sdir:Path, tok,
-                 replay:list, plot, score)->tuple:
-    "Train one stage from `cur_base` (and the previous adapter); returns its record entry and the trainer."
-    cfg = stage.config(self.config)
-    mixed = mix_replay(train_recs, replay, stage.replay, seed=cfg.seed)
+def score(self:_CurriculumRun, model, stage:Stage)->dict:
+    "The evaluation hook's metrics for `model` after `stage`, with the canary's loss and perplexity when there is one."
+    metrics = dict((self.cur.evaluate_stage or evaluate_stage)(model, self.tok, stage))
+    if self.canary:
+        c = eval_loss(model, self.tok, self.canary, loss_on='all')
+        metrics.update(canary_loss=c['loss'], canary_perplexity=c['perplexity'])
+    return metrics
+
+@patch
+def score_base(self:_CurriculumRun)->dict:
+    "The base model's entry in the record: its scores, which forgetting is measured against."
+    seed_everything(self.cur.config.seed)
+    base_model = load_model(self.base, precision=select_precision(self.cur.config.precision))
+    return dict(name='base', method=None, out=self.base, eval=self.score(base_model, self.cur.stages[0]))
+
+# %% ../nbs/24_staged.ipynb #19f07b9d
+@patch
+def save(self:_CurriculumRun):
+    "Write curriculum_record.json as the run stands (after a stage that forgot too much, and at the end)."
+    cur, result = self.cur, self.result
+    rec = dict(kind='curriculum', base=self.base, stages=result.stages, final=str(result.final),
+               warnings=result.warnings, config=cur.config.to_dict(), replay_hash=data_hash(self.replay),
+               canary_hash=data_hash(self.canary), max_forgetting=cur.max_forgetting,
+               forgetting_metric=cur.forgetting_metric, environment=environment_info())
+    (self.out/'curriculum_record.json').write_text(json.dumps(rec, indent=2, default=str))
+
+# %% ../nbs/24_staged.ipynb #7e516a48
+@patch
+def train_stage(self:_CurriculumRun, k:int, stage:Stage, train_recs:list, cur_base:str, adapter_dir)->tuple:
+    "Train stage `k` from `cur_base` (and the previous adapter); returns its record entry and the trainer."
+    cfg, sdir = stage.config(self.cur.config), self.out/f"{k:02d}-{stage.name}"
+    mixed = mix_replay(train_recs, self.replay, stage.replay, seed=cfg.seed)
     seed_everything(cfg.seed)
-    train_ds = encode_records(mixed, tok, cfg)
-    eval_ds = encode_records(stage.eval_records, tok, cfg, pack=False) if stage.eval_records else None
-    prec = training_precision(cfg)
-    plan = estimate_memory(cur_base, cfg, dtype=prec.load_dtype, device=prec.device, **step_tokens(train_ds, cfg))
-    with PeakMemory(prec.device) as mem:
-        model = _load_stage_model(cur_base, adapter_dir, cfg)
-        # the stage's eval split is scored once, after the stage (`score`); fit only scores it on the way
-        # when periodic evaluation is asked for (eval_steps), for its overfitting warning
-        trainer, metrics, hist = fit(model, tok, train_ds, eval_ds if cfg.eval_steps else None, cfg, sdir, plot=plot,
-                                     desc=f"stage {k}/{len(self.stages)} {stage.name} ({cfg.method})")
-    metrics.update(memory_estimate_gb=plan.total,
-                   memory_measured_gb=mem.delta_gb if mem.device == 'cpu' else mem.peak_gb)
+    # the stage's eval split is scored once, after the stage (`score`); training scores it on the way only when
+    # periodic evaluation is asked for (eval_steps), for its overfitting warning
+    eval_ds = (encode_records(stage.eval_records, self.tok, cfg, pack=False)
+               if stage.eval_records and cfg.eval_steps else None)
+    hist = LossHistory(self.plot, desc=f"stage {k}/{len(self.cur.stages)} {stage.name} ({cfg.method})")
+    done = train_model(TrainJob(cur_base, cfg, self.tok, encode_records(mixed, self.tok, cfg), eval_ds, sdir,
+                                adapter=adapter_dir, callbacks=[hist]))
+    model = done.trainer.model
     entry = dict(name=stage.name, method=cfg.method, out=str(sdir), base=cur_base, adapter_policy=stage.adapter_policy,
                  continued_adapter=str(adapter_dir) if adapter_dir else None, replay=stage.replay,
                  n_train=len(mixed), n_replay=len(mixed) - len(train_recs), data_hash=data_hash(mixed),
-                 config=cfg.to_dict(), train=metrics, eval=score(trainer.model, stage),
-                 parameters=count_parameters(trainer.model), warnings=hist.warnings, history=hist.logs)
-    return entry, trainer
+                 config=cfg.to_dict(), train=done.metrics, eval=self.score(model, stage),
+                 parameters=count_parameters(model), warnings=hist.warnings, history=hist.logs)
+    return entry, done.trainer
 
-# %% ../nbs/24_staged.ipynb #628d2c81
+# %% ../nbs/24_staged.ipynb #a9d9f528
 @patch
-def _check_forgetting(self:Curriculum, k:int, stage:Stage, entry:dict, ref, result:CurriculumResult, save)->None:
+def train_and_save(self:_CurriculumRun, k:int, stage:Stage, train_recs:list, cur_base:str, adapter_dir):
+    "Train stage `k`, save its folder with a stage record, and add its entry and warnings to the result."
+    cfg, result = stage.config(self.cur.config), self.result
+    entry, trainer = self.train_stage(k, stage, train_recs, cur_base, adapter_dir)
+    record = dict(kind='stage', base=cur_base, method=cfg.method, quantize=cfg.quantize, config=cfg.to_dict(),
+                  seed=cfg.seed, stage=entry, stages=result.stages[1:] + [entry], environment=environment_info())
+    save_trained(trainer, self.out/f"{k:02d}-{stage.name}", record)
+    result.stages.append(entry)
+    result.warnings += entry['warnings']
+
+# %% ../nbs/24_staged.ipynb #47fa8058
+@patch
+def check_forgetting(self:_CurriculumRun, k:int, stage:Stage, ref)->None:
     "Record the stage's forgetting against the base; past `max_forgetting`, warn or stop as `on_forgetting` says."
-    val = entry['eval'].get(self.forgetting_metric)
-    if self.max_forgetting is None or ref is None or val is None: return
-    f = entry['forgetting'] = forgetting(ref, val, self.forgetting_metric)
-    if f <= self.max_forgetting: return
-    msg = (f"after stage {k} ({stage.name}) {self.forgetting_metric} went from {ref:.4g} (base) to {val:.4g}, "
-           f"{100*f:.0f}% worse, more than max_forgetting={self.max_forgetting:g}")
+    cur, entry = self.cur, self.result.stages[-1]
+    val = entry['eval'].get(cur.forgetting_metric)
+    if cur.max_forgetting is None or ref is None or val is None: return
+    f = entry['forgetting'] = worsening(cur.forgetting_metric, ref, val)
+    if f <= cur.max_forgetting: return
+    msg = (f"after stage {k} ({stage.name}) {cur.forgetting_metric} went from {ref:.4g} (base) to {val:.4g}, "
+           f"{100*f:.0f}% worse, more than max_forgetting={cur.max_forgetting:g}")
     fix = "mix in more general data (Stage.replay), lower the learning rate or train fewer steps"
-    result.warnings.append(msg)
-    save()
-    if self.on_forgetting == 'stop':
+    self.result.warnings.append(msg)
+    self.save()
+    if cur.on_forgetting == 'stop':
         raise DomainTunerError(msg + "; the run stopped (outputs so far are saved)", where=f"stage {stage.name}",
                                fix=fix)
-    warnings.warn(f"{msg}; fix: {fix}", stacklevel=3)
+    warnings.warn(f"{msg}; fix: {fix}", stacklevel=3)  # points at the caller of `Curriculum.run`
 
-# %% ../nbs/24_staged.ipynb #67ac3817
-def _scorer(evaluate:Callable, tok, canary:list)->Callable:
-    "`score(model, stage)`: the evaluation hook's metrics, with the canary's loss and perplexity when there is one."
-    def score(model, stage):
-        metrics = dict(evaluate(model, tok, stage))
-        if canary:
-            c = eval_loss(model, tok, canary, loss_on='all')
-            metrics.update(canary_loss=c['loss'], canary_perplexity=c['perplexity'])
-        return metrics
-    return score
-
-# %% ../nbs/24_staged.ipynb #0f187d31
-@patch
-def _record_saver(self:Curriculum, out:Path, base:str, result:CurriculumResult, replay:list, canary:list)->Callable:
-    "`save()`: write curriculum_record.json as the run stands (after a stage that forgot too much, and at the end)."
-    def save():
-        rec = dict(kind='curriculum', base=base, stages=result.stages, final=str(result.final),
-                   warnings=result.warnings, config=self.config.to_dict(), replay_hash=data_hash(replay),
-                   canary_hash=data_hash(canary), max_forgetting=self.max_forgetting,
-                   forgetting_metric=self.forgetting_metric, environment=environment_info())
-        (out/'curriculum_record.json').write_text(json.dumps(rec, indent=2, default=str))
-    return save
-
-# %% ../nbs/24_staged.ipynb #2cffa097
+# %% ../nbs/24_staged.ipynb #079795d6
 def _stage_data(stages:list, tok)->list:
     "Every stage's training records (and its `eval_records`), read up front: a missing file fails now, not an hour in."
     data = []
@@ -243,33 +228,11 @@ def _stage_data(stages:list, tok)->list:
         data.append(tr)
     return data
 
-# %% ../nbs/24_staged.ipynb #8226aa6a
-@patch
-def _score_base(self:Curriculum, base:str, score:Callable)->dict:
-    "The base model's entry in the record: its scores, which forgetting is measured against."
-    seed_everything(self.config.seed)
-    base_model = load_model(base, precision=select_precision(self.config.precision))
-    return dict(name='base', method=None, out=base, eval=score(base_model, self.stages[0]))
-
-# %% ../nbs/24_staged.ipynb #06da3aae
 def _merged_base(adapter_dir, sdir:Path, done:bool)->str:
     "The previous stage's adapter merged into `sdir/merged` (unless it is there already): the next stage's base."
     mdir = sdir/'merged'
     if not (done or (mdir/'model.safetensors').exists()): merge(adapter_dir, mdir)
     return str(mdir)
-
-# %% ../nbs/24_staged.ipynb #1eba1245
-@patch
-def _train_and_save(self:Curriculum, k:int, stage:Stage, train_recs:list, cur_base:str, adapter_dir, sdir:Path, tok,
-                    replay:list, plot, score, result:CurriculumResult):
-    "Train stage `k`, save its folder with a stage record, and add its entry and warnings to `result`."
-    cfg = stage.config(self.config)
-    entry, trainer = self._train_stage(k, stage, train_recs, cur_base, adapter_dir, sdir, tok, replay, plot, score)
-    record = dict(kind='stage', base=cur_base, method=cfg.method, quantize=cfg.quantize, config=cfg.to_dict(),
-                  seed=cfg.seed, stage=entry, stages=result.stages[1:] + [entry], environment=environment_info())
-    save_trained(trainer, sdir, record)
-    result.stages.append(entry)
-    result.warnings += entry['warnings']
 
 # %% ../nbs/24_staged.ipynb #83b8f357
 @patch
@@ -278,27 +241,21 @@ def run(self:Curriculum,
         resume:bool=False,       # skip stages whose output folder is complete (has run_record.json)
         plot:str|None='auto')->CurriculumResult: # live plot mode of each stage
     "Train the stages in order, evaluating the base and every stage; returns per-stage metrics and the final folder."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    base = _abs_base(self.base)
-    tok = load_tokenizer(base)
-    replay, canary = _records(self.replay_data, tok), _records(self.canary, tok)
-    result = CurriculumResult(out, [], out)
-    score = _scorer(self.evaluate_stage or evaluate_stage, tok, canary)
-    save = self._record_saver(out, base, result, replay, canary)
-    data = _stage_data(self.stages, tok)
-    result.stages.append(self._score_base(base, score))
-    ref = result.stages[0]['eval'].get(self.forgetting_metric)
-    cur_base, adapter_dir = base, None
+    r = _CurriculumRun(self, out, plot)
+    data = _stage_data(self.stages, r.tok)
+    r.result.stages.append(r.score_base())
+    ref = r.result.stages[0]['eval'].get(self.forgetting_metric)
+    cur_base, adapter_dir = r.base, None
     for k, (stage, train_recs) in enumerate(zip(self.stages, data), 1):
-        cfg, sdir = stage.config(self.config), out/f"{k:02d}-{stage.name}"
+        cfg, sdir = stage.config(self.config), r.out/f"{k:02d}-{stage.name}"
         done = resume and (sdir/'run_record.json').exists()
         if adapter_dir is not None and (not cfg.is_adapter or stage.adapter_policy == 'merge'):
             cur_base, adapter_dir = _merged_base(adapter_dir, sdir, done), None
-        if done: result.stages.append(json.loads((sdir/'run_record.json').read_text())['stage'])
-        else: self._train_and_save(k, stage, train_recs, cur_base, adapter_dir, sdir, tok, replay, plot, score, result)
+        if done: r.result.stages.append(json.loads((sdir/'run_record.json').read_text())['stage'])
+        else: r.train_and_save(k, stage, train_recs, cur_base, adapter_dir)
         if cfg.is_adapter: adapter_dir = sdir
         else: cur_base, adapter_dir = str(sdir), None
-        result.final = sdir
-        self._check_forgetting(k, stage, result.stages[-1], ref, result, save)
-    save()
-    return result
+        r.result.final = sdir
+        r.check_forgetting(k, stage, ref)
+    r.save()
+    return r.result

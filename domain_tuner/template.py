@@ -10,7 +10,7 @@ import os, re
 from dataclasses import dataclass, field, asdict
 import numpy as np
 from .core import DomainTunerError, progress
-from .models import CHATML_TEMPLATE, EOS_DOC
+from .tiny import CHATML_TEMPLATE, EOS_DOC
 from .clean import record_source
 
 # %% auto #0

@@ -18,16 +18,19 @@ from transformers.trainer_utils import get_last_checkpoint
 from fastcore.basics import patch
 from .core import (DomainTunerError, select_precision, seed_everything, progress, environment_info,
                                Precision, quiet, in_notebook, jsonl_rows)
-from .models import (load_model, load_tokenizer, count_parameters, cpu_4bit_inference_layout,
-                                 standard_causal_loss, builtin_model, gguf_to_folder)
-from .methods import TrainConfig, METHODS, prepare_model, optimizer_name, check_method, training_precision
-from .memory import estimate_memory, PeakMemory, compare_memory, step_tokens
+from .models import load_model, load_tokenizer, count_parameters, standard_causal_loss
+from .quant import ensure_trainable_layout
+from .resolve import resolve_model
+from .loss import supervised_loss
+from .methods import (TrainConfig, METHODS, prepare_model, optimizer_name, check_method, training_precision,
+                                  load_for_training)
+from .memory import estimate_memory, PeakMemory, MemoryPlan, compare_memory, step_tokens
 
 # %% auto #0
 __all__ = ['VARLEN_ATTENTION', 'load_training_data', 'data_hash', 'encode_records', 'count_encoding', 'accounting_line',
-           'PaddingFreeCollator', 'batch_collator', 'varlen_sdpa', 'use_varlen_attention', 'supervised_loss',
-           'DomainTrainer', 'check_overfitting', 'LossHistory', 'training_arguments', 'fit', 'save_trained',
-           'TrainResult', 'train', 'train_parser', 'cli_train']
+           'PaddingFreeCollator', 'batch_collator', 'varlen_sdpa', 'use_varlen_attention', 'DomainTrainer',
+           'check_overfitting', 'LossHistory', 'training_arguments', 'fit', 'save_trained', 'TrainJob', 'Trained',
+           'train_model', 'TrainResult', 'train', 'train_parser', 'cli_train']
 
 # %% ../nbs/22_train.ipynb #7d13dea4
 def _read_jsonl(path:Path)->list[dict]:
@@ -62,7 +65,7 @@ def load_training_data(data,                # records, a prepared folder, a raw 
             train = _read_jsonl(p/'train.jsonl')
             ev = _read_jsonl(p/'eval.jsonl') if (p/'eval.jsonl').exists() else []
         else:
-            from domain_tuner.data import prepare
+            from domain_tuner.prepare import prepare
             prep = prepare([p], tokenizer=tokenizer, figure=False, lenient=True, near_dedup=False, decontaminate=False,
                            eval_fraction=eval_fraction if eval_data is None else 0.0)
             train, ev = list(prep.train), list(prep.eval)
@@ -85,7 +88,8 @@ def data_hash(records:list)->str:
 
 def encode_records(records:list, tokenizer, cfg:TrainConfig, pack:bool|None=None, stats=None):
     "Tokenise and mask records as the run's config says (max_length, loss_on, truncation); packed rows when `pack`."
-    from domain_tuner.data import tokenize_records, packed_dataset
+    from domain_tuner.template import tokenize_records
+    from domain_tuner.packing import packed_dataset
     ds = tokenize_records(records, tokenizer, max_length=cfg.max_length, loss_on=cfg.loss_on, truncation=cfg.truncation,
                           stats=stats)
     return packed_dataset(ds, cfg.max_length) if (cfg.pack if pack is None else pack) else ds
@@ -131,11 +135,10 @@ class PaddingFreeCollator:
 
 def batch_collator(tokenizer, cfg:TrainConfig):
     "The collator a run uses: packed rows (`cfg.pack`), padding-free rows (`cfg.padding_free`, default) or padded rows."
-    from domain_tuner.data import Collator
+    from domain_tuner.packing import Collator
     if cfg.pack: return Collator(tokenizer, pack=True, max_length=cfg.max_length)
     if cfg.padding_free: return PaddingFreeCollator(getattr(tokenizer, 'pad_token_id', None))
     return Collator(tokenizer, max_length=cfg.max_length)
-
 
 # %% ../nbs/22_train.ipynb #15b46114
 VARLEN_ATTENTION = 'domain_tuner_varlen_sdpa'
@@ -184,21 +187,6 @@ def use_varlen_attention(model)->str|None:
     AttentionMaskInterface.register(VARLEN_ATTENTION, _varlen_mask)
     base.set_attn_implementation(VARLEN_ATTENTION)
     return old
-
-# %% ../nbs/22_train.ipynb #13cfab65
-def supervised_loss(model,                      # a causal LM (or peft model) for which `standard_causal_loss` holds
-                    inputs:dict,                # a batch with input_ids and labels (-100 where no loss)
-                    num_items_in_batch=None):   # trained tokens in the whole (accumulated) batch: sum / this; else mean
-    ("Causal-LM cross-entropy with the output layer computed only at positions whose next token is trained; "
-     "(loss, outputs).")
-    labels = inputs['labels']
-    target = torch.full_like(labels, -100)
-    target[:, :-1] = labels[:, 1:]                 # position t predicts token t+1, as transformers' shift does
-    keep = target != -100
-    out = model(**{k: v for k, v in inputs.items() if k != 'labels'}, logits_to_keep=keep)
-    loss = torch.nn.functional.cross_entropy(out.logits.float().reshape(-1, out.logits.shape[-1]), target[keep],
-                                             reduction='sum')
-    return loss / (num_items_in_batch if num_items_in_batch is not None else keep.sum().clamp(min=1)), out
 
 # %% ../nbs/22_train.ipynb #86617e5c
 def _nonfinite(what, value, step, cfg, precision):
@@ -267,9 +255,11 @@ def check_overfitting(evals:list[tuple])->str|None:
 # %% ../nbs/22_train.ipynb #5de6b381
 class LossHistory(TrainerCallback):
     "Collects logs, warns on overfitting, shows a progress bar and a live loss/LR plot (or text lines)."
-    def __init__(self, plot:str|None='auto', # 'auto' (plot in a notebook, text elsewhere), 'plot', 'text' or None
-                 desc:str='train', min_interval:float=1.0):
-        self.plot, self.desc, self.min_interval = plot, desc, min_interval
+    def __init__(self, plot:str|None='auto',   # 'auto' (plot in a notebook, text elsewhere), 'plot', 'text' or None
+                 desc:str|None=None,        # progress bar label; 'train METHOD' when None
+                 min_interval:float=1.0,    # seconds between redraws of the plot
+                 show_data:bool|None=None): # print `train`'s data accounting line first; None: unless DOMAIN_TUNER_QUIET
+        self.plot, self.desc, self.min_interval, self.show_data = plot, desc, min_interval, show_data
         self.logs, self.evals, self.warnings, self._pending = [], [], [], []
         self._bar = self._fig = self._handle = None; self._last_draw = 0.0
 
@@ -381,14 +371,6 @@ def _last_checkpoint(output_dir:str)->str:
                                               fix="train with save_steps=N first, or leave resume off")
     return resume
 
-# %% ../nbs/22_train.ipynb #01df16a6
-def _unpack_cpu_4bit(model):
-    "Convert back, with a warning, 4-bit layers that bitsandbytes had repacked for CPU inference (no gradients there)."
-    if n := cpu_4bit_inference_layout(model, False):  # its kernel has no gradient: see `cpu_4bit_inference_layout`
-        warnings.warn(f"{n} 4-bit layers had been repacked by bitsandbytes for CPU inference (no gradients through "
-                      "them); converted back before training (their scales were rounded to bf16 on the way)",
-                      stacklevel=3)  # the warning points at the caller of `fit`
-
 # %% ../nbs/22_train.ipynb #47a8e92a
 def _final_eval(trainer)->dict:
     "The trained model's eval: the one Trainer ran at the last step when it did (not a second pass), else a new one."
@@ -397,30 +379,20 @@ def _final_eval(trainer)->dict:
     if last.get('step') == trainer.state.global_step and not trainer.args.load_best_model_at_end: return last
     return trainer.evaluate()
 
-# %% ../nbs/22_train.ipynb #532fb651
-def _domain_trainer(model, tokenizer, train_ds, eval_ds, cfg:TrainConfig, args:TrainingArguments,
-                    precision:Precision, callbacks:list)->DomainTrainer:
-    "The run's `DomainTrainer`, with the run's collator; `LossHistory` replaces transformers' printer and progress bar."
-    collator = batch_collator(tokenizer, cfg)
-    trainer = DomainTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                            data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
-                            run_config=cfg, precision=precision)
-    for cb in (PrinterCallback, ProgressCallback): trainer.remove_callback(cb)  # LossHistory shows progress and logs
-    return trainer
-
 # %% ../nbs/22_train.ipynb #9c7d6cfe
-def _train_timed(trainer, model, eval_ds, cfg:TrainConfig, resume, eval_before:bool)->tuple:
+def _train_timed(trainer:DomainTrainer, resume)->tuple:
     "The baseline eval, the timed training and the final eval, with varlen attention while they run."
+    model, cfg, has_eval = trainer.model, trainer.run_config, trainer.eval_dataset is not None
     restore = use_varlen_attention(model) if (cfg.pack or cfg.padding_free) else None
     try:
-        before = trainer.evaluate()['eval_loss'] if (eval_ds is not None and eval_before and not resume) else None
+        before = trainer.evaluate()['eval_loss'] if (has_eval and cfg.eval_before and not resume) else None
         # objects alive now (datasets, tokenizer, modules) need no cycle collection while training: Trainer's full
         # gc.collect at the start of train() and Python's periodic ones then skip them (measured 0.45 s per run)
         gc.freeze()
         t0 = time.time()
         res = trainer.train(resume_from_checkpoint=resume)
         secs = time.time() - t0
-        ev = _final_eval(trainer) if eval_ds is not None else None
+        ev = _final_eval(trainer) if has_eval else None
     finally:
         gc.unfreeze()
         if restore:
@@ -440,6 +412,12 @@ def _fit_metrics(trainer, res, secs:float, before, ev, hist:LossHistory)->dict:
     return metrics
 
 # %% ../nbs/22_train.ipynb #0cb1eeca
+def _history(callbacks:list, cfg:TrainConfig)->tuple:
+    "The run's `LossHistory` (the one among `callbacks`, else a new one) and the other callbacks."
+    hist = next((c for c in callbacks if isinstance(c, LossHistory)), None) or LossHistory()
+    hist.desc = hist.desc or f"train {cfg.method}"
+    return hist, [c for c in callbacks if c is not hist]
+
 def fit(model,                     # a model prepared by `prepare_model`
         tokenizer,                 # its tokenizer (pad token, chat template)
         train_ds,                  # encoded training examples (`encode_records`)
@@ -447,20 +425,20 @@ def fit(model,                     # a model prepared by `prepare_model`
         cfg:TrainConfig|None=None, # the run's configuration
         out:str|Path='runs/train', # run folder (checkpoints under out/checkpoints)
         resume:bool|str|None=None, # True: the last checkpoint in out/checkpoints; a path: that checkpoint
-        plot:str|None='auto',      # live plot mode, see `LossHistory`
-        callbacks:list=(),         # extra `TrainerCallback`s
-        desc:str|None=None,        # progress bar label
-        eval_before:bool=True,     # also evaluate before training, as the baseline (metrics['eval_loss_before'])
+        callbacks:list=(),         # `TrainerCallback`s; a `LossHistory` among them is the run's display and log
         **kwargs):                 # overrides for `TrainingArguments`
     "Train a prepared model with transformers' `Trainer`; returns (trainer, metrics, history)."
     cfg = cfg or TrainConfig()
     precision = select_precision(cfg.precision, measure=True)
     args = training_arguments(cfg, out, precision, has_eval=eval_ds is not None, **kwargs)
     if resume is True: resume = _last_checkpoint(args.output_dir)
-    _unpack_cpu_4bit(model)
-    hist = LossHistory(plot, desc=desc or f"train {cfg.method}")
-    trainer = _domain_trainer(model, tokenizer, train_ds, eval_ds, cfg, args, precision, [hist, *callbacks])
-    before, res, secs, ev = _train_timed(trainer, model, eval_ds, cfg, resume, eval_before)
+    ensure_trainable_layout(model)
+    hist, others = _history(list(callbacks), cfg)
+    trainer = DomainTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                            data_collator=batch_collator(tokenizer, cfg), processing_class=tokenizer,
+                            callbacks=[hist, *others], run_config=cfg, precision=precision)
+    for cb in (PrinterCallback, ProgressCallback): trainer.remove_callback(cb)  # LossHistory shows progress and logs
+    before, res, secs, ev = _train_timed(trainer, resume)
     return trainer, _fit_metrics(trainer, res, secs, before, ev, hist), hist
 
 # %% ../nbs/22_train.ipynb #b842643d
@@ -480,6 +458,38 @@ def save_trained(trainer:Trainer,  # the trainer after training
         (out/'run_record.json').write_text(json.dumps(record, indent=2, default=str))
     return out
 
+# %% ../nbs/22_train.ipynb #845c5084
+@dataclass
+class TrainJob:
+    "One model to train: what `train` and each curriculum stage hand to `train_model`."
+    base:str                       # folder or hub id the weights start from (`resolve_model`)
+    cfg:TrainConfig                # method and hyperparameters
+    tokenizer:Any                  # the base's tokenizer
+    train_ds:Any                   # encoded training examples (`encode_records`)
+    eval_ds:Any = None             # encoded eval examples scored while training, or None
+    out:Path = Path('runs/train')  # output folder (checkpoints under out/checkpoints)
+    adapter:Path|None = None       # an adapter folder to keep training (a later curriculum stage)
+    resume:bool|str|None = None    # a checkpoint to resume from (True: the last in out/checkpoints)
+    callbacks:list = field(default_factory=list) # `TrainerCallback`s; a `LossHistory` among them is the display
+
+@dataclass
+class Trained:
+    "What `train_model` returns: the trainer (its model trained), the metrics, the history, the memory plan and peak."
+    trainer:Any; metrics:dict; history:LossHistory; plan:MemoryPlan; memory:PeakMemory
+
+# %% ../nbs/22_train.ipynb #2a43c867
+def train_model(job:TrainJob)->Trained:
+    "Plan the memory, load the base for the method, train it with `fit`, and measure the peak next to the plan."
+    prec = training_precision(job.cfg)
+    plan = estimate_memory(job.base, job.cfg, dtype=prec.load_dtype, device=prec.device,
+                           **step_tokens(job.train_ds, job.cfg))
+    with PeakMemory(prec.device) as mem:
+        model = load_for_training(job.base, job.cfg, job.adapter)
+        trainer, metrics, hist = fit(model, job.tokenizer, job.train_ds, job.eval_ds, job.cfg, job.out, job.resume,
+                                     job.callbacks)
+    metrics.update(memory_estimate_gb=plan.total, memory_measured_gb=mem.measured_gb)
+    return Trained(trainer, metrics, hist, plan, mem)
+
 # %% ../nbs/22_train.ipynb #617751fe
 @dataclass
 class TrainResult:
@@ -488,14 +498,6 @@ class TrainResult:
     model:Any = field(default=None, repr=False)
     tokenizer:Any = field(default=None, repr=False)
     warnings:list = field(default_factory=list)
-
-def _abs_base(base):
-    "A base as the folder it loads from: builtin: names and GGUF files become their converted folders."
-    s = str(base)
-    if s.startswith('builtin:'): return str(builtin_model(s))
-    if s.endswith('.gguf'): return str(gguf_to_folder(s))
-    p = Path(s).expanduser()
-    return str(p.resolve()) if p.exists() else s
 
 # %% ../nbs/22_train.ipynb #f7b312b5
 def _run_config(config:TrainConfig|None, overrides:dict)->TrainConfig:
@@ -511,7 +513,7 @@ def _run_config(config:TrainConfig|None, overrides:dict)->TrainConfig:
 # %% ../nbs/22_train.ipynb #bcd1f23c
 def _encoded_data(data, eval_data, tokenizer, cfg:TrainConfig)->tuple:
     "Read and encode a run's data: (accounting, train records, eval records, train dataset, eval dataset or None)."
-    from domain_tuner.data import EncodeStats
+    from domain_tuner.template import EncodeStats
     info, stats = {}, EncodeStats()
     train_recs, eval_recs = load_training_data(data, eval_data, tokenizer, info=info, eval_fraction=cfg.eval_fraction)
     train_ds = encode_records(train_recs, tokenizer, cfg, stats=stats)
@@ -520,13 +522,17 @@ def _encoded_data(data, eval_data, tokenizer, cfg:TrainConfig)->tuple:
     return info, train_recs, eval_recs, train_ds, eval_ds
 
 # %% ../nbs/22_train.ipynb #063e1c26
-def _train_record(base, cfg, precision, info, train_recs, eval_recs, train_ds, model, plan, mem, hist, metrics)->dict:
+def _train_record(job:TrainJob, done:Trained, info:dict, records:tuple)->dict:
     "The run record `train` saves: config, data (hashes and accounting), parameters, environment, memory, metrics."
-    return dict(kind='train', created=time.strftime('%Y-%m-%dT%H:%M:%S%z'), base=base, method=cfg.method,
+    cfg, plan, mem, hist, metrics = job.cfg, done.plan, done.memory, done.history, done.metrics
+    precision, (train_recs, eval_recs) = select_precision(cfg.precision, measure=True), records
+    return dict(kind='train', created=time.strftime('%Y-%m-%dT%H:%M:%S%z'), base=job.base, method=cfg.method,
                 quantize=cfg.quantize, optimizer=optimizer_name(cfg, precision), config=cfg.to_dict(), seed=cfg.seed,
                 data=dict(source=info['source'], train_hash=data_hash(train_recs), eval_hash=data_hash(eval_recs),
-                          n_train=info['train'], n_eval=len(eval_recs), n_train_rows=len(train_ds), accounting=info),
-                parameters=count_parameters(model), precision=asdict(precision), environment=environment_info(),
+                          n_train=info['train'], n_eval=len(eval_recs), n_train_rows=len(job.train_ds),
+                          accounting=info),
+                parameters=count_parameters(done.trainer.model), precision=asdict(precision),
+                environment=environment_info(),
                 memory=dict(estimate_gb=asdict(plan) | dict(total=plan.total), measured=dict(device=mem.device,
                             peak_gb=mem.peak_gb, above_start_gb=mem.delta_gb)),
                 warnings=hist.warnings, stages=[dict(name=cfg.method, metrics=metrics)], metrics=metrics,
@@ -539,31 +545,23 @@ def train(base:str|Path,             # hub id or folder of the base model (or of
           out:str|Path|None=None,    # output folder; runs/<method> when None
           eval_data=None,            # eval records or file; the prepared eval split when None
           resume:bool|str|None=None, # continue from the last checkpoint in out (True) or a checkpoint folder
-          plot:str|None='auto',      # 'auto', 'plot', 'text' or None: the live loss plot
+          plot:str|LossHistory|None='auto', # 'auto', 'plot', 'text' or None: the live loss plot; or a `LossHistory`
           callbacks:list=(),         # extra `TrainerCallback`s
-          show_data:bool|None=None,  # print the data accounting line before training; None: unless DOMAIN_TUNER_QUIET
           **overrides)->TrainResult: # `TrainConfig` fields to change, e.g. method='qlora', max_steps=100
     "Fine-tune `base` on `data` with the method in the config; save a standard output folder with a run record."
     cfg = _run_config(config, overrides)
-    out = Path(out or Path('runs')/cfg.method)
-    base = _abs_base(base)
     seed_everything(cfg.seed)
-    precision = select_precision(cfg.precision, measure=True)
+    base = resolve_model(base, need_weights=False)
     tokenizer = load_tokenizer(base)
     info, train_recs, eval_recs, train_ds, eval_ds = _encoded_data(data, eval_data, tokenizer, cfg)
-    if show_data or (show_data is None and not quiet()): print(accounting_line(info), flush=True)  # before training
-    plan = estimate_memory(base, cfg, dtype=training_precision(cfg, precision).load_dtype, device=precision.device,
-                           **step_tokens(train_ds, cfg))
-    with PeakMemory(precision.device) as mem:
-        model = prepare_model(load_model(base, quantize=cfg.quantize,
-                                         precision=training_precision(cfg, precision)), cfg)
-        trainer, metrics, hist = fit(model, tokenizer, train_ds, eval_ds, cfg, out, resume=resume, plot=plot,
-                                     callbacks=callbacks)
-    metrics.update(memory_estimate_gb=plan.total,
-                   memory_measured_gb=mem.delta_gb if mem.device == 'cpu' else mem.peak_gb)
-    record = _train_record(base, cfg, precision, info, train_recs, eval_recs, train_ds, model, plan, mem, hist, metrics)
-    save_trained(trainer, out, record)
-    return TrainResult(out, metrics, hist.logs, record, model=trainer.model, tokenizer=tokenizer,
+    hist = plot if isinstance(plot, LossHistory) else LossHistory(plot)
+    if hist.show_data or (hist.show_data is None and not quiet()): print(accounting_line(info), flush=True)
+    job = TrainJob(base, cfg, tokenizer, train_ds, eval_ds, Path(out or Path('runs')/cfg.method), resume=resume,
+                   callbacks=[hist, *callbacks])
+    done = train_model(job)
+    record = _train_record(job, done, info, (train_recs, eval_recs))
+    save_trained(done.trainer, job.out, record)
+    return TrainResult(job.out, done.metrics, hist.logs, record, model=done.trainer.model, tokenizer=tokenizer,
                        warnings=hist.warnings)
 
 # %% ../nbs/22_train.ipynb #49aee4ef
@@ -604,7 +602,7 @@ def cli_train(argv:list[str]|None=None)->int:
     if isinstance(over.get('target_modules'), str) and over['target_modules'] != 'all-linear':
         over['target_modules'] = [t.strip() for t in over['target_modules'].split(',')]
     res = train(a.base, a.data, TrainConfig(**over), out=a.out, eval_data=a.eval_data, resume=a.resume or None,
-                plot=None if a.plot == 'none' else 'text', show_data=True)
+                plot=LossHistory(None if a.plot == 'none' else 'text', show_data=True))
     m = res.metrics
     print(f"saved {res.out}  train loss {m['train_loss']:.4f}"
           + (f"  eval loss {m['eval_loss']:.4f}" if 'eval_loss' in m else '')

@@ -19,5 +19,5 @@ def run_cli(*args, check=True, env=None, timeout=600, cwd=None):
 
 @pytest.fixture(scope='session')
 def tiny_dir():
-    from domain_tuner.models import tiny_model_dir
+    from domain_tuner.tiny import tiny_model_dir
     return tiny_model_dir()

@@ -5,7 +5,8 @@ import random
 import pytest
 from domain_tuner.base import (BaseConfig, general_corpus, corpus_info, lookup_item, base_tokenizer, pretrain_batches,
                                build_base, base_model_dir, copy_probe, canary_scores, ASSET_DIR)
-from domain_tuner.models import load_model, load_tokenizer, EOT
+from domain_tuner.models import load_model, load_tokenizer
+from domain_tuner.tiny import EOT
 
 TOY = BaseConfig(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=128, vocab_size=600,
                  seq_len=64, batch_size=4, steps=40, warmup=5)

@@ -6,7 +6,8 @@ conversations on one line, the v1 format (content parts with `value`, a `loss_we
 import os, json, random, subprocess, sys
 os.environ.setdefault('DOMAIN_TUNER_QUIET', '1')
 import pytest
-from domain_tuner.models import tiny_model_dir, load_tokenizer
+from domain_tuner.tiny import tiny_model_dir
+from domain_tuner.models import load_tokenizer
 from domain_tuner.prepare import prepare
 
 WORDS = ("revenue grew while costs fell and the margin widened as the company paid down its debt after a year of "

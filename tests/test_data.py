@@ -109,7 +109,7 @@ def test_lenient_prepare_reconciles_with_rejected_jsonl(tmp_path):
     rows[5] = rows[4]                                       # exact duplicate
     rows += ['', '{"instruction": "x"}', '{bad json', '[1, 2]', '{"instruction": "y", "output": ""}', qa("Z?", "z " * 400)]
     p = tmp_path/'mixed.jsonl'; p.write_text("\n".join(rows) + "\n")
-    from domain_tuner.models import tiny_model_dir
+    from domain_tuner.tiny import tiny_model_dir
     res = prepare(p, out=tmp_path/'out', tokenizer=tiny_model_dir(), lenient=True, max_length=128, truncation='drop')
     c = json.loads((tmp_path/'out'/'report.json').read_text())['counts']
     rej = [json.loads(l) for l in (tmp_path/'out'/'rejected.jsonl').read_text().splitlines()]

@@ -2,7 +2,8 @@
 import json
 import pytest, torch
 from domain_tuner.data import load_records, encode, encode_batch, tokenize_records, Collator, pack_lengths, packing_efficiency
-from domain_tuner.models import load_tokenizer, load_model, tiny_model_dir, EOT, EOS_DOC
+from domain_tuner.models import load_tokenizer, load_model
+from domain_tuner.tiny import tiny_model_dir, EOT, EOS_DOC
 
 @pytest.fixture(scope='module')
 def tok(): return load_tokenizer(tiny_model_dir())

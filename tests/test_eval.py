@@ -3,7 +3,8 @@ import json, math
 from pathlib import Path
 import pytest, torch
 from conftest import run_cli
-from domain_tuner.models import tiny_model_dir, load_model, load_tokenizer
+from domain_tuner.tiny import tiny_model_dir
+from domain_tuner.models import load_model, load_tokenizer
 from domain_tuner.core import DomainTunerError
 from domain_tuner.data import encode
 from domain_tuner.evaluate import (evaluate, perplexity, generate, chat, compare, ForgettingGuard, EvalResult, exact_match, token_f1,

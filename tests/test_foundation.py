@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest, torch
 from conftest import run_cli, ROOT
 from domain_tuner.core import select_precision, seed_everything, DomainTunerError
-from domain_tuner.models import load_model, load_tokenizer, tiny_llama, load_trained
+from domain_tuner.models import load_model, load_tokenizer, load_trained
+from domain_tuner.tiny import tiny_llama
 
 @pytest.mark.parametrize("cap,prefer,expected", [
     ((7, 5), None, ('cuda', 'float16', 'float16', 'float32')),   # T4: emulated bf16 must not be chosen

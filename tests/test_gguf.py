@@ -4,7 +4,9 @@ import json, os
 os.environ.setdefault('DOMAIN_TUNER_QUIET', '1')
 import pytest, torch
 from transformers import AutoModelForCausalLM
-from domain_tuner.models import tiny_model_dir, load_model, load_tokenizer, gguf_to_folder
+from domain_tuner.tiny import tiny_model_dir
+from domain_tuner.models import load_model, load_tokenizer
+from domain_tuner.resolve import gguf_to_folder
 from domain_tuner.export import export_gguf
 from conftest import run_cli
 from test_train import sums
@@ -41,7 +43,7 @@ def test_export_adapter_cli(tmp_path):
 
 @pytest.mark.slow
 def test_real_base_converts_and_exports(tmp_path):
-    from domain_tuner.models import builtin_model
+    from domain_tuner.resolve import builtin_model
     d = builtin_model('builtin:smollm2-135m-instruct')
     conv = json.loads((d/'conversion.json').read_text())
     assert conv['tokenizer_pre'] == 'smollm' and conv['source'].endswith('SmolLM2-135M-Instruct.Q4_1.gguf')

@@ -4,7 +4,7 @@ the run record says what was chosen and why."""
 import os, random
 os.environ.setdefault('DOMAIN_TUNER_QUIET', '1')
 import pytest, torch
-from domain_tuner.models import tiny_model_dir
+from domain_tuner.tiny import tiny_model_dir
 from domain_tuner.methods import TrainConfig
 from domain_tuner.train import train
 

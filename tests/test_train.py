@@ -4,7 +4,8 @@ import os, random, json
 os.environ.setdefault('DOMAIN_TUNER_QUIET', '1')
 import pytest, torch
 from transformers import TrainerCallback
-from domain_tuner.models import tiny_model_dir, load_model, load_tokenizer
+from domain_tuner.tiny import tiny_model_dir
+from domain_tuner.models import load_model, load_tokenizer
 from domain_tuner.methods import TrainConfig
 from domain_tuner.train import train, encode_records
 from domain_tuner.data import Collator

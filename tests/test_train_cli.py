@@ -4,7 +4,7 @@ import os, json, math, random, subprocess, sys
 os.environ.setdefault('DOMAIN_TUNER_QUIET', '1')
 import pytest, torch
 from domain_tuner.core import DomainTunerError
-from domain_tuner.models import tiny_model_dir
+from domain_tuner.tiny import tiny_model_dir
 
 torch.set_num_threads(1)
 

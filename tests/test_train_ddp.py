@@ -4,7 +4,7 @@ import os, sys, json, random, shutil, subprocess
 from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
-from domain_tuner.models import tiny_model_dir
+from domain_tuner.tiny import tiny_model_dir
 
 torch.set_num_threads(1)
 

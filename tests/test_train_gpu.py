@@ -4,7 +4,8 @@ import os, json
 os.environ.setdefault('DOMAIN_TUNER_QUIET', '1')
 import pytest, torch
 from domain_tuner.core import probe_cuda, select_precision
-from domain_tuner.models import tiny_model_dir, load_model, load_tokenizer
+from domain_tuner.tiny import tiny_model_dir
+from domain_tuner.models import load_model, load_tokenizer
 from domain_tuner.methods import TrainConfig, _default_adamw
 from domain_tuner.train import train, encode_records
 from domain_tuner.data import Collator

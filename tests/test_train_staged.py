@@ -4,7 +4,7 @@ import os, json
 os.environ.setdefault('DOMAIN_TUNER_QUIET', '1')
 import pytest, torch
 from safetensors.torch import load_file
-from domain_tuner.models import tiny_model_dir
+from domain_tuner.tiny import tiny_model_dir
 from domain_tuner.methods import TrainConfig
 from domain_tuner.staged import Stage, Curriculum, evaluate_stage
 from test_train import sums
