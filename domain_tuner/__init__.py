@@ -9,7 +9,7 @@ _API = {
     'domain_tuner.resolve': ['resolve_model'],
     'domain_tuner.models': ['load_model', 'load_tokenizer', 'load_trained', 'count_parameters'],
     'domain_tuner.settings': ['read_settings'],
-    'domain_tuner.data': ['load_records', 'prepare', 'encode', 'tokenize_records', 'Collator', 'show_example'],
+    'domain_tuner.data': ['load_records', 'prepare', 'PrepareConfig', 'encode', 'tokenize_records', 'Collator', 'show_example'],
     'domain_tuner.methods': ['TrainConfig'],
     'domain_tuner.memory': ['estimate_memory'],
     'domain_tuner.train': ['train'],
@@ -17,8 +17,9 @@ _API = {
     'domain_tuner.export': ['export_gguf'],
     'domain_tuner.staged': ['Stage', 'Curriculum'],
     'domain_tuner.evaluate': ['evaluate', 'EvalResult', 'perplexity', 'generate', 'chat', 'compare', 'ForgettingGuard',
-                              'ReviewSession', 'review_widget', 'compare_with_experts', 'write_report'],
-    'domain_tuner.run': ['run', 'plan_run'],
+                              'ReviewSession', 'review_widget', 'compare_with_experts', 'write_report', 'EvalConfig'],
+    'domain_tuner.plan': ['plan_run'],
+    'domain_tuner.run': ['run'],
 }
 _WHERE = {name: mod for mod, names in _API.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -7,7 +7,8 @@ Docs: https://domain-tuner.github.io/domain-tuner/benchmark.html.md"""
 # %% ../nbs/33_benchmark.ipynb #9c6d36be
 from __future__ import annotations
 import json, math, re, time, warnings
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field, asdict, fields, replace
+from typing import Any
 from pathlib import Path
 from typing import Callable
 from fastcore.basics import patch
@@ -18,8 +19,8 @@ from .generation import generate, answer_and_score
 from .likelihood import record_nll, mc_choices, mc_predict
 
 # %% auto #0
-__all__ = ['load_bench', 'reference', 'prompt_messages', 'ungrounded_claims', 'EvalResult', 'evaluate', 'scores_by', 'Comparison',
-           'compare', 'ForgettingGuard']
+__all__ = ['load_bench', 'reference', 'prompt_messages', 'ungrounded_claims', 'EvalResult', 'EvalConfig', 'evaluate', 'scores_by',
+           'Comparison', 'compare', 'ForgettingGuard']
 
 # %% ../nbs/33_benchmark.ipynb #5c2155a8
 def _load_records(path):
@@ -111,12 +112,11 @@ def _model_name(model)->str:
                or getattr(getattr(model, 'config', None), '_name_or_path', '') or 'model')
 
 # %% ../nbs/33_benchmark.ipynb #2c1cb3da
-def _answers_and_nll(model, tokenizer, recs:list, mc_idx:list, batch_size:int, max_new_tokens:int,
-                     do_sample:bool, gen_kwargs:dict)->tuple[list, list]:
+def _answers_and_nll(model, tokenizer, recs:list, mc_idx:list, cfg:EvalConfig)->tuple[list, list]:
     "Answers to the records not in `mc_idx` (None for those) and (NLL sum, token count) of every reference answer."
     gen_idx = [i for i in range(len(recs)) if i not in set(mc_idx)]
-    preds = [None]*len(recs)
-    if not do_sample and not gen_kwargs:  # greedy: answer and score the reference in one pass over each prompt
+    preds, batch_size, max_new_tokens = [None]*len(recs), cfg.batch_size, cfg.max_new_tokens
+    if not cfg.do_sample and not cfg.generation:  # greedy: answer and score the reference in one pass over each prompt
         both = (answer_and_score(model, tokenizer, [recs[i] for i in gen_idx], max_new_tokens, batch_size)
                 if gen_idx else [])
         nll = [None]*len(recs)
@@ -127,14 +127,15 @@ def _answers_and_nll(model, tokenizer, recs:list, mc_idx:list, batch_size:int, m
     else:
         nll = record_nll(model, tokenizer, recs, loss_on='last', batch_size=batch_size)
         answers = generate(model, tokenizer, [prompt_messages(recs[i]) for i in gen_idx], max_new_tokens=max_new_tokens,
-                           batch_size=batch_size, do_sample=do_sample, **gen_kwargs) if gen_idx else []
+                           batch_size=batch_size, do_sample=cfg.do_sample, **cfg.generation) if gen_idx else []
         for i, a in zip(gen_idx, answers): preds[i] = a
     return preds, nll
 
 # %% ../nbs/33_benchmark.ipynb #b9bd9380
-def _example(i:int, r:dict, pred:str|None, choice:int|None, fns:dict, nll:tuple, grounding:bool|None)->dict:
-    "One benchmark item's result: prompt, reference, prediction (the chosen option for multiple choice), scores, flags."
-    meta, ex, msgs = r.get('meta') or {}, {}, prompt_messages(r)
+def _example(i:int, r:dict, answer:tuple, fns:dict, grounding:bool|None)->dict:
+    ("One benchmark item's result from its `answer` (prediction, chosen option or None, (NLL sum, tokens)): prompt, "
+     "reference, prediction (the chosen option for multiple choice), scores, flags.")
+    (pred, choice, nll), meta, ex, msgs = answer, r.get('meta') or {}, {}, prompt_messages(r)
     ex.update(id=i, source=meta.get('source'), prompt=msgs[-1]['content'] if msgs else '', reference=reference(r))
     if meta.get('task') is not None: ex['task'] = meta['task']  # for scores by task (`scores_by`)
     if choice is not None:
@@ -159,43 +160,58 @@ def _aggregate(examples:list, fns:dict, mc_idx:list, nll:list)->dict:
     agg['perplexity'] = math.exp(sum(s for s, _ in nll)/sum(n for _, n in nll))
     return agg
 
-# %% ../nbs/33_benchmark.ipynb #7885d391
+# %% ../nbs/33_benchmark.ipynb #adf50005
+@dataclass
+class EvalConfig:
+    "How `evaluate` scores a model: metrics, batching, answer length, decoding, the canary's own settings, grounding."
+    metrics:Any = None               # metric names / functions f(prediction, reference, record) / {name: f}; DEFAULT_METRICS when None
+    batch_size:int = 16              # prompts per generation and scoring batch
+    max_new_tokens:int = 64          # answer length limit
+    do_sample:bool = False           # greedy by default: reproducible answers
+    canary_metrics:Any = None        # metrics for the canary; `metrics` when None
+    canary_max_new_tokens:int|None = None # answer length limit on the canary; `max_new_tokens` when None
+    grounding:bool|None = None       # check answers against meta.context (None), against the prompt too (True), or not (False)
+    normalize_mc:bool = False        # multiple choice by mean instead of summed token log-likelihood
+    generation:dict = field(default_factory=dict) # more `model.generate` arguments (repetition_penalty, ...)
+
+def _eval_config(config:EvalConfig|None, overrides:dict)->EvalConfig:
+    "`config` (or the default) with the overrides that are its fields; the other keywords join `generation`."
+    own = {f.name for f in fields(EvalConfig)}
+    cfg = replace(config or EvalConfig(), **{k: v for k, v in overrides.items() if k in own})
+    gen = {k: v for k, v in overrides.items() if k not in own}
+    return replace(cfg, generation={**cfg.generation, **gen}) if gen else cfg
+
+# %% ../nbs/33_benchmark.ipynb #9b39427e
 def evaluate(
     model,                    # a causal LM (transformers or PEFT)
     tokenizer,                # its tokenizer, with the chat template used in training
     bench,                    # a benchmark file (any format the data loader reads) or a list of records
-    metrics=None,             # metric names / functions f(prediction, reference, record) / {name: f}
-    batch_size:int=16,        # prompts per generation and scoring batch
-    max_new_tokens:int=64,    # answer length limit
+    config:EvalConfig|None=None, # the options; `EvalConfig()` when None
     name:str|None=None,       # the model's label in tables
-    do_sample:bool=False,     # greedy by default: reproducible answers
     canary=None,              # a general-ability benchmark scored next to the domain one (forgetting)
-    canary_metrics=None,      # metrics for the canary; `metrics` when None
-    canary_max_new_tokens:int|None=None, # answer length limit on the canary; `max_new_tokens` when None
-    grounding:bool|None=None, # check answers against meta.context (None), against the prompt too (True), or not (False)
-    normalize_mc:bool=False,  # multiple choice by mean instead of summed token log-likelihood
-    **gen_kwargs)->EvalResult:
+    **overrides)->EvalResult: # `EvalConfig` fields (metrics=, max_new_tokens=, ...); others go to `model.generate`
     ("Evaluate a model on a benchmark: generated answers, task metrics, reference perplexity, "
      "multiple choice, grounding.")
-    recs, fns = load_bench(bench), resolve_metrics(metrics)
+    cfg = _eval_config(config, overrides)
+    recs, fns = load_bench(bench), resolve_metrics(cfg.metrics)
     t0 = time.perf_counter()
     mc_idx = [i for i, r in enumerate(recs) if (r.get('meta') or {}).get('choices')]
-    preds, nll = _answers_and_nll(model, tokenizer, recs, mc_idx, batch_size, max_new_tokens, do_sample, gen_kwargs)
+    preds, nll = _answers_and_nll(model, tokenizer, recs, mc_idx, cfg)
     t_gen = time.perf_counter() - t0
-    mc_pred = mc_predict(model, tokenizer, [recs[i] for i in mc_idx], batch_size, normalize_mc) if mc_idx else []
+    mc_pred = mc_predict(model, tokenizer, [recs[i] for i in mc_idx], cfg.batch_size, cfg.normalize_mc) if mc_idx else []
     choice = dict(zip(mc_idx, mc_pred))
-    examples = [_example(i, r, preds[i], choice.get(i), fns, nll[i], grounding) for i, r in enumerate(recs)]
+    examples = [_example(i, r, (preds[i], choice.get(i), nll[i]), fns, cfg.grounding) for i, r in enumerate(recs)]
     agg = _aggregate(examples, fns, mc_idx, nll)
     secs = time.perf_counter() - t0
     bench_name = str(bench) if isinstance(bench, (str, Path)) else f"{len(recs)} records"
     res = EvalResult(name or _model_name(model), agg, examples,
                      dict(model=_model_name(model), bench=bench_name, n=len(recs), n_multiple_choice=len(mc_idx),
-                          metrics=list(fns), batch_size=batch_size, max_new_tokens=max_new_tokens,
-                          do_sample=do_sample, seconds=round(secs, 3), generate_seconds=round(t_gen, 3)))
+                          metrics=list(fns), batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens,
+                          do_sample=cfg.do_sample, seconds=round(secs, 3), generate_seconds=round(t_gen, 3)))
     if canary is not None:
-        res.canary = evaluate(model, tokenizer, canary, canary_metrics or metrics, batch_size,
-                              canary_max_new_tokens or max_new_tokens, name=f"{res.name} (canary)",
-                              do_sample=do_sample, grounding=False, **gen_kwargs)
+        can = replace(cfg, metrics=cfg.canary_metrics or cfg.metrics, grounding=False,
+                      max_new_tokens=cfg.canary_max_new_tokens or cfg.max_new_tokens)
+        res.canary = evaluate(model, tokenizer, canary, can, name=f"{res.name} (canary)")
     return res
 
 # %% ../nbs/33_benchmark.ipynb #5c0b7e12

@@ -9,8 +9,8 @@ from __future__ import annotations
 import random
 from .core import DomainTunerError
 from domain_tuner.domains import (ITEMS, STATEMENT_TITLES, FINANCE_GLOSSARY, RATIOS, GROWTH_ITEMS, company_names,
-    make_company, statement_text, fmt_money, fmt_pct, fmt_ratio, fmt_growth, finance_documents, _TEMPLATES, _LABELS,
-    _STMT_OF)
+    make_company, statement_text, fmt_money, fmt_pct, fmt_ratio, fmt_growth, finance_documents, QUESTION_TEMPLATES, ITEM_LABELS,
+    ITEM_STATEMENT)
 
 # %% auto #0
 __all__ = ['HOUSE_TERMS', 'ABSTAIN', 'ABSENT_ITEMS', 'SYSTEM', 'CASE_STUDY_MIX', 'definition', 'statement_prose',
@@ -93,7 +93,7 @@ def ratio_answer(f:dict, name:str, operands:bool=True)->str:
     "A ratio's answer: `Gross profit $X million / revenue $Y million = 30.5%` (or only the result)."
     _, num, den, fmt = RATIOS[name]
     res = fmt(f[num], f[den])
-    return (f"{_LABELS[num]} {fmt_money(f[num])} / {_LABELS[den].lower()} {fmt_money(f[den])} = {res}" if operands
+    return (f"{ITEM_LABELS[num]} {fmt_money(f[num])} / {ITEM_LABELS[den].lower()} {fmt_money(f[den])} = {res}" if operands
             else res)
 
 def growth_answer(prev:dict, cur:dict, field:str, operands:bool=True)->str:
@@ -111,9 +111,9 @@ def _extract_questions(company:dict, y:int, T:dict, r:random.Random, split:str)-
     "One year's figure questions: asked of the statement, of its prose and (benchmark only) of the table layout."
     c, f, years = company['name'], company['years'][y], sorted(company['years'])
     out = dict(extract=[], extract_prose=[], extract_layout=[])
-    for field, label in _LABELS.items():
+    for field, label in ITEM_LABELS.items():
         q = r.choice(T['extract']).format(company=c, label=label.lower(), year=y)
-        st, a = _STMT_OF[field], fmt_money(f[field])
+        st, a = ITEM_STATEMENT[field], fmt_money(f[field])
         out['extract'].append(_chat(f"{statement_text(company, y, st)}\n\n{q}", a, c,
                                     task='extract', company=c, year=y, item=field))
         if st != 'cashflow':
@@ -130,7 +130,7 @@ def _abstain_questions(company:dict, y:int, r:random.Random, split:str)->list[di
     c, out = company['name'], []
     for st in ('income', 'balance'):  # a figure the document does not hold: another item, or another year
         doc = statement_text(company, y, st) if r.random() < 0.5 else statement_prose(company, y, st, r, split)
-        label = r.choice(ABSENT_ITEMS) if r.random() < 0.7 else _LABELS[r.choice([k for k, _ in ITEMS[st]])].lower()
+        label = r.choice(ABSENT_ITEMS) if r.random() < 0.7 else ITEM_LABELS[r.choice([k for k, _ in ITEMS[st]])].lower()
         year = y if label in ABSENT_ITEMS else y + r.choice([-2, -1, 1])
         q = r.choice(_ABSTAIN_Q[split]).format(company=c, label=label, year=year)
         out.append(_chat(f"{doc}\n\n{q}", ABSTAIN, c, task='abstain', company=c, year=year, item=label))
@@ -140,7 +140,7 @@ def _abstain_questions(company:dict, y:int, r:random.Random, split:str)->list[di
 def case_questions(company:dict, split:str='train', seed:int=0, operands:bool=True)->dict:
     "Every question of every task about one company: {task: [records]} (`split` picks the phrasings and wordings)."
     r, c = random.Random(f"cs-{seed}-{split}-{company['name']}"), company['name']
-    T = {k: v[split] for k, v in _TEMPLATES.items()}
+    T = {k: v[split] for k, v in QUESTION_TEMPLATES.items()}
     years = sorted(company['years'])
     out = {k: [] for k in ('extract', 'extract_prose', 'extract_layout', 'abstain', 'ratio', 'growth')}
     for y in years:
@@ -153,7 +153,7 @@ def case_questions(company:dict, split:str='train', seed:int=0, operands:bool=Tr
         out['abstain'] += _abstain_questions(company, y, r, split)
     for prev, y in zip(years, years[1:]):
         for name, field in GROWTH_ITEMS.items():
-            st = _STMT_OF[field]
+            st = ITEM_STATEMENT[field]
             ctx = statement_text(company, prev, st) + '\n\n' + statement_text(company, y, st)
             q = r.choice(T['growth']).format(company=c, label=name, year=y, prev=prev)
             out['growth'].append(_chat(f"{ctx}\n\n{q}",
@@ -199,7 +199,7 @@ def finance_case_study(n:int=480,             # training examples, glossary incl
                        n_bench_companies:int=40)->dict:
     "Documents, `n` training examples and held-out benchmarks per task for the financial reports case study."
     mix = mix or CASE_STUDY_MIX
-    tpls = _TEMPLATES['glossary']
+    tpls = QUESTION_TEMPLATES['glossary']
     gl_train = _glossary_records(terms, tpls['train'][:phrasings])
     if len(gl_train) > n: raise DomainTunerError(f"n={n} is smaller than the glossary's {len(gl_train)} examples",
                                                  where="finance_case_study(n)", fix="raise n or lower phrasings")

@@ -202,7 +202,7 @@ def bench_records(self:DashboardState)->list:
 @patch
 def evaluate(self:DashboardState):
     "Score the base and (if trained) the tuned model on the benchmark; returns a `Comparison` (base first)."
-    from domain_tuner.evaluate import evaluate, compare
+    from domain_tuner.benchmark import evaluate, compare
     from domain_tuner.models import load_model, load_tokenizer
     recs = self.bench_records()
     kw = dict(max_new_tokens=self.max_new_tokens)

@@ -11,8 +11,8 @@ __all__ = ['FORMATS', 'FormatError', 'detect_format', 'normalize', 'special_toke
            'find_contamination', 'decontaminate', 'PARAPHRASES', 'paraphrase', 'glossary_swap', 'augment', 'TEMPLATES',
            'PLAIN_TEMPLATE', 'EncodeStats', 'chat_template_for', 'has_generation_markers', 'render_conversations',
            'end_of_turn_token', 'end_of_document_token', 'encode_batch', 'encode', 'tokenize_records', 'pack_lengths',
-           'packing_efficiency', 'pack_examples', 'packed_dataset', 'Collator', 'Prepared', 'prepare', 'write_prepared',
-           'length_figure', 'render_tokens', 'show_example', 'cli_prepare']
+           'packing_efficiency', 'pack_examples', 'packed_dataset', 'Collator', 'Prepared', 'PrepareConfig', 'prepare',
+           'write_prepared', 'length_figure', 'render_tokens', 'show_example', 'cli_prepare']
 
 # %% ../nbs/19_data.ipynb #7846a142
 from .formats import FORMATS, FormatError, detect_format, normalize, special_token_strings
@@ -24,7 +24,7 @@ from .augment import PARAPHRASES, paraphrase, glossary_swap, augment
 from .template import (TEMPLATES, PLAIN_TEMPLATE, EncodeStats, chat_template_for, has_generation_markers,
     render_conversations, end_of_turn_token, end_of_document_token, encode_batch, encode, tokenize_records)
 from .packing import pack_lengths, packing_efficiency, pack_examples, packed_dataset, Collator
-from .prepare import (Prepared, prepare, write_prepared, length_figure, render_tokens,
+from .prepare import (Prepared, PrepareConfig, prepare, write_prepared, length_figure, render_tokens,
     show_example, cli_prepare)
 
 # %% ../nbs/19_data.ipynb #8f28d942
@@ -38,4 +38,4 @@ _all_ = ['FORMATS', 'FormatError', 'detect_format', 'normalize', 'special_token_
          'render_conversations',
          'end_of_turn_token', 'end_of_document_token', 'encode_batch', 'encode', 'tokenize_records',
          'pack_lengths', 'packing_efficiency', 'pack_examples', 'packed_dataset', 'Collator',
-         'Prepared', 'prepare', 'write_prepared', 'length_figure', 'render_tokens', 'show_example', 'cli_prepare']
+         'Prepared', 'PrepareConfig', 'prepare', 'write_prepared', 'length_figure', 'render_tokens', 'show_example', 'cli_prepare']

@@ -13,12 +13,13 @@ from pathlib import Path
 from .core import DomainTunerError
 
 # %% auto #0
-__all__ = ['ITEMS', 'STATEMENT_TITLES', 'FINANCE_GLOSSARY', 'RATIOS', 'GROWTH_ITEMS', 'FINANCE_MIX', 'MEDICAL_TERMS',
-           'MEDICAL_ABBREVIATIONS', 'MEDICAL_ROOTS', 'MEDICAL_SUFFIXES', 'LEGAL_CLAUSES', 'LEGAL_TERMS', 'COMMON_WORDS',
-           'SAYINGS', 'CANARY_KINDS', 'fmt_money', 'fmt_pct', 'fmt_ratio', 'fmt_growth', 'company_names',
-           'make_company', 'statement_text', 'check_statements', 'finance_questions', 'parse_statement',
-           'recompute_answer', 'finance_documents', 'finance_dataset', 'medical_word', 'medical_dataset',
-           'legal_dataset', 'canary_set', 'general_tasks', 'write_jsonl', 'write_domain']
+__all__ = ['ITEMS', 'STATEMENT_TITLES', 'FINANCE_GLOSSARY', 'QUESTION_TEMPLATES', 'RATIOS', 'GROWTH_ITEMS', 'ITEM_LABELS',
+           'ITEM_STATEMENT', 'FINANCE_MIX', 'MEDICAL_TERMS', 'MEDICAL_ABBREVIATIONS', 'MEDICAL_ROOTS',
+           'MEDICAL_SUFFIXES', 'LEGAL_CLAUSES', 'LEGAL_TERMS', 'COMMON_WORDS', 'SAYINGS', 'CANARY_KINDS', 'fmt_money',
+           'fmt_pct', 'fmt_ratio', 'fmt_growth', 'company_names', 'make_company', 'statement_text', 'check_statements',
+           'finance_questions', 'parse_statement', 'recompute_answer', 'finance_documents', 'finance_dataset',
+           'medical_word', 'medical_dataset', 'legal_dataset', 'canary_set', 'general_tasks', 'write_jsonl',
+           'write_domain']
 
 # %% ../nbs/40_domains.ipynb #6a4cd315
 def _round(x:Fraction, places:int)->Decimal:
@@ -196,7 +197,7 @@ FINANCE_GLOSSARY = {
 }
 
 # %% ../nbs/40_domains.ipynb #965b3945
-_TEMPLATES = {
+QUESTION_TEMPLATES = {  # task -> {'train': phrasings to train on, 'bench': held-out phrasings}
     'extract': {'train': ["What was {company}'s {label} in fiscal {year}?",
                           "From the statement, report the {label} for fiscal {year}.",
                           "How much was the {label} in fiscal {year}?", "State {company}'s {label} for {year}."],
@@ -236,9 +237,8 @@ GROWTH_ITEMS = {'revenue': 'revenue', 'gross profit': 'gross_profit', 'operating
                 'net income': 'net_income', 'total assets': 'total_assets'}
 
 # %% ../nbs/40_domains.ipynb #52613318
-_LABELS = {k: label for items in ITEMS.values() for k, label in items}
-
-_STMT_OF = {k: s for s, items in ITEMS.items() for k, _ in items}
+ITEM_LABELS = {k: label for items in ITEMS.values() for k, label in items}     # line item -> its label
+ITEM_STATEMENT = {k: s for s, items in ITEMS.items() for k, _ in items}       # line item -> its statement
 
 def _chat(user:str, answer:str, group:str, **meta)->dict:
     return dict(messages=[dict(role='user', content=user), dict(role='assistant', content=answer)],
@@ -250,13 +250,13 @@ def finance_questions(company:dict,       # from `make_company`
                       seed:int=0)->dict:
     "Every extract, ratio and growth question about one company, as records grouped by task."
     r, c = random.Random(f"q-{seed}-{split}-{company['name']}"), company['name']
-    T = {k: v[split] for k, v in _TEMPLATES.items()}
+    T = {k: v[split] for k, v in QUESTION_TEMPLATES.items()}
     out = dict(extract=[], ratio=[], growth=[])
     years = sorted(company['years'])
     for y in years:
         f = company['years'][y]
-        for field, label in _LABELS.items():
-            ctx = statement_text(company, y, _STMT_OF[field])
+        for field, label in ITEM_LABELS.items():
+            ctx = statement_text(company, y, ITEM_STATEMENT[field])
             q = r.choice(T['extract']).format(company=c, label=label.lower(), year=y)
             out['extract'].append(_chat(f"{ctx}\n\n{q}", fmt_money(f[field]), c,
                                         task='extract', company=c, year=y, item=field))
@@ -290,12 +290,12 @@ def recompute_answer(record:dict)->str:
     "Recompute a finance record's answer from the statement text in its prompt alone."
     m, prompt = record['meta'], record['messages'][0]['content']
     vals = parse_statement(prompt)
-    if m['task'] == 'extract': return fmt_money(vals[(m['year'], _LABELS[m['item']])])
+    if m['task'] == 'extract': return fmt_money(vals[(m['year'], ITEM_LABELS[m['item']])])
     if m['task'] == 'ratio':
         _, num, den, fmt = RATIOS[m['item']]
-        return fmt(vals[(m['year'], _LABELS[num])], vals[(m['year'], _LABELS[den])])
+        return fmt(vals[(m['year'], ITEM_LABELS[num])], vals[(m['year'], ITEM_LABELS[den])])
     if m['task'] == 'growth':
-        lab = _LABELS[GROWTH_ITEMS[m['item']]]
+        lab = ITEM_LABELS[GROWTH_ITEMS[m['item']]]
         return fmt_growth(vals[(m['prev'], lab)], vals[(m['year'], lab)])
     raise DomainTunerError(f"no recomputation for task {m['task']!r}", where="recompute_answer")
 
@@ -377,7 +377,7 @@ def finance_dataset(n:int=10_000,      # instruction-response examples in `train
                     glossary_share:float=0.75,
                    )->dict:
     "Finance documents, ~`n` training examples and held-out benchmarks per task, all generated from `seed`."
-    tpls = _TEMPLATES['glossary']['train']
+    tpls = QUESTION_TEMPLATES['glossary']['train']
     k = min(len(tpls), max(1, round(glossary_share*n/len(FINANCE_GLOSSARY))))  # phrasings per term
     glossary_train = _glossary_questions(tpls[:k])
     n_co = max(0, n - len(glossary_train))
@@ -391,7 +391,7 @@ def finance_dataset(n:int=10_000,      # instruction-response examples in `train
     train += glossary_train
     r.shuffle(train)
     bench = _company_bench(bench_cos, n_bench, seed, r)
-    gb = _glossary_questions(_TEMPLATES['glossary']['bench'])
+    gb = _glossary_questions(QUESTION_TEMPLATES['glossary']['bench'])
     bench['glossary'] = r.sample(gb, min(n_bench, len(gb)))
     return dict(documents=finance_documents(train_cos, seed), train=train, bench=bench,
                 companies=dict(train=[c['name'] for c in train_cos], bench=[c['name'] for c in bench_cos]))

@@ -11,30 +11,37 @@ from pathlib import Path
 from .core import DomainTunerError
 from .models import load_trained, is_adapter_dir, adapter_base
 from .metrics import (normalize_answer, exact_match, token_f1, rouge_l, bleu, corpus_bleu, chrf,
-                                  parse_numbers, numeric_match, METRICS, DEFAULT_METRICS, resolve_metrics,
-                                  score_example)
+                                  parse_numbers, numeric_match, METRICS, Metric, metric_info, DEFAULT_METRICS,
+                                  resolve_metrics, score_example)
 from .generation import generate, chat, render_prompts, stop_token_ids
 from .likelihood import perplexity, record_nll, choice_logprobs, mc_predict, mc_choices
-from .benchmark import (evaluate, EvalResult, load_bench, ungrounded_claims, compare, Comparison,
+from .benchmark import (evaluate, EvalConfig, EvalResult, load_bench, ungrounded_claims, compare, Comparison,
                                     ForgettingGuard)
 from .human_eval import (RUBRIC, ReviewSession, review_widget, ReviewWidget, read_ratings, load_items,
                                      items_from_results, win_rate, wilson_interval, rubric_means, cohen_kappa,
                                      rater_agreement)
 from .expert import compare_with_experts, score_answers, ExpertComparison, load_expert_answers
-from .eval_report import write_report
+from .report import write_report
 
 # %% auto #0
-__all__ = ['evaluate_model', 'evaluate_before_after', 'cli_eval']
+__all__ = ['evaluate_model', 'evaluate_before_after', 'cli_eval', 'evaluate', 'EvalConfig', 'EvalResult', 'perplexity',
+           'generate', 'chat', 'compare', 'Comparison', 'ForgettingGuard', 'load_bench', 'ungrounded_claims',
+           'record_nll', 'choice_logprobs', 'mc_predict', 'normalize_answer', 'exact_match', 'token_f1', 'rouge_l',
+           'bleu', 'corpus_bleu', 'chrf', 'parse_numbers', 'numeric_match', 'METRICS', 'Metric', 'metric_info',
+           'resolve_metrics', 'RUBRIC', 'ReviewSession', 'review_widget', 'read_ratings', 'load_items',
+           'items_from_results', 'win_rate', 'wilson_interval', 'rubric_means', 'cohen_kappa', 'rater_agreement',
+           'compare_with_experts', 'score_answers', 'ExpertComparison', 'write_report']
 
 # %% ../nbs/39_evaluate.ipynb #a7f33ae2
-__all__ = ['evaluate', 'EvalResult', 'perplexity', 'generate', 'chat', 'compare', 'Comparison', 'ForgettingGuard',
-           'load_bench', 'ungrounded_claims', 'record_nll', 'choice_logprobs', 'mc_predict',
-           'normalize_answer', 'exact_match', 'token_f1', 'rouge_l', 'bleu', 'corpus_bleu', 'chrf', 'parse_numbers',
-           'numeric_match', 'METRICS', 'resolve_metrics',
-           'RUBRIC', 'ReviewSession', 'review_widget', 'read_ratings', 'load_items', 'items_from_results',
-           'win_rate', 'wilson_interval', 'rubric_means', 'cohen_kappa', 'rater_agreement',
-           'compare_with_experts', 'score_answers', 'ExpertComparison', 'write_report',
-           'evaluate_model', 'evaluate_before_after', 'cli_eval']
+# the names this facade re-exports, listed once: nbdev adds them to the module's `__all__` (no module of the package
+# imports them from here; each imports from the module that defines it)
+_all_ = ['evaluate', 'EvalConfig', 'EvalResult', 'perplexity', 'generate', 'chat', 'compare', 'Comparison',
+         'ForgettingGuard', 'load_bench', 'ungrounded_claims', 'record_nll', 'choice_logprobs', 'mc_predict',
+         'normalize_answer', 'exact_match', 'token_f1', 'rouge_l', 'bleu', 'corpus_bleu', 'chrf', 'parse_numbers',
+         'numeric_match', 'METRICS', 'Metric', 'metric_info', 'resolve_metrics',
+         'RUBRIC', 'ReviewSession', 'review_widget', 'read_ratings', 'load_items', 'items_from_results',
+         'win_rate', 'wilson_interval', 'rubric_means', 'cohen_kappa', 'rater_agreement',
+         'compare_with_experts', 'score_answers', 'ExpertComparison', 'write_report']
 
 # %% ../nbs/39_evaluate.ipynb #14460b40
 def _free(model):
@@ -99,7 +106,7 @@ def _parser():
                         "the last assistant turn is the reference")
     p.add_argument('--out', required=True, help="where to write REPORT.json")
     p.add_argument('--metrics', nargs='+', default=None, metavar='NAME',
-                   help=f"metrics among {', '.join(METRICS)} "
+                   help=f"metrics among {', '.join(k for k, m in METRICS.items() if m.fn)} "
                         f"(exact_match is always included; default: {' '.join(DEFAULT_METRICS)})")
     p.add_argument('--batch-size', type=int, default=16, help="prompts per batch (default 16)")
     p.add_argument('--max-new-tokens', type=int, default=64, help="answer length limit in tokens (default 64)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 from .core import DomainTunerError, progress
 from .tiny import EOT
 from .models import load_trained, model_device
@@ -81,16 +82,19 @@ def _check_lengths(model, enc:list[list[int]], max_new_tokens:int):
                                    fix="shorten the prompt or lower max_new_tokens")
 
 # %% ../nbs/31_generation.ipynb #bb125afc
-def _generate_batch(model, tokenizer, batch:list[list[int]], stops:list[int], pad:int, dev,
-                    max_new_tokens:int, do_sample:bool, gen_kwargs:dict)->list[str]:
+class _Decoding(NamedTuple):
+    "How answers are decoded: the stop tokens, the pad id, the length limit, and the other `model.generate` arguments."
+    stops:list; pad:int; max_new_tokens:int; kwargs:dict
+
+def _generate_batch(model, tokenizer, batch:list[list[int]], dec:_Decoding)->list[str]:
     "Answers for one batch of prompt token lists: left-padded, generated, cut at the first stop token."
     import torch
-    L = max(len(e) for e in batch)
+    L, pad, dev = max(len(e) for e in batch), dec.pad, model_device(model)
     ids = torch.tensor([[pad]*(L-len(e)) + e for e in batch], device=dev)
     mask = torch.tensor([[0]*(L-len(e)) + [1]*len(e) for e in batch], device=dev)
-    gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                         eos_token_id=stops, pad_token_id=pad, **gen_kwargs)
-    return [tokenizer.decode(_cut(g[L:].tolist(), set(stops)), skip_special_tokens=True).strip() for g in gen]
+    gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=dec.max_new_tokens, eos_token_id=dec.stops,
+                         pad_token_id=pad, **dec.kwargs)
+    return [tokenizer.decode(_cut(g[L:].tolist(), set(dec.stops)), skip_special_tokens=True).strip() for g in gen]
 
 # %% ../nbs/31_generation.ipynb #2fa796ad
 def generate(model,                      # a causal LM (transformers or PEFT)
@@ -99,10 +103,9 @@ def generate(model,                      # a causal LM (transformers or PEFT)
              max_new_tokens:int=64,      # answer length limit in tokens
              batch_size:int=16,          # prompts per forward pass
              do_sample:bool=False,       # greedy (reproducible) when False
-             temperature:float=0.7, top_p:float=0.95, # sampling settings, used only when do_sample
              seed:int|None=None,         # seed for sampling
              desc:str='generate',        # progress bar label
-             **gen_kwargs,               # more `model.generate` arguments (e.g. repetition_penalty)
+             **gen_kwargs,               # more `model.generate` arguments; sampling uses temperature=0.7, top_p=0.95
             )->list[str]:
     "Answer each conversation with the chat template: batched, length-sorted, left-padded, stopping at end of turn."
     import torch
@@ -112,16 +115,16 @@ def generate(model,                      # a causal LM (transformers or PEFT)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
     _check_lengths(model, enc, max_new_tokens)
     order = sorted(range(len(enc)), key=lambda i: -len(enc[i]))
-    if do_sample: gen_kwargs.update(temperature=temperature, top_p=top_p)
+    if do_sample: gen_kwargs = dict(temperature=0.7, top_p=0.95) | gen_kwargs
     else: gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+    dec = _Decoding(stops, pad, max_new_tokens, dict(do_sample=do_sample, **gen_kwargs))
     if seed is not None: torch.manual_seed(seed)
-    out, dev = [None]*len(enc), model_device(model)
+    out = [None]*len(enc)
     # adapters merged for the block (the same answers, fewer kernels per step); the stored weights are untouched
     with _eval_mode(model), torch.inference_mode(), merged_adapters(model), progress(total=len(enc), desc=desc) as bar:
         for s in range(0, len(order), batch_size):
             idx = order[s:s+batch_size]
-            answers = _generate_batch(model, tokenizer, [enc[i] for i in idx], stops, pad, dev,
-                                      max_new_tokens, do_sample, gen_kwargs)
+            answers = _generate_batch(model, tokenizer, [enc[i] for i in idx], dec)
             for i, a in zip(idx, answers): out[i] = a
             bar.update(len(idx))
     return out
@@ -139,10 +142,11 @@ def _positions(mask):
     return pos.masked_fill(mask == 0, 1)
 
 # %% ../nbs/31_generation.ipynb #4d89f2b6
-def _answer_batch(model, prompts:list, refs:list, stops:set, pad:int, max_new_tokens:int, kw:str):
+def _answer_batch(model, prompts:list, refs:list, dec:_Decoding, kw:str):
     "Greedy answers (token lists), reference NLL sums and whether greedy reproduces each reference, for one batch."
     import copy, torch
     from transformers import DynamicCache
+    stops, pad, max_new_tokens = set(dec.stops), dec.pad, dec.max_new_tokens
     B, P, R = len(prompts), max(map(len, prompts)), max(map(len, refs))
     dev = model_device(model)
     ids = torch.tensor([[pad]*(P - len(p)) + p for p in prompts], device=dev)
@@ -196,7 +200,7 @@ def answer_and_score(model,                # a causal LM (transformers or PEFT)
         for s in range(0, len(order), batch_size):
             idx = order[s:s+batch_size]
             out, sums, same = _answer_batch(model, [prompts[i] for i in idx], [refs[i] for i in idx],
-                                            set(stops), pad, max_new_tokens, kw)
+                                            _Decoding(stops, pad, max_new_tokens, {}), kw)
             for j, i in enumerate(idx):
                 known = same[j] and len(refs[i]) <= max_new_tokens
                 toks = [t for t in refs[i] if t not in set(stops)] if known else out[j]

@@ -10,6 +10,7 @@ import json, csv, io, os, math, warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 from .core import DomainTunerError, progress
 from .formats import FORMATS, FormatError, normalize, detect_format, special_token_strings
 
@@ -297,8 +298,13 @@ def _reject_row(res, problems, name, line, e, row):
     _reject(res, name, line, e.what, det, None if isinstance(row, _RowError) else row)
 
 # %% ../nbs/11_load.ipynb #4ab05531
-def _load_rows(res, problems, name, rows, format, lenient, special_tokens):
+class _ReadOptions(NamedTuple):
+    "What `load_records` was asked, as each source's rows need it."
+    format:str|None; lenient:bool; special_tokens:list|None
+
+def _load_rows(res:Loaded, problems:list, name:str, rows, opts:_ReadOptions):
     "Normalise the rows of one source into `res`, setting aside the bad ones with their reasons in `problems`."
+    format, lenient, special_tokens = opts
     file_fmt, n_rows, last_line = format, 0, None
     for line, row in progress(rows, desc=f"read {Path(name).name}"):
         n_rows += 1; res.counts['read'] += 1
@@ -334,10 +340,11 @@ def load_records(sources,  # files, folders, a list of dicts, a datasets.Dataset
         raise DomainTunerError(f"unknown format {format!r}", where="format",
                                fix=f"use one of {', '.join(FORMATS)}, or leave it out to detect")
     limits, res, problems = limits or Limits(), Loaded(), []
+    opts = _ReadOptions(format, lenient, special_tokens)
     for src in _expand(sources):
         name, rows = _rows_of(src, encoding, limits, chunk_chars)
         res.files.append(name)
-        _load_rows(res, problems, name, rows, format, lenient, special_tokens)
+        _load_rows(res, problems, name, rows, opts)
     for w in res.warnings: warnings.warn(w, stacklevel=2)
     if problems and not lenient:
         more = [f"... and {len(problems) - max_errors} more"] if len(problems) > max_errors else []

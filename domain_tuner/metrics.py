@@ -215,12 +215,12 @@ def sacre_chrf(prediction:str, reference:str, record:dict|None=None)->float:
     "sacreBLEU's sentence chrF (character 6-grams, beta 2), scaled to [0, 1]."
     return _sacrebleu().sentence_chrf(str(prediction), [str(reference)]).score / 100
 
-# %% ../nbs/30_metrics.ipynb #fc74f225
+# %% ../nbs/30_metrics.ipynb #eaa3f5f4
 def unanswerable(examples:list)->list:
     "The questions about a document (the prompt holds figures) whose reference holds none: the figure is not there."
     return [e for e in examples if not parse_numbers(e['reference']) and parse_numbers(e['prompt'])]
 
-# %% ../nbs/30_metrics.ipynb #66167e0c
+# %% ../nbs/30_metrics.ipynb #ac83a6f3
 @dataclass(frozen=True)
 class Metric:
     "A metric and how to read it: its function, which way is better, its kind, and the items a headline rate uses."
@@ -239,7 +239,7 @@ METRICS:dict[str, Metric] = dict(
 
 DEFAULT_METRICS = ('exact_match', 'token_f1', 'rouge_l')
 
-# %% ../nbs/30_metrics.ipynb #c8eb2f1c
+# %% ../nbs/30_metrics.ipynb #b83207b5
 _PREFIXES = ('canary_', 'bench_', 'eval_')
 
 def metric_info(name:str)->Metric:
@@ -247,7 +247,7 @@ def metric_info(name:str)->Metric:
     while name not in METRICS and name.startswith(_PREFIXES): name = name.split('_', 1)[1]
     return METRICS.get(name, Metric())
 
-# %% ../nbs/30_metrics.ipynb #ca7f7a6f
+# %% ../nbs/30_metrics.ipynb #a0f88388
 def worsening(metric:str,         # the metric's name (prefixes such as canary_ are read through)
               base:float,         # the base model's score
               value:float,        # the score now
@@ -256,7 +256,7 @@ def worsening(metric:str,         # the metric's name (prefixes such as canary_ 
     d = (base - value) if metric_info(metric).higher_is_better else (value - base)
     return d / abs(base) if relative and base else d
 
-# %% ../nbs/30_metrics.ipynb #bf1a3396
+# %% ../nbs/30_metrics.ipynb #15325b17
 def mean_score(xs:list)->float:
     "The mean of per-item scores; nan when there are none (a metric that applies to no item)."
     return sum(xs)/len(xs) if xs else float('nan')

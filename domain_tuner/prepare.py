@@ -8,7 +8,9 @@ Docs: https://domain-tuner.github.io/domain-tuner/prepare.html.md"""
 from __future__ import annotations
 import json, argparse, html as _html, sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+from fastcore.basics import patch
 from pathlib import Path
 from .core import DomainTunerError, in_notebook
 from .formats import FORMATS
@@ -16,10 +18,11 @@ from .load import load_records, Limits
 from .clean import clean_records, dedup_exact, dedup_near, record_text
 from .split import split_records, find_contamination, decontaminate as _decontaminate
 from .augment import augment as _augment
-from .template import chat_template_for, encode_batch, EncodeStats, _split_documents
+from .template import chat_template_for, encode_batch, encode, EncodeStats, document_blocks
 
 # %% auto #0
-__all__ = ['Prepared', 'length_figure', 'render_tokens', 'show_example', 'prepare', 'write_prepared', 'cli_prepare']
+__all__ = ['Prepared', 'length_figure', 'render_tokens', 'show_example', 'PrepareConfig', 'prepare', 'write_prepared',
+           'cli_prepare']
 
 # %% ../nbs/16_prepare.ipynb #cf54d152
 @dataclass
@@ -107,104 +110,159 @@ def show_example(record_or_ex:dict, tokenizer, **encode_kwargs):
         display(HTML(render_tokens(ex, tokenizer, html=True)))
     else: print(render_tokens(ex, tokenizer))
 
-# %% ../nbs/16_prepare.ipynb #60325baf
-def _load_and_dedup(sources, eval_sources, kw:dict, pii:bool, near_dedup:bool, near_threshold:float, seed:int):
-    "Read and clean the training (and any separate eval) records, reject blank targets, drop duplicates."
-    loaded = load_records(sources, **kw)
-    counts, rejected, warnings = Counter(loaded.counts), list(loaded.rejected), list(loaded.warnings)
-    records, clean_stats = clean_records(loaded.records, pii=pii)
-    ev_loaded = load_records(eval_sources, **kw) if eval_sources is not None else None
-    ev_recs = []
-    if ev_loaded is not None:
-        counts.update(read=ev_loaded.counts['read'], blank=ev_loaded.counts['blank'],
-                      rejected=ev_loaded.counts['rejected'])
-        rejected += ev_loaded.rejected; warnings += ev_loaded.warnings
-        ev_recs, _ = clean_records(ev_loaded.records, pii=pii)
-    kept = []
-    for r in records + ev_recs:
-        if _blank_answer(r): _reject_record(rejected, r, "empty target after cleaning")
-        else: kept.append(r)
-    kept, dups = dedup_exact(kept)
-    if near_dedup and kept:
-        kept, near = dedup_near(kept, threshold=near_threshold, seed=seed); dups += near
-    return loaded, ev_loaded, ev_recs, kept, dups, counts, rejected, warnings, clean_stats
+# %% ../nbs/16_prepare.ipynb #3452dc24
+@dataclass
+class PrepareConfig:
+    "How `prepare` turns raw files into a training set: one field per option, the defaults a quick look wants."
+    eval_fraction:float = 0.1        # share of records (whole groups) held out for eval, when no separate eval set
+    format:str|None = None           # force one of FORMATS; detected per file when None
+    lenient:bool = False             # set bad rows aside in rejected.jsonl instead of stopping
+    encoding:str = 'utf-8'           # file encoding
+    limits:Limits|None = None        # file and line size limits (`load.Limits`)
+    chunk_chars:int|None = 2000      # text documents are cut into chunks of about this many characters
+    pii:bool = False                 # scrub e-mails, phone and account numbers
+    near_dedup:bool = True           # also drop near duplicates (MinHash)
+    near_threshold:float = 0.8       # Jaccard similarity above which two records are near duplicates
+    decontaminate:bool = True        # remove train records that overlap eval or benchmark items (else warn)
+    ngram:int = 8                    # words per n-gram in the contamination check
+    augment:list[str] = field(default_factory=list) # augmentations of train: 'paraphrase', 'glossary', 'numbers'
+    glossary:dict|str|None = None    # term -> synonyms for 'glossary' (or a JSON file holding them)
+    template:str|None = None         # chat template: a name ('chatml', 'plain'), Jinja, or None for the tokenizer's own
+    max_length:int|None = None       # longest example in tokens
+    truncation:str = 'truncate'      # over-long examples: 'truncate' (counted), 'drop' (rejected with the reason) or 'error'
+    loss_on:str = 'responses'        # which tokens carry loss: 'responses', 'last' or 'all'
+    allow_unsupervised:bool = False  # reject examples with no trained token instead of stopping
+    seed:int = 0                     # seeds the split, near-deduplication and augmentation
+    figure:bool = True               # write lengths.png
 
-# %% ../nbs/16_prepare.ipynb #1e125c83
-def _check_leakage(train:list, ev:list, benchmark, ngram:int, decontaminate:bool, encoding:str, limits, rejected:list,
-                   warnings:list)->tuple[list, dict, list]:
+# %% ../nbs/16_prepare.ipynb #90800595
+def _prepare_config(config:PrepareConfig|None, overrides:dict)->PrepareConfig:
+    "`config` (or the default) with `overrides` applied; an unknown option stops here, naming the known ones."
+    known = {f.name for f in fields(PrepareConfig)}
+    if unknown := sorted(set(overrides) - known):
+        raise DomainTunerError(f"unknown option(s) {', '.join(unknown)}", where="prepare(...)",
+                               fix=f"use PrepareConfig fields: {', '.join(sorted(known))}")
+    cfg = replace(config or PrepareConfig(), **overrides)
+    if isinstance(cfg.glossary, (str, Path)):
+        cfg = replace(cfg, glossary=json.loads(Path(cfg.glossary).read_text(encoding='utf-8')))
+    return cfg
+
+# %% ../nbs/16_prepare.ipynb #f4fa214c
+@dataclass
+class _Preparation:
+    "The state of one `prepare` call, shared by its steps."
+    cfg:PrepareConfig
+    tokenizer:Any = None
+    counts:Counter = field(default_factory=Counter)
+    rejected:list = field(default_factory=list)   # every record left out, with its file, line and reason
+    warnings:list = field(default_factory=list)
+    dups:list = field(default_factory=list)
+    loaded:Any = None; ev_loaded:Any = None; ev_recs:list = field(default_factory=list); clean_stats:dict = None
+    contamination:dict = None; flagged:list = field(default_factory=list)
+    template:str|None = None; tokens:dict = field(default_factory=dict); lengths:dict = field(default_factory=dict)
+
+    def _read(self, sources):
+        cfg, tok = self.cfg, self.tokenizer
+        return load_records(sources, format=cfg.format, lenient=cfg.lenient, encoding=cfg.encoding, limits=cfg.limits,
+                            chunk_chars=cfg.chunk_chars,
+                            special_tokens=list(tok.all_special_tokens) if tok is not None else None)
+
+# %% ../nbs/16_prepare.ipynb #4b6e1509
+@patch
+def load(self:_Preparation, sources, eval_sources)->list:
+    "Read and clean the training (and any separate eval) records, reject blank targets, drop duplicates."
+    cfg = self.cfg
+    self.loaded = self._read(sources)
+    self.counts.update(self.loaded.counts); self.rejected += self.loaded.rejected; self.warnings += self.loaded.warnings
+    records, self.clean_stats = clean_records(self.loaded.records, pii=cfg.pii)
+    if eval_sources is not None:
+        ev = self.ev_loaded = self._read(eval_sources)
+        self.counts.update(read=ev.counts['read'], blank=ev.counts['blank'], rejected=ev.counts['rejected'])
+        self.rejected += ev.rejected; self.warnings += ev.warnings
+        self.ev_recs, _ = clean_records(ev.records, pii=cfg.pii)
+    kept = []
+    for r in records + self.ev_recs:
+        if _blank_answer(r): _reject_record(self.rejected, r, "empty target after cleaning")
+        else: kept.append(r)
+    kept, self.dups = dedup_exact(kept)
+    if cfg.near_dedup and kept:
+        kept, near = dedup_near(kept, threshold=cfg.near_threshold, seed=cfg.seed); self.dups += near
+    return kept
+
+@patch
+def split(self:_Preparation, kept:list)->tuple:
+    "Train and eval records: the separate eval set when one was given, else a grouped split."
+    ev_keys = {id(r) for r in self.ev_recs}
+    if self.ev_loaded is not None:
+        return [r for r in kept if id(r) not in ev_keys], [r for r in kept if id(r) in ev_keys]
+    return split_records(kept, self.cfg.eval_fraction, self.cfg.seed, notes=self.warnings)
+
+# %% ../nbs/16_prepare.ipynb #089af64b
+@patch
+def check_leakage(self:_Preparation, train:list, ev:list, benchmark)->list:
     "Find training records that overlap the eval split or a benchmark; remove them (rejected, with the reason) or warn."
-    contamination = dict(eval=find_contamination(train, ev, n=ngram, label='eval') if ev else [], benchmark=[])
+    cfg = self.cfg
+    contamination = dict(eval=find_contamination(train, ev, n=cfg.ngram, label='eval') if ev else [], benchmark=[])
     for b in ([benchmark] if isinstance(benchmark, (str, Path)) else benchmark or []):
-        bl = load_records(b, encoding=encoding, limits=limits, lenient=True)
-        contamination['benchmark'] += find_contamination(train, bl.records, n=ngram, label=str(b))
-    flagged = contamination['eval'] + contamination['benchmark']
-    if decontaminate and flagged:
+        bl = load_records(b, encoding=cfg.encoding, limits=cfg.limits, lenient=True)
+        contamination['benchmark'] += find_contamination(train, bl.records, n=cfg.ngram, label=str(b))
+    self.contamination, flagged = contamination, contamination['eval'] + contamination['benchmark']
+    self.flagged = flagged
+    if cfg.decontaminate and flagged:
         why = {f['source']: f"contaminated: {f['kind']} overlap {f['overlap']} with {f['against']} item {f['overlaps']}"
                for f in flagged}
         for r in train:
             s = (r.get('meta') or {}).get('source')
-            if s in why: _reject_record(rejected, r, why[s])
+            if s in why: _reject_record(self.rejected, r, why[s])
         train = _decontaminate(train, flagged)
     elif flagged:
-        warnings += [f"{f['source']}: overlaps {f['against']} item {f['overlaps']} ({f['kind']}, {f['overlap']})"
-                     for f in flagged]
-    return train, contamination, flagged
+        self.warnings += [f"{f['source']}: overlaps {f['against']} item {f['overlaps']} ({f['kind']}, {f['overlap']})"
+                          for f in flagged]
+    return train
 
-# %% ../nbs/16_prepare.ipynb #97329c70
-def _preflight(part:list, tokenizer, max_length, loss_on, truncation, tmpl, allow_unsupervised, rejected:list):
+# %% ../nbs/16_prepare.ipynb #8d06b905
+@patch
+def preflight(self:_Preparation, part:list)->tuple:
     ("Tokenise one part as training will: the records that stay, and the stats; each record left out is rejected "
      "with its reason.")
-    st, exs = EncodeStats(), []
+    cfg, tok, st, exs = self.cfg, self.tokenizer, EncodeStats(), []
     for b in range(0, len(part), 1000):  # long documents are read whole, as blocks: a record stays if any block does
-        blocks, owner = _split_documents(part[b:b+1000], tokenizer, max_length, st)
-        e, _ = encode_batch(blocks, tokenizer, max_length, loss_on, truncation, tmpl, allow_unsupervised, st)
+        blocks, owner = document_blocks(part[b:b+1000], tok, cfg.max_length, st)
+        e, _ = encode_batch(blocks, tok, cfg.max_length, cfg.loss_on, cfg.truncation, self.template,
+                            cfg.allow_unsupervised, st)
         per = [None] * len(part[b:b+1000])
         for o, x in zip(owner, e): per[o] = per[o] or x
         exs += per
     for r, e in zip(part, exs):
         if e is None:
-            _reject_record(rejected, r, next(reason for s, reason in st.dropped
-                                             if s.split(' (block ')[0] == r['meta'].get('source')))
+            _reject_record(self.rejected, r, next(reason for s, reason in st.dropped
+                                                  if s.split(' (block ')[0] == r['meta'].get('source')))
     return [r for r, e in zip(part, exs) if e is not None], st
 
-# %% ../nbs/16_prepare.ipynb #bc831fb2
-def _as_tokenizer(tokenizer):
-    "The tokenizer given, loaded first when it is a hub id or a folder."
-    if isinstance(tokenizer, (str, Path)):
-        from domain_tuner.models import load_tokenizer
-        tokenizer = load_tokenizer(tokenizer)
-    return tokenizer
+@patch
+def preflight_splits(self:_Preparation, train:list, synthetic:list, ev:list)->tuple:
+    "Tokenise train and eval as training will (the pre-flight); (train, synthetic, eval) that remain."
+    tok, template = self.tokenizer, self.cfg.template
+    if tok is None:
+        self.lengths = {'train': [len(record_text(r).split()) for r in train + synthetic],
+                        'eval': [len(record_text(r).split()) for r in ev]}
+        if template: self.template = chat_template_for(None, template)
+        return train, synthetic, ev
+    if any('messages' in r for r in train + ev) or template: self.template = chat_template_for(tok, template)
+    for name, part in (('train', train + synthetic), ('eval', ev)):
+        kept_part, st = self.preflight(part)
+        if name == 'train':
+            train, synthetic = [r for r in kept_part if not _augmented(r)], [r for r in kept_part if _augmented(r)]
+        else: ev = kept_part
+        self.tokens[name], self.lengths[name] = st.summary(), st.lengths
+    return train, synthetic, ev
 
-def _train_eval(kept, ev_loaded, ev_recs, eval_fraction, seed, warnings):
-    "Train and eval records: the separate eval set when one was given, else a grouped split."
-    ev_keys = {id(r) for r in ev_recs}
-    if ev_loaded is not None: return [r for r in kept if id(r) not in ev_keys], [r for r in kept if id(r) in ev_keys]
-    return split_records(kept, eval_fraction, seed, notes=warnings)
-
-# %% ../nbs/16_prepare.ipynb #39cbb8c1
-def _preflight_splits(train, synthetic, ev, tokenizer, template, max_length, loss_on, truncation, allow_unsupervised,
-                      rejected):
-    "Tokenise train and eval as training will: (train, synthetic, eval, template, tokens, lengths) that remain."
-    tmpl, tokens, lengths = None, {}, {}
-    if tokenizer is not None:  # the pre-flight: what training will see
-        if any('messages' in r for r in train + ev) or template: tmpl = chat_template_for(tokenizer, template)
-        for name, part in (('train', train + synthetic), ('eval', ev)):
-            kept_part, st = _preflight(part, tokenizer, max_length, loss_on, truncation, tmpl, allow_unsupervised,
-                                       rejected)
-            if name == 'train':
-                train, synthetic = [r for r in kept_part if not _augmented(r)], [r for r in kept_part if _augmented(r)]
-            else: ev = kept_part
-            tokens[name], lengths[name] = st.summary(), st.lengths
-    else:
-        lengths = {'train': [len(record_text(r).split()) for r in train + synthetic],
-                   'eval': [len(record_text(r).split()) for r in ev]}
-        if template: tmpl = chat_template_for(None, template)
-    return train, synthetic, ev, tmpl, tokens, lengths
-
-# %% ../nbs/16_prepare.ipynb #495258ab
-def _checked_counts(counts, rejected, dups, train, synthetic, ev)->dict:
+# %% ../nbs/16_prepare.ipynb #43b80a22
+@patch
+def checked_counts(self:_Preparation, train:list, synthetic:list, ev:list)->dict:
     "The report's counts, checked: they reconcile (read = accepted + rejected + duplicates + blank), and train is left."
-    counts['rejected'] = len(rejected); counts['duplicates'] = len(dups)
+    counts = self.counts
+    counts['rejected'] = len(self.rejected); counts['duplicates'] = len(self.dups)
     counts['accepted'] = len(train) + len(ev); counts['train'] = len(train) + len(synthetic); counts['eval'] = len(ev)
     counts['synthetic'] = len(synthetic)
     keys = ('read', 'accepted', 'rejected', 'duplicates', 'blank', 'train', 'eval', 'synthetic')
@@ -215,72 +273,61 @@ def _checked_counts(counts, rejected, dups, train, synthetic, ev)->dict:
         raise DomainTunerError("no training records are left", where="prepare", fix="see rejected.jsonl and the report")
     return c
 
-def _report(c, loaded, ev_loaded, rejected, dups, clean_stats, contamination, removed, tokens, warnings, settings):
+@patch
+def report(self:_Preparation, c:dict)->dict:
     "The report: counts, formats, files, why rows were rejected, duplicates, cleaning, leakage, tokens and settings."
+    cfg, loaded, ev_loaded = self.cfg, self.loaded, self.ev_loaded
+    settings = dict(format=cfg.format, lenient=cfg.lenient, eval_fraction=cfg.eval_fraction if ev_loaded is None else None,
+                    pii=cfg.pii, near_dedup=cfg.near_dedup, near_threshold=cfg.near_threshold,
+                    decontaminate=cfg.decontaminate, augment=list(cfg.augment or []), max_length=cfg.max_length,
+                    truncation=cfg.truncation, loss_on=cfg.loss_on,
+                    tokenizer=getattr(self.tokenizer, 'name_or_path', None), seed=cfg.seed)
+    removed = len(self.flagged) if cfg.decontaminate else 0
     return dict(counts=c, by_format=dict(loaded.by_format), files=loaded.files + (ev_loaded.files if ev_loaded else []),
-                rejected_reasons=dict(Counter(r['reason'].split(':')[0] for r in rejected).most_common()),
-                duplicates=dups, cleaning=clean_stats,
-                contamination=dict(**contamination, removed_from_train=removed),
-                tokens=tokens, warnings=warnings, settings=settings)
+                rejected_reasons=dict(Counter(r['reason'].split(':')[0] for r in self.rejected).most_common()),
+                duplicates=self.dups, cleaning=self.clean_stats,
+                contamination=dict(**self.contamination, removed_from_train=removed),
+                tokens=self.tokens, warnings=self.warnings, settings=settings)
 
-def _examples(records, tokenizer, max_length, loss_on, tmpl)->list[str]:
+@patch
+def examples(self:_Preparation, records:list)->list[str]:
     "The first three records encoded as training will, trained tokens marked (for the report)."
-    from domain_tuner.template import encode
-    trunc = 'truncate' if max_length else 'error'
-    return [render_tokens(encode(r, tokenizer, max_length, loss_on, trunc, tmpl, True), tokenizer) for r in records[:3]]
+    cfg, tok = self.cfg, self.tokenizer
+    trunc = 'truncate' if cfg.max_length else 'error'
+    return [render_tokens(encode(r, tok, cfg.max_length, cfg.loss_on, trunc, self.template, True), tok)
+            for r in records[:3]]
+
+# %% ../nbs/16_prepare.ipynb #4d48113f
+def _as_tokenizer(tokenizer):
+    "The tokenizer given, loaded first when it is a hub id or a folder."
+    if isinstance(tokenizer, (str, Path)):
+        from domain_tuner.models import load_tokenizer
+        tokenizer = load_tokenizer(tokenizer)
+    return tokenizer
 
 # %% ../nbs/16_prepare.ipynb #8180099f
 def prepare(sources,                       # files, folders, lists of dicts, datasets, hub ids
             # folder to write train/eval.jsonl, report.json, rejected.jsonl, figure, template
             out:str|Path|None=None,
             tokenizer=None,                # tokenizer (or its id/folder) for templating and the token pre-flight
-            eval_fraction:float=0.1,       # share of records (whole groups) for eval, when no eval_sources
+            config:PrepareConfig|None=None, # the options; `PrepareConfig()` when None
             eval_sources=None,             # a separate eval set instead of splitting
-            format:str|None=None,          # force one of FORMATS
-            lenient:bool=False,            # set bad rows aside in rejected.jsonl instead of stopping
-            encoding:str='utf-8',          # file encoding
-            limits:Limits|None=None,       # file/line size limits
-            chunk_chars:int|None=2000,     # text documents are cut into chunks of about this size
-            pii:bool=False,                # scrub e-mails, phone and account numbers
-            near_dedup:bool=True,          # also drop near duplicates (MinHash)
-            near_threshold:float=0.8,      # Jaccard similarity for near duplicates
             benchmark=None,                # benchmark file(s) to check train against
-            decontaminate:bool=True,       # remove train records that overlap eval/benchmark items
-            ngram:int=8,                   # words per n-gram in the contamination check
-            augment:tuple|list|None=None,  # augmentations for train: 'paraphrase', 'glossary', 'numbers'
-            glossary:dict|None=None,       # term -> synonyms for 'glossary'
-            template:str|None=None,        # chat template name or Jinja (the tokenizer's own when None)
-            max_length:int|None=None,      # longest example in tokens
-            # over-long examples: 'truncate' (counted), 'drop' (rejected with the reason) or 'error'
-            truncation:str='truncate',
-            loss_on:str='responses',       # 'responses', 'last' or 'all'
-            allow_unsupervised:bool=False, # reject examples with no trained token instead of stopping
-            seed:int=0,
-            figure:bool=True,              # write lengths.png
-           )->Prepared:
+            **overrides)->Prepared:        # `PrepareConfig` fields to change, e.g. lenient=True, max_length=512
     "Load, validate, clean, deduplicate, split, check leakage, augment and tokenise; write the data and a report."
-    tokenizer = _as_tokenizer(tokenizer)
-    kw = dict(format=format, lenient=lenient, encoding=encoding, limits=limits, chunk_chars=chunk_chars,
-              special_tokens=list(tokenizer.all_special_tokens) if tokenizer is not None else None)
-    loaded, ev_loaded, ev_recs, kept, dups, counts, rejected, warnings, clean_stats = _load_and_dedup(
-        sources, eval_sources, kw, pii, near_dedup, near_threshold, seed)
-    train, ev = _train_eval(kept, ev_loaded, ev_recs, eval_fraction, seed, warnings)
-    train, contamination, flagged = _check_leakage(train, ev, benchmark, ngram, decontaminate, encoding, limits,
-                                                   rejected, warnings)
-    synthetic = _augment(train, kinds=tuple(augment), glossary=glossary, eval_records=ev, seed=seed) if augment else []
-    train, synthetic, ev, tmpl, tokens, lengths = _preflight_splits(
-        train, synthetic, ev, tokenizer, template, max_length, loss_on, truncation, allow_unsupervised, rejected)
-    c = _checked_counts(counts, rejected, dups, train, synthetic, ev)
-    settings = dict(format=format, lenient=lenient, eval_fraction=eval_fraction if ev_loaded is None else None,
-                    pii=pii, near_dedup=near_dedup, near_threshold=near_threshold, decontaminate=decontaminate,
-                    augment=list(augment or []), max_length=max_length, truncation=truncation, loss_on=loss_on,
-                    tokenizer=getattr(tokenizer, 'name_or_path', None), seed=seed)
-    report = _report(c, loaded, ev_loaded, rejected, dups, clean_stats, contamination,
-                     len(flagged) if decontaminate else 0, tokens, warnings, settings)
-    if tokenizer is not None: report['examples'] = _examples(train + ev, tokenizer, max_length, loss_on, tmpl)
-    res = Prepared(train + synthetic, ev, report, rejected, None, tmpl, lengths)
+    cfg = _prepare_config(config, overrides)
+    p = _Preparation(cfg, _as_tokenizer(tokenizer))
+    train, ev = p.split(p.load(sources, eval_sources))
+    train = p.check_leakage(train, ev, benchmark)
+    synthetic = (_augment(train, kinds=tuple(cfg.augment), glossary=cfg.glossary, eval_records=ev, seed=cfg.seed)
+                 if cfg.augment else [])
+    train, synthetic, ev = p.preflight_splits(train, synthetic, ev)
+    report = p.report(p.checked_counts(train, synthetic, ev))
+    if p.tokenizer is not None: report['examples'] = p.examples(train + ev)
+    res = Prepared(train + synthetic, ev, report, p.rejected, None, p.template, p.lengths)
     if out is not None:
-        write_prepared(res, out, lenient=lenient, figure=figure, unit='tokens' if tokenizer is not None else 'words')
+        write_prepared(res, out, lenient=cfg.lenient, figure=cfg.figure,
+                       unit='tokens' if p.tokenizer is not None else 'words')
     return res
 
 # %% ../nbs/16_prepare.ipynb #bf61eb26

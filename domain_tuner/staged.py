@@ -123,7 +123,7 @@ class CurriculumResult:
 
 def _records(x, tok): return [] if x is None else load_training_data(x, tokenizer=tok)[0]
 
-# %% ../nbs/24_staged.ipynb #54c46f68
+# %% ../nbs/24_staged.ipynb #aa920d80
 @dataclass
 class _CurriculumRun:
     "The state of one `Curriculum.run`, read by its steps (torchtune's recipe style: no long argument lists)."
@@ -138,7 +138,7 @@ class _CurriculumRun:
         self.replay, self.canary = _records(self.cur.replay_data, self.tok), _records(self.cur.canary, self.tok)
         self.result = CurriculumResult(self.out, [], self.out)
 
-# %% ../nbs/24_staged.ipynb #4e17ebd2
+# %% ../nbs/24_staged.ipynb #46e660ff
 @patch
 def score(self:_CurriculumRun, model, stage:Stage)->dict:
     "The evaluation hook's metrics for `model` after `stage`, with the canary's loss and perplexity when there is one."
@@ -155,7 +155,7 @@ def score_base(self:_CurriculumRun)->dict:
     base_model = load_model(self.base, precision=select_precision(self.cur.config.precision))
     return dict(name='base', method=None, out=self.base, eval=self.score(base_model, self.cur.stages[0]))
 
-# %% ../nbs/24_staged.ipynb #19f07b9d
+# %% ../nbs/24_staged.ipynb #cb9d0021
 @patch
 def save(self:_CurriculumRun):
     "Write curriculum_record.json as the run stands (after a stage that forgot too much, and at the end)."
@@ -166,7 +166,7 @@ def save(self:_CurriculumRun):
                forgetting_metric=cur.forgetting_metric, environment=environment_info())
     (self.out/'curriculum_record.json').write_text(json.dumps(rec, indent=2, default=str))
 
-# %% ../nbs/24_staged.ipynb #7e516a48
+# %% ../nbs/24_staged.ipynb #0292fc77
 @patch
 def train_stage(self:_CurriculumRun, k:int, stage:Stage, train_recs:list, cur_base:str, adapter_dir)->tuple:
     "Train stage `k` from `cur_base` (and the previous adapter); returns its record entry and the trainer."
@@ -188,7 +188,7 @@ def train_stage(self:_CurriculumRun, k:int, stage:Stage, train_recs:list, cur_ba
                  parameters=count_parameters(model), warnings=hist.warnings, history=hist.logs)
     return entry, done.trainer
 
-# %% ../nbs/24_staged.ipynb #a9d9f528
+# %% ../nbs/24_staged.ipynb #9f153c72
 @patch
 def train_and_save(self:_CurriculumRun, k:int, stage:Stage, train_recs:list, cur_base:str, adapter_dir):
     "Train stage `k`, save its folder with a stage record, and add its entry and warnings to the result."
@@ -200,7 +200,7 @@ def train_and_save(self:_CurriculumRun, k:int, stage:Stage, train_recs:list, cur
     result.stages.append(entry)
     result.warnings += entry['warnings']
 
-# %% ../nbs/24_staged.ipynb #47fa8058
+# %% ../nbs/24_staged.ipynb #e0b69cf8
 @patch
 def check_forgetting(self:_CurriculumRun, k:int, stage:Stage, ref)->None:
     "Record the stage's forgetting against the base; past `max_forgetting`, warn or stop as `on_forgetting` says."
@@ -219,7 +219,7 @@ def check_forgetting(self:_CurriculumRun, k:int, stage:Stage, ref)->None:
                                fix=fix)
     warnings.warn(f"{msg}; fix: {fix}", stacklevel=3)  # points at the caller of `Curriculum.run`
 
-# %% ../nbs/24_staged.ipynb #079795d6
+# %% ../nbs/24_staged.ipynb #fa1740e7
 def _stage_data(stages:list, tok)->list:
     "Every stage's training records (and its `eval_records`), read up front: a missing file fails now, not an hour in."
     data = []

@@ -8,6 +8,8 @@ Docs: https://domain-tuner.github.io/domain-tuner/template.html.md"""
 from __future__ import annotations
 import os, re
 from dataclasses import dataclass, field, asdict
+from typing import Any
+from fastcore.basics import patch
 import numpy as np
 from .core import DomainTunerError, progress
 from .tiny import CHATML_TEMPLATE, EOS_DOC
@@ -16,7 +18,7 @@ from .clean import record_source
 # %% auto #0
 __all__ = ['PLAIN_TEMPLATE', 'TEMPLATES', 'has_generation_markers', 'chat_template_for', 'render_conversations', 'EncodeStats',
            'generation_eos_tokens', 'end_of_turn_token', 'end_of_document_token', 'encode_batch', 'encode',
-           'split_documents', 'tokenize_records']
+           'split_documents', 'document_blocks', 'tokenize_records']
 
 # %% ../nbs/15_template.ipynb #c4e09b21
 PLAIN_TEMPLATE = (
@@ -249,42 +251,58 @@ def _backend(tokenizer, loss_on, truncation):
     return bt
 
 # %% ../nbs/15_template.ipynb #9805d6f5
-def _encode_records(records, tokenizer, template, bt, eot, eot_id, eod_id):
+@dataclass
+class _Encoding:
+    "One `encode_batch` call's options, end tokens and stats, shared by its steps."
+    tokenizer:Any; max_length:int|None; loss_on:str; truncation:str; template:str|None; allow_unsupervised:bool
+    st:EncodeStats
+    def __post_init__(self):
+        tok = self.tokenizer
+        self.bt = _backend(tok, self.loss_on, self.truncation)
+        self.eot, eod = end_of_turn_token(tok, self.template), end_of_document_token(tok)
+        self.eot_id, self.eod_id = tok.convert_tokens_to_ids(self.eot), tok.convert_tokens_to_ids(eod)
+
+@patch
+def tokenize(self:_Encoding, records:list)->tuple:
     "Tokenise conversations and documents in one batch each: encodings, trained spans and end ids, by record index."
     chat = [i for i,r in enumerate(records) if 'messages' in r]
     docs = [i for i,r in enumerate(records) if 'messages' not in r]
     enc, spans, ends_with = {}, {}, {}
     if chat:
-        texts, sp = render_conversations([records[i]['messages'] for i in chat], tokenizer, template)
-        for i,t,s,e in zip(chat, texts, sp, bt.encode_batch(texts, add_special_tokens=False)):
-            enc[i], spans[i], ends_with[i] = e, _trim_spans(t, _trained(records[i], s), eot), eot_id
+        texts, sp = render_conversations([records[i]['messages'] for i in chat], self.tokenizer, self.template)
+        for i,t,s,e in zip(chat, texts, sp, self.bt.encode_batch(texts, add_special_tokens=False)):
+            enc[i], spans[i], ends_with[i] = e, _trim_spans(t, _trained(records[i], s), self.eot), self.eot_id
     if docs:
-        for i,e in zip(docs, bt.encode_batch([records[i]['text'] for i in docs], add_special_tokens=True)):
-            enc[i], spans[i], ends_with[i] = e, None, eod_id
+        for i,e in zip(docs, self.bt.encode_batch([records[i]['text'] for i in docs], add_special_tokens=True)):
+            enc[i], spans[i], ends_with[i] = e, None, self.eod_id
     return enc, spans, ends_with
 
 # %% ../nbs/15_template.ipynb #d6170da3
-def _check_ends(r, i, ids, spans, ends, loss_on, allow_unsupervised, tokenizer, eot, eot_id):
+@patch
+def check_ends(self:_Encoding, r:dict, i:int, ids:list, spans, ends:list):
     "Stop on a conversation with no answer to train, or a trained span that does not end with the end-of-turn token."
-    if spans is not None and not spans and loss_on != 'all' and not allow_unsupervised:
+    if spans is not None and not spans and self.loss_on != 'all' and not self.allow_unsupervised:
         raise DomainTunerError("the conversation has no assistant turn to train on", where=record_source(r, i),
                                fix="end each conversation with an assistant answer, or use loss_on='all'")
     for k in ends:
-        if ids[k] != eot_id:
+        if ids[k] != self.eot_id:
             raise DomainTunerError(f"the chat template does not end the assistant turn with the end-of-turn token "
-                                   f"{eot!r} (the trained span ends with {tokenizer.convert_ids_to_tokens(ids[k])!r})",
+                                   f"{self.eot!r} (the trained span ends with "
+                                   f"{self.tokenizer.convert_ids_to_tokens(ids[k])!r})",
                                    where=record_source(r, i), fix="use the model's own template or a named one "
                                    "(template='chatml' or 'plain'), so the model learns to stop")
 
 # %% ../nbs/15_template.ipynb #00bb2667
-def _fit(r, i, ids, labels, max_length, truncation, end_id, st):
+@patch
+def fit(self:_Encoding, r:dict, i:int, ids:list, labels:list, end_id:int):
     "Apply the truncation policy to one example: (ids, labels, cut_off), or None when it is dropped (and counted)."
+    max_length, st = self.max_length, self.st
     if not (max_length and len(ids) > max_length): return ids, labels, False
-    if truncation == 'error':
+    if self.truncation == 'error':
         raise DomainTunerError(f"example is {len(ids)} tokens, longer than max_length={max_length}",
                                where=record_source(r, i),
                                fix="raise max_length, or pass truncation='drop' or 'truncate'")
-    if truncation == 'drop':
+    if self.truncation == 'drop':
         st.dropped_too_long += 1
         st.dropped.append((record_source(r, i), f"longer than max_length={max_length} ({len(ids)} tokens)"))
         return None
@@ -293,8 +311,10 @@ def _fit(r, i, ids, labels, max_length, truncation, end_id, st):
     return ids[:max_length-1] + [end_id], labels[:max_length-1] + [end_id if cut else -100], True
 
 # %% ../nbs/15_template.ipynb #998f27b6
-def _kept(r, i, ids, labels, n_encoded, cut_off, max_length, allow_unsupervised, st):
-    "The example, counted in `st`, when it has a trained token; else None, counted as left out (or an error)."
+@patch
+def kept(self:_Encoding, r:dict, i:int, ids:list, labels:list, n_encoded:int, cut_off:bool):
+    "The example, counted in the stats, when it has a trained token; else None, counted as left out (or an error)."
+    st, max_length = self.st, self.max_length
     n_sup = len(labels) - labels.count(-100) - (labels[0] != -100)  # the first token is never predicted
     if n_sup == 0 and cut_off:  # the prompt alone fills max_length: nothing to learn from, so left out and counted
         st.truncated -= 1; st.tokens_lost -= n_encoded - max_length; st.dropped_too_long += 1
@@ -302,7 +322,7 @@ def _kept(r, i, ids, labels, n_encoded, cut_off, max_length, allow_unsupervised,
         return None
     if n_sup == 0:
         st.unsupervised += 1
-        if not allow_unsupervised:
+        if not self.allow_unsupervised:
             raise DomainTunerError("example has no trained token (every label is masked)", where=record_source(r, i),
                                    fix="check the template and loss_on, raise max_length, or pass "
                                        "allow_unsupervised=True")
@@ -322,23 +342,20 @@ def encode_batch(records:list,               # normalized records (`messages` or
                  stats:EncodeStats|None=None,   # accumulate into these stats
                 )->tuple[list[dict|None], EncodeStats]:
     "Encode records in one batch: returns ([{'input_ids','labels'} or None when left out], stats)."
-    bt = _backend(tokenizer, loss_on, truncation)
-    st = stats or EncodeStats()
-    eot, eod = end_of_turn_token(tokenizer, template), end_of_document_token(tokenizer)
-    eot_id, eod_id = tokenizer.convert_tokens_to_ids(eot), tokenizer.convert_tokens_to_ids(eod)
-    enc, spans, ends_with = _encode_records(records, tokenizer, template, bt, eot, eot_id, eod_id)
+    x = _Encoding(tokenizer, max_length, loss_on, truncation, template, allow_unsupervised, stats or EncodeStats())
+    enc, spans, ends_with = x.tokenize(records)
     out = []
     for i,r in enumerate(records):
-        st.examples += 1
+        x.st.examples += 1
         e = enc[i]
-        ids = list(e.ids) + ([eod_id] if spans[i] is None and not r.get('continues') else [])
+        ids = list(e.ids) + ([x.eod_id] if spans[i] is None and not r.get('continues') else [])
         labels, ends = _label(e, ids, spans[i], loss_on if spans[i] is not None else 'all')
-        _check_ends(r, i, ids, spans[i], ends, loss_on, allow_unsupervised, tokenizer, eot, eot_id)
-        fit = _fit(r, i, ids, labels, max_length, truncation, ends_with[i], st)
+        x.check_ends(r, i, ids, spans[i], ends)
+        fit = x.fit(r, i, ids, labels, ends_with[i])
         if fit is None: out.append(None); continue
         ids, labels, cut_off = fit
-        out.append(_kept(r, i, ids, labels, len(e.ids), cut_off, max_length, allow_unsupervised, st))
-    return out, st
+        out.append(x.kept(r, i, ids, labels, len(e.ids), cut_off))
+    return out, x.st
 
 # %% ../nbs/15_template.ipynb #e46e839e
 def encode(record:dict,                # a normalized record
@@ -369,10 +386,13 @@ def split_documents(records:list,            # normalized records; only `text` r
                     stats:EncodeStats|None=None, # counts documents_split and blocks
                    )->list:
     "Cut text records longer than `max_length` tokens into blocks at paragraph, line, sentence or word boundaries."
-    return _split_documents(records, tokenizer, max_length, stats)[0]
+    return document_blocks(records, tokenizer, max_length, stats)[0]
 
 # %% ../nbs/15_template.ipynb #3b9347ca
-def _split_documents(records, tokenizer, max_length, stats=None):
+def document_blocks(records:list,            # normalized records; only `text` records are split
+                    tokenizer,               # a fast tokenizer
+                    max_length:int|None,     # the longest block in tokens
+                    stats:EncodeStats|None=None)->tuple[list, list]: # counts documents_split and blocks
     "`split_documents`, also returning for each block the index of the record it came from."
     docs = [i for i,r in enumerate(records) if 'messages' not in r]
     if not max_length or not docs: return list(records), list(range(len(records)))
@@ -409,15 +429,14 @@ def tokenize_records(records:list,              # normalized records
                      truncation:str='error',    # 'error', 'drop' or 'truncate'
                      template:str|None=None,    # chat template name or Jinja; the tokenizer's own when None
                      allow_unsupervised:bool=False, # leave out examples with no trained token instead of stopping
-                     batch_size:int=1000,       # records per render/tokenise batch
                      stats:EncodeStats|None=None): # filled with the pre-flight numbers when given
     "Tokenise and mask records into a `datasets.Dataset` with `input_ids` and `labels` columns."
     from datasets import Dataset
     st = stats if stats is not None else EncodeStats()
     records = split_documents(records, tokenizer, max_length, st)
     ids, labels = [], []
-    for b in progress(range(0, len(records), batch_size), desc='tokenise'):
-        exs, _ = encode_batch(records[b:b+batch_size], tokenizer, max_length, loss_on, truncation, template,
+    for b in progress(range(0, len(records), 1000), desc='tokenise'):  # records per render/tokenise batch
+        exs, _ = encode_batch(records[b:b+1000], tokenizer, max_length, loss_on, truncation, template,
                               allow_unsupervised, st)
         for e in exs:
             if e is not None: ids.append(e['input_ids']); labels.append(e['labels'])

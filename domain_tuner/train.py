@@ -458,7 +458,7 @@ def save_trained(trainer:Trainer,  # the trainer after training
         (out/'run_record.json').write_text(json.dumps(record, indent=2, default=str))
     return out
 
-# %% ../nbs/22_train.ipynb #845c5084
+# %% ../nbs/22_train.ipynb #55ee00e5
 @dataclass
 class TrainJob:
     "One model to train: what `train` and each curriculum stage hand to `train_model`."
@@ -477,7 +477,7 @@ class Trained:
     "What `train_model` returns: the trainer (its model trained), the metrics, the history, the memory plan and peak."
     trainer:Any; metrics:dict; history:LossHistory; plan:MemoryPlan; memory:PeakMemory
 
-# %% ../nbs/22_train.ipynb #2a43c867
+# %% ../nbs/22_train.ipynb #da95c1cf
 def train_model(job:TrainJob)->Trained:
     "Plan the memory, load the base for the method, train it with `fit`, and measure the peak next to the plan."
     prec = training_precision(job.cfg)

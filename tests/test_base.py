@@ -3,7 +3,7 @@ import json, os
 os.environ.setdefault('DOMAIN_TUNER_QUIET', '1')
 import random
 import pytest
-from domain_tuner.base import (BaseConfig, general_corpus, corpus_info, lookup_item, base_tokenizer, pretrain_batches,
+from domain_tuner.finance_base import (BaseConfig, general_corpus, corpus_info, lookup_item, base_tokenizer, pretrain_batches,
                                build_base, base_model_dir, copy_probe, canary_scores, ASSET_DIR)
 from domain_tuner.models import load_model, load_tokenizer
 from domain_tuner.tiny import EOT

@@ -2,7 +2,7 @@
 what `results_markdown` writes from the committed run records in nbs/results/."""
 import json
 from pathlib import Path
-from domain_tuner.run import results_markdown, read_results
+from domain_tuner.report import results_markdown, read_results
 
 ROOT = Path(__file__).resolve().parents[1]
 

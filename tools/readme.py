@@ -4,7 +4,7 @@
 Markdown cells are copied; code cells become ```python blocks (unless `#| echo: false`), with their text outputs
 below them and their markdown outputs as markdown; cells whose first lines carry `#| hide` are left out and `#|`
 directive lines are dropped. `--check` exits 1 if README.md is stale. `--results` first refreshes the index's results
-cell from the run records in nbs/results/ (`domain_tuner.run.results_markdown`): the README's figures are generated.
+cell from the run records in nbs/results/ (`domain_tuner.report.results_markdown`): the README's figures are generated.
 """
 import json, sys
 from pathlib import Path
@@ -34,7 +34,7 @@ def render(nb:dict)->str:
 def refresh_results(nb:dict)->dict:
     "Set the results cell's output to what `results_markdown` writes from nbs/results/demo_seed*.json."
     sys.path.insert(0, str(ROOT))
-    from domain_tuner.run import results_markdown, read_results
+    from domain_tuner.report import results_markdown, read_results
     cell = next(c for c in nb['cells'] if c['cell_type'] == 'code' and 'results_markdown' in ''.join(c['source']))
     cell['outputs'] = [dict(output_type='execute_result', execution_count=None, metadata={},
                             data={'text/markdown': results_markdown(*read_results(ROOT/'nbs'/'results')), 'text/plain': '<IPython.core.display.Markdown object>'})]

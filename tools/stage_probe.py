@@ -15,7 +15,8 @@ def main(argv=None):
     p.add_argument('--method', default='lora'); p.add_argument('--demo', default='runs/demo')
     a = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from domain_tuner.run import plan_run, run
+    from domain_tuner.plan import plan_run
+    from domain_tuner.run import run
     from domain_tuner.benchmark import EvalResult
     from domain_tuner.intervals import paired_by, scores_with_intervals, supported
     demo = Path(a.demo)
