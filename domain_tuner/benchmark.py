@@ -63,7 +63,8 @@ def ungrounded_claims(answer:str,         # the model's answer
     flags = []
     for mt in NUMBER.finditer(answer):
         val = parse_numbers(mt.group(0))
-        if val and not any(numbers_close(val[0], a, rel_tol, 1e-9) or numbers_close(a, val[0], rel_tol, 1e-9) for a in allowed_nums):
+        if val and not any(numbers_close(val[0], a, rel_tol, 1e-9) or numbers_close(a, val[0], rel_tol, 1e-9)
+                           for a in allowed_nums):
             flags.append(mt.group(0).strip())
     for mt in _TERM.finditer(answer):
         w = mt.group(0)
@@ -164,13 +165,15 @@ def _aggregate(examples:list, fns:dict, mc_idx:list, nll:list)->dict:
 @dataclass
 class EvalConfig:
     "How `evaluate` scores a model: metrics, batching, answer length, decoding, the canary's own settings, grounding."
-    metrics:Any = None               # metric names / functions f(prediction, reference, record) / {name: f}; DEFAULT_METRICS when None
+    # metric names, functions f(prediction, reference, record), or {name: f}; DEFAULT_METRICS when None
+    metrics:Any = None
     batch_size:int = 16              # prompts per generation and scoring batch
     max_new_tokens:int = 64          # answer length limit
     do_sample:bool = False           # greedy by default: reproducible answers
     canary_metrics:Any = None        # metrics for the canary; `metrics` when None
     canary_max_new_tokens:int|None = None # answer length limit on the canary; `max_new_tokens` when None
-    grounding:bool|None = None       # check answers against meta.context (None), against the prompt too (True), or not (False)
+    # check answers against meta.context (None), against the prompt too (True), or not at all (False)
+    grounding:bool|None = None
     normalize_mc:bool = False        # multiple choice by mean instead of summed token log-likelihood
     generation:dict = field(default_factory=dict) # more `model.generate` arguments (repetition_penalty, ...)
 
@@ -198,7 +201,8 @@ def evaluate(
     mc_idx = [i for i, r in enumerate(recs) if (r.get('meta') or {}).get('choices')]
     preds, nll = _answers_and_nll(model, tokenizer, recs, mc_idx, cfg)
     t_gen = time.perf_counter() - t0
-    mc_pred = mc_predict(model, tokenizer, [recs[i] for i in mc_idx], cfg.batch_size, cfg.normalize_mc) if mc_idx else []
+    mc_pred = (mc_predict(model, tokenizer, [recs[i] for i in mc_idx], cfg.batch_size, cfg.normalize_mc)
+               if mc_idx else [])
     choice = dict(zip(mc_idx, mc_pred))
     examples = [_example(i, r, (preds[i], choice.get(i), nll[i]), fns, cfg.grounding) for i, r in enumerate(recs)]
     agg = _aggregate(examples, fns, mc_idx, nll)

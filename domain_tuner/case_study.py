@@ -8,9 +8,9 @@ Docs: https://domain-tuner.github.io/domain-tuner/case_study.html.md"""
 from __future__ import annotations
 import random
 from .core import DomainTunerError
-from domain_tuner.domains import (ITEMS, STATEMENT_TITLES, FINANCE_GLOSSARY, RATIOS, GROWTH_ITEMS, company_names,
-    make_company, statement_text, fmt_money, fmt_pct, fmt_ratio, fmt_growth, finance_documents, QUESTION_TEMPLATES, ITEM_LABELS,
-    ITEM_STATEMENT)
+from .domains import (ITEMS, STATEMENT_TITLES, FINANCE_GLOSSARY, RATIOS, GROWTH_ITEMS, company_names,
+    make_company, statement_text, fmt_money, fmt_pct, fmt_ratio, fmt_growth, finance_documents, QUESTION_TEMPLATES,
+    ITEM_LABELS, ITEM_STATEMENT)
 
 # %% auto #0
 __all__ = ['HOUSE_TERMS', 'ABSTAIN', 'ABSENT_ITEMS', 'SYSTEM', 'CASE_STUDY_MIX', 'definition', 'statement_prose',
@@ -93,7 +93,8 @@ def ratio_answer(f:dict, name:str, operands:bool=True)->str:
     "A ratio's answer: `Gross profit $X million / revenue $Y million = 30.5%` (or only the result)."
     _, num, den, fmt = RATIOS[name]
     res = fmt(f[num], f[den])
-    return (f"{ITEM_LABELS[num]} {fmt_money(f[num])} / {ITEM_LABELS[den].lower()} {fmt_money(f[den])} = {res}" if operands
+    return (f"{ITEM_LABELS[num]} {fmt_money(f[num])} / {ITEM_LABELS[den].lower()} {fmt_money(f[den])} = {res}"
+            if operands
             else res)
 
 def growth_answer(prev:dict, cur:dict, field:str, operands:bool=True)->str:

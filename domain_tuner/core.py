@@ -77,7 +77,8 @@ def probe_bitsandbytes()->Probe:
     except PackageNotFoundError: return Probe(True, 'unknown version')
     major, minor = (int(x) for x in v.split('.')[:2])
     if (major, minor) < (0, 45) and not probe_cuda():
-        return Probe(False, f"bitsandbytes {v} needs a CUDA GPU; 0.45 or newer runs on a CPU (pip install -U bitsandbytes)")
+        return Probe(False, f"bitsandbytes {v} needs a CUDA GPU; 0.45 or newer runs on a CPU "
+                            "(pip install -U bitsandbytes)")
     return Probe(True, v)
 
 @functools.cache

@@ -116,9 +116,7 @@ def set(self:DashboardState, **kwargs)->DashboardState:
                                    fix=f"use {', '.join(self._INPUTS)} or a TrainConfig field")
     cfg = {k: v for k, v in kwargs.items() if k in cfg_names}
     if cfg:
-        new = replace(self.config, **cfg)
-        if 'method' in cfg and cfg['method'] != 'dora' and 'dora' not in cfg: new.dora = False
-        self.config = new
+        self.config = self.config.updated(**cfg)
     for k, v in kwargs.items():
         if k in self._INPUTS: setattr(self, k, v)
     if {'base', 'data', 'builtin_examples', 'seed', 'out'} & set(kwargs): self.prepared = self.result = None

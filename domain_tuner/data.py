@@ -38,4 +38,5 @@ _all_ = ['FORMATS', 'FormatError', 'detect_format', 'normalize', 'special_token_
          'render_conversations',
          'end_of_turn_token', 'end_of_document_token', 'encode_batch', 'encode', 'tokenize_records',
          'pack_lengths', 'packing_efficiency', 'pack_examples', 'packed_dataset', 'Collator',
-         'Prepared', 'PrepareConfig', 'prepare', 'write_prepared', 'length_figure', 'render_tokens', 'show_example', 'cli_prepare']
+         'Prepared', 'PrepareConfig', 'prepare', 'write_prepared', 'length_figure', 'render_tokens', 'show_example',
+         'cli_prepare']

@@ -15,12 +15,13 @@ from .metrics import (normalize_answer, exact_match, token_f1, rouge_l, bleu, co
                                   resolve_metrics, score_example)
 from .generation import generate, chat, render_prompts, stop_token_ids
 from .likelihood import perplexity, record_nll, choice_logprobs, mc_predict, mc_choices
-from .benchmark import (evaluate, EvalConfig, EvalResult, load_bench, ungrounded_claims, compare, Comparison,
-                                    ForgettingGuard)
+from .benchmark import (evaluate, EvalConfig, EvalResult, load_bench, ungrounded_claims, compare,
+                                    Comparison, ForgettingGuard)
 from .human_eval import (RUBRIC, ReviewSession, review_widget, ReviewWidget, read_ratings, load_items,
-                                     items_from_results, win_rate, wilson_interval, rubric_means, cohen_kappa,
+                                     items_from_results, win_rate, rubric_means, cohen_kappa,
                                      rater_agreement)
 from .expert import compare_with_experts, score_answers, ExpertComparison, load_expert_answers
+from .intervals import wilson_interval
 from .report import write_report
 
 # %% auto #0

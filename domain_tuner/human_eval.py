@@ -12,10 +12,11 @@ from pathlib import Path
 from statistics import NormalDist
 from fastcore.basics import patch
 from .core import DomainTunerError, jsonl_rows
+from .intervals import wilson_interval
 
 # %% auto #0
-__all__ = ['RUBRIC', 'load_items', 'items_from_results', 'ReviewSession', 'read_ratings', 'wilson_interval', 'win_rate',
-           'rubric_means', 'cohen_kappa', 'rater_agreement', 'ReviewWidget', 'review_widget']
+__all__ = ['RUBRIC', 'load_items', 'items_from_results', 'ReviewSession', 'read_ratings', 'win_rate', 'rubric_means',
+           'cohen_kappa', 'rater_agreement', 'ReviewWidget', 'review_widget']
 
 # %% ../nbs/34_human_eval.ipynb #b07f614a
 RUBRIC = ('correctness', 'completeness', 'terminology')
@@ -134,21 +135,12 @@ def read_ratings(path:str|Path)->list[dict]:
     return list(latest.values())
 
 # %% ../nbs/34_human_eval.ipynb #1015cb44
-def wilson_interval(successes:float, n:int, confidence:float=0.95)->tuple[float, float]:
-    "Wilson score interval for a proportion."
-    if n == 0: return (0.0, 1.0)
-    z = NormalDist().inv_cdf(0.5 + confidence/2)
-    p = successes/n
-    den = 1 + z*z/n
-    mid, half = (p + z*z/(2*n))/den, z*math.sqrt(p*(1-p)/n + z*z/(4*n*n))/den
-    return (max(0.0, mid-half), min(1.0, mid+half))
-
 def win_rate(ratings:list, system:str, confidence:float=0.95)->dict:
     "Wins, losses and ties of `system`; win rate (ties count half) with a Wilson interval."
     rs = [r for r in ratings if system in (r['A'], r['B'])]
     w = sum(r['winner'] == system for r in rs); t = sum(r['winner'] == 'tie' for r in rs); n = len(rs)
     rate = (w + t/2)/n if n else float('nan')
-    lo, hi = wilson_interval(w + t/2, n, confidence)
+    lo, hi = wilson_interval(w + t/2, n, z=NormalDist().inv_cdf(0.5 + confidence/2)) if n else (0.0, 1.0)
     return dict(system=system, wins=w, losses=n-w-t, ties=t, n=n, win_rate=rate, low=lo, high=hi)
 
 def rubric_means(ratings:list)->dict:

@@ -27,14 +27,16 @@ def target_nll(model,               # a causal LM (transformers or peft)
                inputs:dict,         # input_ids, labels (-100 where no loss) and any other forward argument
                keep_only:bool=True, # compute the output layer only at the trained positions (`standard_causal_loss`)
               )->tuple:
-    "The NLL of every trained token (fp32, in position order), the mask of the positions that predict them, and the outputs."
+    ("The NLL of every trained token (fp32, in position order), the mask of the positions that predict them, "
+     "and the outputs.")
     import torch
     target = next_token_targets(inputs['labels'])
     keep = target != -100
     fwd = {k: v for k, v in inputs.items() if k != 'labels'}
     out = model(**fwd, logits_to_keep=keep) if keep_only else model(**fwd)
     logits = out.logits if keep_only else out.logits[keep]
-    nll = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), target[keep], reduction='none')
+    nll = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), target[keep],
+                                            reduction='none')
     return nll, keep, out
 
 # %% ../nbs/18_loss.ipynb #13cfab65

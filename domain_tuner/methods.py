@@ -32,7 +32,9 @@ class TrainConfig:
     # adapters (lora, dora, qlora)
     r:int = 16                   # LoRA rank
     alpha:float = 32             # LoRA scaling numerator: the update is scaled by alpha/r (alpha/sqrt(r) with rslora)
-    dropout:float = 0.0          # dropout on the adapter input; 0 skips it (the random masks are a measurable share of a CPU LoRA step; torchtune and Unsloth default to 0 too)
+    # dropout on the adapter input; 0 skips it (the random masks are a measurable share of a CPU LoRA step;
+    # torchtune and Unsloth default to 0 too)
+    dropout:float = 0.0
     # 'all-linear' (discovered from the model, output layer excluded) or module names
     target_modules:str|list = 'all-linear'
     rslora:bool = False          # rank-stabilised scaling alpha/sqrt(r), better for large ranks
@@ -57,7 +59,9 @@ class TrainConfig:
     # data
     loss_on:str = 'responses'    # 'responses', 'last' or 'all' tokens of a conversation carry loss
     pack:bool = False            # pack several examples into one row (position ids restart per example)
-    padding_free:bool = True     # join each batch's examples into one row (position ids restart per example): no pad tokens, same examples and steps as padding
+    # join each batch's examples into one row (position ids restart per example): no pad tokens, the same examples
+    # and steps as padding
+    padding_free:bool = True
     # an example longer than max_length: 'truncate' (counted, printed), 'drop' or 'error' (names it)
     truncation:str = 'truncate'
     # share of a raw data file held out for eval (whole groups); 0: no split, pass eval data instead
@@ -88,6 +92,13 @@ def learning_rate(self:TrainConfig)->float:
     return self.lr if self.lr is not None else (2e-4 if self.is_adapter else 2e-5)
 @patch
 def to_dict(self:TrainConfig)->dict: return asdict(self)
+
+# %% ../nbs/20_methods.ipynb #9778a935
+@patch
+def updated(self:TrainConfig, **changes)->TrainConfig:
+    "A copy with `changes`; DoRA follows a changed method (on for 'dora', off otherwise) unless `dora` is changed too."
+    if 'method' in changes and 'dora' not in changes: changes = dict(changes, dora=changes['method'] == 'dora')
+    return replace(self, **changes)
 
 # %% ../nbs/20_methods.ipynb #e486fad1
 def linear_module_names(model)->list[str]:

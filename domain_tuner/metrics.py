@@ -235,7 +235,8 @@ METRICS:dict[str, Metric] = dict(
     word_chrf=Metric(chrf), bleu=Metric(sacre_bleu), chrf=Metric(sacre_chrf), numeric_match=Metric(numeric_match),
     invented_figure=Metric(invented_figure, higher_is_better=False, items=unanswerable), contains=Metric(contains),
     mc_accuracy=Metric(kind='choice'), grounded=Metric(kind='grounding'),
-    perplexity=Metric(higher_is_better=False, kind='likelihood'), loss=Metric(higher_is_better=False, kind='likelihood'))
+    perplexity=Metric(higher_is_better=False, kind='likelihood'),
+    loss=Metric(higher_is_better=False, kind='likelihood'))
 
 DEFAULT_METRICS = ('exact_match', 'token_f1', 'rouge_l')
 
@@ -243,7 +244,7 @@ DEFAULT_METRICS = ('exact_match', 'token_f1', 'rouge_l')
 _PREFIXES = ('canary_', 'bench_', 'eval_')
 
 def metric_info(name:str)->Metric:
-    "What `METRICS` says of a metric, its recorded prefixes (canary_, bench_, eval_) read through; a default when unknown."
+    "What `METRICS` says of a metric, read through its recorded prefixes (canary_, bench_, eval_); a default if unknown."
     while name not in METRICS and name.startswith(_PREFIXES): name = name.split('_', 1)[1]
     return METRICS.get(name, Metric())
 
@@ -272,9 +273,11 @@ def resolve_metrics(metrics=None)->dict[str, Callable]:
     for name, f in items:
         if f is None:
             if METRICS.get(name, Metric()).fn is None:
-                raise DomainTunerError(f"unknown metric {name!r}", where="metrics",
-                                       fix=f"use one of {', '.join(k for k, m in METRICS.items() if m.fn)} or "
-                                           "'mc_accuracy', or pass a function f(prediction, reference, record) -> float")
+                computed = [k for k, m in METRICS.items() if not m.fn]
+                raise DomainTunerError(f"unknown metric {name!r}" + (f" as an answer metric: `evaluate` computes {name} "
+                                       "itself" if name in computed else ''), where="metrics",
+                                       fix=f"use one of {', '.join(k for k, m in METRICS.items() if m.fn)}, "
+                                           "or pass a function f(prediction, reference, record) -> float")
             f = METRICS[name].fn
         if not callable(f): raise DomainTunerError(f"metric {name!r} is not callable", where="metrics",
                                                    fix="pass a function f(prediction, reference, record) -> float")

@@ -129,7 +129,8 @@ class PrepareConfig:
     glossary:dict|str|None = None    # term -> synonyms for 'glossary' (or a JSON file holding them)
     template:str|None = None         # chat template: a name ('chatml', 'plain'), Jinja, or None for the tokenizer's own
     max_length:int|None = None       # longest example in tokens
-    truncation:str = 'truncate'      # over-long examples: 'truncate' (counted), 'drop' (rejected with the reason) or 'error'
+    # over-long examples: 'truncate' (counted), 'drop' (rejected with the reason) or 'error'
+    truncation:str = 'truncate'
     loss_on:str = 'responses'        # which tokens carry loss: 'responses', 'last' or 'all'
     allow_unsupervised:bool = False  # reject examples with no trained token instead of stopping
     seed:int = 0                     # seeds the split, near-deduplication and augmentation
@@ -277,7 +278,8 @@ def checked_counts(self:_Preparation, train:list, synthetic:list, ev:list)->dict
 def report(self:_Preparation, c:dict)->dict:
     "The report: counts, formats, files, why rows were rejected, duplicates, cleaning, leakage, tokens and settings."
     cfg, loaded, ev_loaded = self.cfg, self.loaded, self.ev_loaded
-    settings = dict(format=cfg.format, lenient=cfg.lenient, eval_fraction=cfg.eval_fraction if ev_loaded is None else None,
+    settings = dict(format=cfg.format, lenient=cfg.lenient,
+                    eval_fraction=cfg.eval_fraction if ev_loaded is None else None,
                     pii=cfg.pii, near_dedup=cfg.near_dedup, near_threshold=cfg.near_threshold,
                     decontaminate=cfg.decontaminate, augment=list(cfg.augment or []), max_length=cfg.max_length,
                     truncation=cfg.truncation, loss_on=cfg.loss_on,

@@ -67,7 +67,8 @@ def training_precision_4bit(precision:Precision)->Precision:
     """The precision a 4-bit base trains in: on a CPU, fp32 (bitsandbytes' CPU 4-bit kernels are the ones whose
     gradients the test above checks, in fp32); on a GPU, the precision chosen."""
     if precision.device == 'cpu' and precision.autocast:
-        return replace(precision, load_dtype='float32', autocast=None, reason=precision.reason + '; QLoRA on a CPU stays fp32')
+        return replace(precision, load_dtype='float32', autocast=None,
+                       reason=precision.reason + '; QLoRA on a CPU stays fp32')
     return precision
 
 # %% ../nbs/04_quant.ipynb #76c9530c

@@ -14,9 +14,9 @@ from .intervals import fmt_interval, scores_with_intervals, paired_by, supported
 from .benchmark import EvalResult, Comparison, compare, scores_by
 
 # %% auto #0
-__all__ = ['blocks_to_markdown', 'blocks_to_html', 'plot_metrics', 'report_blocks', 'write_report', 'score_table', 'task_table',
-           'paired_table', 'headline_metric', 'metrics_line', 'write_run_report', 'summary_text', 'results_markdown',
-           'read_results']
+__all__ = ['blocks_to_markdown', 'blocks_to_html', 'plot_metrics', 'report_blocks', 'write_report', 'headline_metric',
+           'metrics_line', 'score_table', 'task_table', 'paired_table', 'write_run_report', 'summary_text',
+           'results_markdown', 'read_results']
 
 # %% ../nbs/36_report.ipynb #3b59c16b
 def _fmt(v)->str:
@@ -100,7 +100,8 @@ def blocks_to_html(blocks, title)->str:
 def plot_metrics(results:list, path:str|Path, metrics:list|None=None):
     "Grouped bars of each model's score per metric (0–1 metrics only; perplexity has its own scale and its own table)."
     from matplotlib.figure import Figure  # no pyplot: the session's backend is left alone
-    ms = metrics or [k for k in dict.fromkeys(k for r in results for k in r.metrics) if metric_info(k).kind != 'likelihood']
+    ms = metrics or [k for k in dict.fromkeys(k for r in results for k in r.metrics)
+                     if metric_info(k).kind != 'likelihood']
     fig = Figure(figsize=(max(4, 0.9*len(ms)*len(results)), 3.2)); ax = fig.subplots()
     w = 0.8/len(results)
     for j, r in enumerate(results):
@@ -233,6 +234,17 @@ def write_report(results,                      # EvalResults (or their JSON path
     (out/'report.html').write_text(blocks_to_html(blocks, title), encoding='utf-8')
     return dict(markdown=out/'report.md', html=out/'report.html', figures=sorted(figs.glob('*.png')))
 
+# %% ../nbs/36_report.ipynb #fcb66bbd
+def headline_metric(ev)->str|None:
+    "An evaluation's headline metric: the first it was scored with (a canary's is what forgetting is measured on)."
+    return next(iter(ev.metrics), None) if ev is not None else None
+
+def metrics_line(r)->str:
+    "An evaluation's scores on one line, for a run's log: every metric but multiple choice, and the canary's headline."
+    s = ', '.join(f"{k} {v:.3f}" for k, v in r.metrics.items() if metric_info(k).kind != 'choice')
+    if r.canary is not None and (cm := headline_metric(r.canary)): s += f"; canary {cm} {r.canary.metrics[cm]:.3f}"
+    return s
+
 # %% ../nbs/36_report.ipynb #eccdbe4c
 def score_table(res)->list[dict]: # a `run.RunResult`
     "One row per model: each benchmark metric as (mean, low, high), perplexity, the canary with its interval, cost."
@@ -282,17 +294,6 @@ def paired_table(res, metric:str='exact_match')->list[dict]:
             if k in v: row[f"{m} - base"] = v[k]; row[f"{m}: claim"] = supported(v[k], up)
         rows.append(row)
     return rows
-
-# %% ../nbs/36_report.ipynb #fcb66bbd
-def headline_metric(ev)->str|None:
-    "An evaluation's headline metric: the first it was scored with (a canary's is what forgetting is measured on)."
-    return next(iter(ev.metrics), None) if ev is not None else None
-
-def metrics_line(r)->str:
-    "An evaluation's scores on one line, for a run's log: every metric but multiple choice, and the canary's headline."
-    s = ', '.join(f"{k} {v:.3f}" for k, v in r.metrics.items() if metric_info(k).kind != 'choice')
-    if r.canary is not None and (cm := headline_metric(r.canary)): s += f"; canary {cm} {r.canary.metrics[cm]:.3f}"
-    return s
 
 # %% ../nbs/36_report.ipynb #ee85c4d7
 def _plot_losses(res, path:Path)->Path:

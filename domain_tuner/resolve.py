@@ -143,7 +143,8 @@ FINANCE_BASE_DIR = Path(importlib.util.find_spec('domain_tuner').origin).parent/
 def _finance_base()->Path:
     "The shipped base's folder, or an error saying how to get it back."
     if (FINANCE_BASE_DIR/'base_card.json').exists(): return FINANCE_BASE_DIR
-    raise DomainTunerError("the built-in finance base is missing from the installed package", where=str(FINANCE_BASE_DIR),
+    raise DomainTunerError("the built-in finance base is missing from the installed package",
+                           where=str(FINANCE_BASE_DIR),
                            fix="reinstall domain-tuner, or build it with "
                                "`domain_tuner.finance_base.base_model_dir(rebuild=True)` and pass that folder")
 

@@ -113,8 +113,8 @@ def _prepare_all(plan:RunPlan, out:Path, tok, bench_files:list[str])->dict:
     for name, d in plan.data.items():
         files = resolve_files(d.files, out/'data'/'builtin', plan.run.seed, plan.run.builtin_examples)
         evals = resolve_files(d.eval_files, out/'data'/'builtin', plan.run.seed, plan.run.builtin_examples) or None
-        p = prepare(files, out=out/'data'/name, tokenizer=tok, config=replace(d, seed=plan.run.seed), eval_sources=evals,
-                    benchmark=bench_files or None)
+        p = prepare(files, out=out/'data'/name, tokenizer=tok, config=replace(d, seed=plan.run.seed),
+                    eval_sources=evals, benchmark=bench_files or None)
         if d.limit: p.train = p.train[:d.limit]
         prepared[name] = p
         c = p.report['counts']

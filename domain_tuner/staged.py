@@ -60,7 +60,7 @@ class Stage:
         own = {k: getattr(self, k) for k in ('method', 'lr', 'epochs', 'max_steps', 'max_length')
                if getattr(self, k) is not None}
         if self.max_steps is None and self.epochs is not None: own['max_steps'] = -1
-        return replace(default, **own, **self.overrides)
+        return default.updated(**own, **self.overrides)
 
 # %% ../nbs/24_staged.ipynb #0d7225f5
 def mix_replay(records:list, replay_records:list, fraction:float, seed:int=0)->list:

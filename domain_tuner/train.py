@@ -24,7 +24,7 @@ from .resolve import resolve_model
 from .loss import supervised_loss
 from .methods import (TrainConfig, METHODS, prepare_model, optimizer_name, check_method, training_precision,
                                   load_for_training)
-from .memory import estimate_memory, PeakMemory, MemoryPlan, compare_memory, step_tokens
+from .memory import estimate_memory, PeakMemory, MemoryPlan, step_tokens
 
 # %% auto #0
 __all__ = ['VARLEN_ATTENTION', 'load_training_data', 'data_hash', 'encode_records', 'count_encoding', 'accounting_line',
@@ -258,7 +258,7 @@ class LossHistory(TrainerCallback):
     def __init__(self, plot:str|None='auto',   # 'auto' (plot in a notebook, text elsewhere), 'plot', 'text' or None
                  desc:str|None=None,        # progress bar label; 'train METHOD' when None
                  min_interval:float=1.0,    # seconds between redraws of the plot
-                 show_data:bool|None=None): # print `train`'s data accounting line first; None: unless DOMAIN_TUNER_QUIET
+                 show_data:bool|None=None): # print `train`'s data accounting line first; None: unless quiet
         self.plot, self.desc, self.min_interval, self.show_data = plot, desc, min_interval, show_data
         self.logs, self.evals, self.warnings, self._pending = [], [], [], []
         self._bar = self._fig = self._handle = None; self._last_draw = 0.0
@@ -506,7 +506,7 @@ def _run_config(config:TrainConfig|None, overrides:dict)->TrainConfig:
     if unknown := sorted(set(overrides) - known):
         raise DomainTunerError(f"unknown setting(s) {', '.join(unknown)}", where="train(...)",
                                fix=f"use TrainConfig fields: {', '.join(sorted(known))}")
-    cfg = replace(config or TrainConfig(), **overrides)
+    cfg = (config or TrainConfig()).updated(**overrides)
     check_method(cfg.method)
     return cfg
 

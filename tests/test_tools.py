@@ -17,6 +17,9 @@ def test_keep_drops_what_does_not_teach():
     assert run_notebooks.keep(dict(output_type='stream', name='stderr', text='progress 10%')) is None
     widget = dict(output_type='display_data', data={'application/vnd.jupyter.widget-view+json': {}}, metadata={})
     assert run_notebooks.keep(widget) is None
+    bar = dict(output_type='display_data', metadata={}, data={'application/vnd.jupyter.widget-view+json': {},
+                                                             'text/plain': 'Converting: 100%|##########| 12/12'})
+    assert run_notebooks.keep(bar) is None  # a progress bar's text fallback is not kept either
     table = dict(output_type='execute_result', execution_count=7, metadata={'x': 1}, data={'text/plain': 'a | b'})
     kept = run_notebooks.keep(table)
     assert kept['data'] == {'text/plain': 'a | b'} and kept['execution_count'] is None and kept['metadata'] == {}

@@ -5,7 +5,7 @@ the docs or in Colab shows its results without being run.
     python tools/run_notebooks.py [NOTEBOOK ...] [--skip-slow] [--timeout 1800]
 
 What is kept: printed text, tables, plots and values. What is dropped: stderr (warnings and progress bars), widget
-views (they show nothing outside a live kernel), and execution counts; a text output longer than 40 lines is cut to
+views with their text fallbacks (they show nothing outside a live kernel), and execution counts; a text output longer than 40 lines is cut to
 its first 30 and last 5, temporary folders show as `<tmp>/` and times as `<time>`. Progress bars are off in the
 kernel (DOMAIN_TUNER_QUIET=1). Cells flagged `#| eval: false` are not run (an install cell, a hub model), nor cells
 flagged `gpu` on a machine without CUDA. A cell whose output would change from machine to machine (a timing, a probe
@@ -26,8 +26,10 @@ def keep(output:dict)->dict|None:
         if output.get('name') == 'stderr': return None
         return dict(output, text=_cut(''.join(output['text'])))
     if output.get('output_type') in ('display_data', 'execute_result'):
-        data = {k: v for k, v in output.get('data', {}).items() if 'widget' not in k}
-        if not data: return None
+        data = dict(output.get('data', {}))
+        # a widget view (a progress bar, the dashboard) shows nothing outside a live kernel, and its text fallback
+        # is a repr or a frozen bar: neither teaches
+        if not data or any('widget' in k for k in data): return None
         if 'text/plain' in data: data['text/plain'] = _cut(''.join(data['text/plain']))
         out = dict(output, data=data, metadata={})
         out.pop('execution_count', None)
