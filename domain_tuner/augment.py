@@ -8,7 +8,7 @@ Docs: https://domain-tuner.github.io/domain-tuner/augment.html.md"""
 from __future__ import annotations
 import random, re
 from .core import DomainTunerError
-from .clean import dedup_key, record_text
+from .clean import dedup_key, record_text, record_source
 
 # %% auto #0
 __all__ = ['PARAPHRASES', 'paraphrase', 'glossary_swap', 'augment', 'perturb_figure']
@@ -58,7 +58,7 @@ def augment(train:list,                      # training records to augment
                                fix="pass glossary={'term': ['synonym', ...]}")
     banned = {dedup_key(record_text(r)) for r in eval_records or []}
     rng, seen, out = random.Random(seed), {dedup_key(record_text(r)) for r in train} | banned, []
-    for r in train:
+    for i, r in enumerate(train):
         if 'augmentation' in (r.get('meta') or {}) or dedup_key(record_text(r)) in banned: continue
         for kind in kinds:
             for _ in range(per_record):
@@ -66,7 +66,7 @@ def augment(train:list,                      # training records to augment
                        if kind == 'glossary' else perturb_figure(r, rng))
                 if new is None or (key := dedup_key(record_text(new))) in seen: continue
                 seen.add(key)
-                src = (r.get('meta') or {}).get('source')
+                src = record_source(r, i)  # a record made in memory is named by its place
                 meta = {**(r.get('meta') or {}), 'augmented_from': src, 'augmentation': kind,
                         'source': f"{src}#{kind}{len(out)+1}"}  # the base's tags (task, ...) kept
                 new.update(synthetic=True, meta=meta)

@@ -231,9 +231,14 @@ def _reject(res, file, line, reason, fmt, row):
 
 # %% ../nbs/11_load.ipynb #5f272907
 def _expand(sources):
-    "Files and in-memory sources in a stable order; folders become their supported files, sorted."
-    out = []
+    ("Files and in-memory sources in a stable order; folders become their supported files, sorted; a run of records "
+     "(dicts) in a list is one source, so each keeps its own line number.")
+    out, run = [], None
     for s in ([sources] if isinstance(sources, (str, Path)) or not isinstance(sources, (list, tuple)) else sources):
+        if isinstance(s, dict):
+            if run is None: run = []; out.append(run)
+            run.append(s); continue
+        run = None
         if isinstance(s, (str, Path)):
             p = Path(s).expanduser()
             if p.is_dir():
