@@ -316,7 +316,7 @@ def _load_rows(res:Loaded, problems:list, name:str, rows, opts:_ReadOptions):
         if row is BLANK: res.counts['blank'] += 1; continue
         try: rec, fmt = _normalize_row(row, file_fmt, format)
         except FormatError as e: _reject_row(res, problems, name, line, e, row); continue
-        file_fmt = file_fmt or fmt
+        if not name.startswith('<'): file_fmt = file_fmt or fmt  # a file has one format; records in memory may mix
         # records that share a line (a one-line JSON array) are told apart by their place in the file
         src_name = f"{name}:{line}" if line != last_line else f"{name}:{line} (record {n_rows})"
         last_line = line
