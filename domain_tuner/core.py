@@ -13,8 +13,8 @@ from typing import Any
 
 # %% auto #0
 __all__ = ['DomainTunerError', 'jsonl_rows', 'Probe', 'probe_cuda', 'probe_bitsandbytes', 'probe_flash_attention', 'Precision',
-           'probe_cpu_bf16', 'select_precision', 'seed_everything', 'quiet', 'cache_dir', 'progress', 'cpu_info',
-           'environment_info', 'in_notebook']
+           'probe_cpu_bf16', 'select_precision', 'default_device', 'seed_everything', 'quiet', 'cache_dir', 'progress',
+           'cpu_info', 'environment_info', 'in_notebook']
 
 # %% ../nbs/00_core.ipynb #11b45213
 class DomainTunerError(Exception):
@@ -98,6 +98,11 @@ class Precision:
     autocast:str|None     # autocast dtype during training, or None
     adapter_dtype:str     # dtype of trainable weights and optimizer state
     reason:str=''         # one line saying why
+    capability:tuple|None=None # a GPU's compute capability (major, minor); None on a CPU
+    @property
+    def has_bf16(self)->bool:
+        "Can this device train in bf16? A GPU of compute capability 8.0 or more can, and so can any CPU."
+        return self.device != 'cuda' or tuple(self.capability or (0,)) >= (8, 0)
     @property
     def bf16(self)->bool: return self.autocast == 'bfloat16'
     @property
@@ -134,37 +139,40 @@ def probe_cpu_bf16(m:int=256, k:int=576, n:int=1536, reps:int=3)->Probe:
 
 # %% ../nbs/00_core.ipynb #0997f3ff
 def _cpu_precision(prefer:str|None, measure:bool)->Precision:
-    "A CPU's choice: fp32, or bf16 where it was asked for or (with `measure`) measured faster."
+    "A CPU's choice: fp32, or bf16 when asked for; `measure` adds to the reason how fast bf16 would be here."
     if prefer == 'fp16': raise DomainTunerError("fp16 autocast is not supported on CPU", where="precision",
                                                 fix="use fp32 (default) or bf16")
     if prefer == 'bf16': return Precision('cpu', 'bfloat16', 'bfloat16', 'float32', "bf16 on CPU was asked for")
-    if prefer is None and measure:
-        p = probe_cpu_bf16()
-        if p: return Precision('cpu', 'bfloat16', 'bfloat16', 'float32', f"CPU: bf16, measured faster here: {p.detail}")
-        return Precision('cpu', 'float32', None, 'float32', f"CPU: fp32, bf16 measured slower here: {p.detail}")
-    return Precision('cpu', 'float32', None, 'float32', "CPU: fp32 (bf16 autocast is ~20x slower on CPUs without AMX)")
+    why = "CPU: fp32 (the default; bf16 only when asked for, precision='bf16': it trains a worse loss)"
+    if prefer is None and measure: why += f"; measured here: {probe_cpu_bf16().detail}"
+    return Precision('cpu', 'float32', None, 'float32', why)
 
 # %% ../nbs/00_core.ipynb #82aa7a3b
 def _cuda_precision(prefer:str|None, capability:tuple)->Precision:
     "A GPU's choice: bf16 on compute capability 8+, fp16 with fp32 trainable weights below it, fp32 when asked for."
     bf16_ok = capability[0] >= 8
     cc = f"compute capability {capability[0]}.{capability[1]}"
-    if prefer == 'fp32': return Precision('cuda', 'float32', None, 'float32', f"fp32 was asked for ({cc})")
+    if prefer == 'fp32': return Precision('cuda', 'float32', None, 'float32', f"fp32 was asked for ({cc})", capability)
     if prefer == 'bf16' and not bf16_ok:
         raise DomainTunerError(f"bf16 needs compute capability 8.0 or more; this GPU has {cc}", where="precision",
                                fix="use fp16 (the default on this GPU) or fp32")
-    if bf16_ok and prefer != 'fp16': return Precision('cuda', 'bfloat16', 'bfloat16', 'float32', f"bf16: {cc} >= 8.0")
-    return Precision('cuda', 'float16', 'float16', 'float32', f"fp16 with fp32 trainable weights: {cc}")
+    if bf16_ok and prefer != 'fp16':
+        return Precision('cuda', 'bfloat16', 'bfloat16', 'float32', f"bf16: {cc} >= 8.0", capability)
+    return Precision('cuda', 'float16', 'float16', 'float32', f"fp16 with fp32 trainable weights: {cc}", capability)
 
 # %% ../nbs/00_core.ipynb #e82ca95f
 def select_precision(
     prefer:str|None=None,    # 'bf16', 'fp16', 'fp32' or None for the hardware's best
-    device:str|None=None,    # 'cuda' or 'cpu'; None: CUDA when available
+    device:str|None=None,    # 'cuda' or 'cpu'; None: $DOMAIN_TUNER_DEVICE, else CUDA when available
     capability:tuple|None=_cuda_sentinel, # (major, minor) of the GPU; probed when not given, None for no GPU
-    measure:bool=False,      # on a CPU, let `probe_cpu_bf16` decide bf16 vs fp32 (training does)
+    measure:bool=False,      # on a CPU, say in the reason how fast a bf16 matmul is here (`probe_cpu_bf16`)
 )->Precision:
     """Choose device and dtypes: bf16 only on compute capability 8+, fp16 + fp32 adapters on older GPUs; on a CPU fp32,
-    or bf16 (frozen weights in bf16, trainable ones and the optimizer in fp32) where `measure` finds it faster."""
+    or bf16 when asked for (frozen weights in bf16, trainable ones and the optimizer in fp32)."""
+    device = device or os.environ.get('DOMAIN_TUNER_DEVICE') or None  # `DOMAIN_TUNER_DEVICE=cpu` keeps a GPU idle
+    if device not in (None, 'cpu', 'cuda'):
+        raise DomainTunerError(f"unknown device {device!r}", where="device (or DOMAIN_TUNER_DEVICE)",
+                               fix="use 'cpu' or 'cuda'")
     if capability is _cuda_sentinel:
         capability = None
         if device != 'cpu' and probe_cuda():
@@ -179,6 +187,11 @@ def select_precision(
     if prefer not in (None, 'bf16', 'fp16', 'fp32'):
         raise DomainTunerError(f"unknown precision {prefer!r}", where="precision", fix="use one of bf16, fp16, fp32")
     return _cpu_precision(prefer, measure) if device == 'cpu' else _cuda_precision(prefer, capability)
+
+# %% ../nbs/00_core.ipynb #2f0872e7
+def default_device()->str:
+    "'cuda' where a GPU is usable, else 'cpu'; `DOMAIN_TUNER_DEVICE` overrides either."
+    return os.environ.get('DOMAIN_TUNER_DEVICE') or ('cuda' if probe_cuda() else 'cpu')
 
 # %% ../nbs/00_core.ipynb #3f37a587
 def seed_everything(seed:int=0,             # the seed to record in the run record

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from .core import DomainTunerError, probe_cuda
+from .core import DomainTunerError, probe_cuda, default_device
 from .methods import TrainConfig
 
 # %% auto #0
@@ -130,7 +130,7 @@ def estimate_memory(model,                    # a hub id, folder, config or mode
     "Estimate peak training memory for a model, method, sequence length, batch and checkpointing choice."
     cfg = cfg or TrainConfig()
     ps = parameter_split(model)
-    device = device or ('cuda' if probe_cuda() else 'cpu')
+    device = device or default_device()
     dtype = dtype or ('bfloat16' if device == 'cuda' else 'float32')
     wb = _DTYPE_BYTES[dtype]
     G = 1e9
@@ -181,7 +181,7 @@ def _rss_kb(field='VmRSS'):
 
 class PeakMemory:
     "Context manager measuring peak memory: CUDA allocator peak on GPU, peak RSS on CPU; `.peak_gb`, `.delta_gb`."
-    def __init__(self, device:str|None=None): self.device = device or ('cuda' if probe_cuda() else 'cpu')
+    def __init__(self, device:str|None=None): self.device = device or default_device()
     def __enter__(self):
         if self.device == 'cuda':
             import torch

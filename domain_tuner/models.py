@@ -8,7 +8,7 @@ Docs: https://domain-tuner.github.io/domain-tuner/models.html.md"""
 from __future__ import annotations
 import json, os
 from pathlib import Path
-from .core import DomainTunerError, select_precision, Precision, quiet
+from .core import DomainTunerError, select_precision, Precision, quiet, probe_flash_attention
 from .resolve import resolve_model, hub_error
 from .quant import nf4_config, cpu_4bit_inference_layout
 
@@ -68,7 +68,7 @@ def load_model(
     revision:str|None=None,      # branch, tag or commit; needed with trust_remote_code
     trust_remote_code:bool=False,
     allow_pickle:bool=False,     # also load pickled .bin weights (only for files you trust)
-    attn_implementation:str|None=None, # 'sdpa', 'eager', 'flash_attention_2'; transformers' default when None
+    attn_implementation:str|None=None, # 'sdpa', 'eager', 'flash_attention_2'; None: FA2 on a GPU where installed
     gguf_file:str|None=None,     # a GGUF file inside the folder or hub repo (converted once, see `gguf_to_folder`)
     **kwargs,
 ):
@@ -78,6 +78,8 @@ def load_model(
     kw = dict(dtype=precision.torch_dtype, revision=revision, trust_remote_code=trust_remote_code,
               use_safetensors=None if allow_pickle else True, **kwargs)
     if attn_implementation: kw['attn_implementation'] = attn_implementation
+    elif precision.device == 'cuda' and precision.load_dtype != 'float32' and probe_flash_attention():
+        kw['attn_implementation'] = 'flash_attention_2'  # installed: its varlen kernel serves padding-free rows too
     if quantize: kw['quantization_config'] = nf4_config(quantize, precision)
     if precision.device == 'cuda': kw.setdefault('device_map', {'': int(os.environ.get('LOCAL_RANK', 0))})
     model = _from_pretrained(name, Path(name).exists(), kw)

@@ -18,7 +18,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from fastcore.basics import patch
 from .core import (DomainTunerError, select_precision, seed_everything, progress, environment_info,
                                Precision, quiet, in_notebook, jsonl_rows)
-from .models import load_model, load_tokenizer, count_parameters, standard_causal_loss
+from .models import load_model, load_tokenizer, count_parameters, standard_causal_loss, model_device
 from .quant import ensure_trainable_layout
 from .resolve import resolve_model
 from .loss import supervised_loss
@@ -192,16 +192,37 @@ def use_varlen_attention(model)->str|None:
 def _nonfinite(what, value, step, cfg, precision):
     fixes = [f"lower the learning rate (now {cfg.learning_rate:g})"]
     if precision is not None and precision.fp16:
-        fixes.append("use bf16 or fp32 instead of fp16 (fp16 overflows above 65504)")
+        fixes.append("use bf16 or fp32 instead of fp16 (fp16 overflows above 65504)" if precision.has_bf16 else
+                     "train in fp32 (precision='fp32'): fp16 overflows above 65504, and this GPU has no bf16 "
+                     "(compute capability below 8.0)")
     if cfg.max_grad_norm <= 0: fixes.append("turn gradient clipping on (max_grad_norm=1.0)")
     fixes.append("check the data near this step for empty or extreme examples")
     return DomainTunerError(f"the {what} became {value}; training stopped before the weights were updated",
                             where=f"step {step}", fix='; '.join(fixes))
 
+# %% ../nbs/22_train.ipynb #d52e31b9
+def _one_gpu(args:TrainingArguments|None)->str|None:
+    "In one process, train on one GPU (no `nn.DataParallel`); returns the warning given when there were more."
+    if args is None or args.n_gpu <= 1: return None  # torchrun / accelerate launch: one GPU per process already
+    n, args._n_gpu = args.n_gpu, 1
+    msg = (f"{n} GPUs are visible to this one process: training on one. To train on all of them, launch one process "
+           f"per GPU: `accelerate launch -m domain_tuner.cli train ...` or `torchrun --nproc_per_node {n} -m "
+           f"domain_tuner.cli train ...` from a shell, or accelerate's `notebook_launcher(fn, num_processes={n})` "
+           "in a notebook")
+    warnings.warn(msg, stacklevel=3)
+    return msg
+
+def _on_cpu(model)->bool: return model_device(model).type == 'cpu'
+
+def _tf32(precision:Precision)->bool|None:
+    "TF32 matmuls for the fp32 parts of a run on an Ampere or newer GPU; None (transformers' default) elsewhere."
+    return True if precision.device == 'cuda' and precision.has_bf16 else None
+
 # %% ../nbs/22_train.ipynb #a589b84d
 class DomainTrainer(Trainer):
     "transformers' `Trainer` with logits only where the loss is, per-step non-finite guards and a count of real tokens."
     def __init__(self, *args, run_config:TrainConfig|None=None, precision:Precision|None=None, **kwargs):
+        _one_gpu(kwargs.get('args', args[1] if len(args) > 1 else None))
         super().__init__(*args, **kwargs)
         self.run_config, self.precision, self.tokens_seen = run_config or TrainConfig(), precision, 0
         self._supervised_only = standard_causal_loss(self.model)  # logits only where the loss is: `supervised_loss`
@@ -352,7 +373,7 @@ def training_arguments(cfg:TrainConfig,        # the run's configuration
               learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
               warmup_steps=cfg.warmup_ratio, lr_scheduler_type=cfg.scheduler, weight_decay=cfg.weight_decay,
               max_grad_norm=cfg.max_grad_norm, optim=optimizer_name(cfg, precision),
-              bf16=precision.bf16, fp16=precision.fp16, use_cpu=precision.device == 'cpu',
+              bf16=precision.bf16, fp16=precision.fp16, use_cpu=precision.device == 'cpu', tf32=_tf32(precision),
               **{_CKPT: cfg.gradient_checkpointing, _CKPT + '_kwargs': {'use_reentrant': False}},
               logging_steps=cfg.logging_steps, logging_first_step=True, logging_nan_inf_filter=False,
               eval_strategy='steps' if (has_eval and cfg.eval_steps) else 'no', eval_steps=cfg.eval_steps,
@@ -383,7 +404,9 @@ def _final_eval(trainer)->dict:
 def _train_timed(trainer:DomainTrainer, resume)->tuple:
     "The baseline eval, the timed training and the final eval, with varlen attention while they run."
     model, cfg, has_eval = trainer.model, trainer.run_config, trainer.eval_dataset is not None
-    restore = use_varlen_attention(model) if (cfg.pack or cfg.padding_free) else None
+    # on a GPU transformers' own attention handles joined examples (flash-attention's varlen kernel, or sdpa's
+    # block-diagonal mask from the position ids); on a CPU `varlen_sdpa` skips the masked squares
+    restore = use_varlen_attention(model) if (cfg.pack or cfg.padding_free) and _on_cpu(model) else None
     try:
         before = trainer.evaluate()['eval_loss'] if (has_eval and cfg.eval_before and not resume) else None
         # objects alive now (datasets, tokenizer, modules) need no cycle collection while training: Trainer's full
