@@ -13,8 +13,8 @@ from typing import Any
 
 # %% auto #0
 __all__ = ['DomainTunerError', 'jsonl_rows', 'Probe', 'probe_cuda', 'probe_bitsandbytes', 'probe_flash_attention', 'Precision',
-           'probe_cpu_bf16', 'select_precision', 'default_device', 'seed_everything', 'quiet', 'cache_dir', 'progress',
-           'cpu_info', 'environment_info', 'in_notebook']
+           'probe_cpu_bf16', 'select_precision', 'default_device', 'seed_everything', 'release_memory', 'quiet',
+           'cache_dir', 'progress', 'cpu_info', 'environment_info', 'in_notebook']
 
 # %% ../nbs/00_core.ipynb #11b45213
 class DomainTunerError(Exception):
@@ -188,7 +188,7 @@ def select_precision(
         raise DomainTunerError(f"unknown precision {prefer!r}", where="precision", fix="use one of bf16, fp16, fp32")
     return _cpu_precision(prefer, measure) if device == 'cpu' else _cuda_precision(prefer, capability)
 
-# %% ../nbs/00_core.ipynb #2f0872e7
+# %% ../nbs/00_core.ipynb #19cbe4ce
 def default_device()->str:
     "'cuda' where a GPU is usable, else 'cpu'; `DOMAIN_TUNER_DEVICE` overrides either."
     return os.environ.get('DOMAIN_TUNER_DEVICE') or ('cuda' if probe_cuda() else 'cpu')
@@ -207,6 +207,15 @@ def seed_everything(seed:int=0,             # the seed to record in the run reco
         torch.use_deterministic_algorithms(True, warn_only=True)
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     return seed
+
+# %% ../nbs/00_core.ipynb #f81a47cd
+def release_memory():
+    "Free what only a cycle still holds (a trained model, its optimizer state) and return cached GPU memory."
+    import gc
+    gc.collect()
+    if probe_cuda():
+        import torch
+        torch.cuda.empty_cache()
 
 # %% ../nbs/00_core.ipynb #519a67a7
 def quiet()->bool:

@@ -12,7 +12,7 @@ from .models import model_device, standard_causal_loss
 from .template import tokenize_records
 
 # %% auto #0
-__all__ = ['next_token_targets', 'target_nll', 'supervised_loss', 'token_nll', 'eval_loss']
+__all__ = ['LOGIT_BYTES', 'next_token_targets', 'target_nll', 'supervised_loss', 'token_nll', 'eval_loss']
 
 # %% ../nbs/18_loss.ipynb #9cadb540
 def next_token_targets(labels):  # (batch, length) token ids, -100 where no loss
@@ -58,6 +58,22 @@ def _row_nll(model, batch:dict, keep_only:bool)->tuple[list, list]:
     return sums.tolist(), keep.sum(1).tolist()
 
 # %% ../nbs/18_loss.ipynb #bdfacc52
+LOGIT_BYTES = 2**30  # the fp32 logits one scoring forward may hold: 1 GiB
+
+def _logit_budget(model, keep_only:bool)->int:
+    "How many positions' logits one forward may compute: `LOGIT_BYTES` of fp32 logits over the vocabulary."
+    vocab = getattr(getattr(model, 'config', None), 'vocab_size', None) or 1
+    return max(1, LOGIT_BYTES // (4 * vocab))
+
+def _batches(order:list, examples:list, batch_size:int, positions:int):
+    "Batches of example indices in `order`: at most `batch_size` each, and at most `positions` logits (one at least)."
+    idx, n = [], 0
+    for i in order:
+        k = len(examples[i]['input_ids'])  # an upper bound on the positions whose logits are computed
+        if idx and (len(idx) == batch_size or n + k > positions): yield idx; idx, n = [], 0
+        idx.append(i); n += k
+    if idx: yield idx
+
 def token_nll(model,                 # a causal LM
               examples:list[dict],   # encoded examples: {'input_ids', 'labels'} with -100 on unscored tokens
               batch_size:int=8,      # examples per forward pass
@@ -71,8 +87,7 @@ def token_nll(model,                 # a causal LM
     model.eval()
     try:
         with torch.inference_mode(), progress(total=len(examples), desc=desc) as bar:
-            for s in range(0, len(order), batch_size):
-                idx = order[s:s+batch_size]
+            for idx in _batches(order, examples, batch_size, _logit_budget(model, keep_only)):
                 L = max(len(examples[i]['input_ids']) for i in idx)
                 pad = lambda xs, v: list(xs) + [v]*(L-len(xs))
                 ids = torch.tensor([pad(examples[i]['input_ids'], pad_token_id) for i in idx], device=dev)

@@ -13,8 +13,8 @@ from .core import DomainTunerError, probe_cuda, default_device
 from .methods import TrainConfig
 
 # %% auto #0
-__all__ = ['GPUS', 'CPU_ADAPTER_ACTIVATIONS', 'parameter_split', 'MemoryPlan', 'estimate_memory', 'step_tokens', 'PeakMemory',
-           'compare_memory']
+__all__ = ['GPUS', 'CPU_ADAPTER_ACTIVATIONS', 'parameter_split', 'MemoryPlan', 'weight_bytes', 'estimate_memory', 'step_tokens',
+           'PeakMemory', 'compare_memory']
 
 # %% ../nbs/21_memory.ipynb #620f0dc6
 GPUS = {'T4': 16, 'L4': 24, 'A100-40GB': 40, 'A100-80GB': 80, 'H100-80GB': 80}  # usable memory in GB (1e9 bytes)
@@ -74,17 +74,30 @@ class MemoryPlan:
     def __repr__(self): return self.table()
 
 # %% ../nbs/21_memory.ipynb #e3b474f9
+def _weight_parts(cfg, ps, wb)->dict:
+    "Bytes of the weights by what holds them: trained in fp32, frozen in the load dtype, 4-bit with its constants."
+    trainable = (ps['total'] if cfg.method == 'full' else
+                 cfg.r * ps['lora_per_rank'] + (ps['dora_extra'] if cfg.dora or cfg.method == 'dora' else 0))
+    if cfg.method == 'full': return {'trained (fp32)': trainable * 4}
+    if cfg.method == 'qlora':  # NF4 packs two weights a byte; 1 byte of constants per 64-weight block (double quant.)
+        return {'trained (fp32)': trainable * 4, 'frozen': ps['other'] * wb, '4-bit': ps['linear'] * 0.5,
+                '4-bit constants': ps['linear'] / 64}
+    return {'trained (fp32)': trainable * 4, 'frozen': ps['total'] * wb}
+
 def _state_bytes(cfg, ps, wb):
     "Trainable parameters, and the bytes of weights, gradients and optimizer state for the run's method."
-    if cfg.method == 'full':
-        trainable = ps['total']
-        weights = grads = ps['total'] * 4  # fp32 master weights and gradients (autocast computes in half precision)
-        opt = ps['total'] * 8
-    else:
-        trainable = cfg.r * ps['lora_per_rank'] + (ps['dora_extra'] if cfg.dora or cfg.method == 'dora' else 0)
-        base_w = ps['linear'] * 0.52 + ps['other'] * wb if cfg.method == 'qlora' else ps['total'] * wb
-        weights, grads, opt = base_w + trainable * 4, trainable * 4, trainable * 8
-    return trainable, weights, grads, opt
+    parts = _weight_parts(cfg, ps, wb)
+    trainable = parts['trained (fp32)'] // 4
+    # fp32 gradients and two fp32 AdamW moments per trained weight (full fine-tuning keeps fp32 master weights and
+    # computes in half precision under autocast)
+    return trainable, sum(parts.values()), trainable * 4, trainable * 8
+
+# %% ../nbs/21_memory.ipynb #31f7b8b5
+def weight_bytes(model,                    # a hub id, folder, config or model (only its shape is used)
+                 cfg:TrainConfig|None=None, # method and rank
+                 dtype:str='bfloat16')->dict: # the dtype frozen weights are loaded in
+    "The plan's weight bytes by part: trained (fp32), frozen (in `dtype`), 4-bit and its quantisation constants."
+    return {k: int(v) for k, v in _weight_parts(cfg or TrainConfig(), parameter_split(model), _DTYPE_BYTES[dtype]).items()}
 
 # %% ../nbs/21_memory.ipynb #b1b47fe2
 def _activation_bytes(cfg, ps, T, ab):

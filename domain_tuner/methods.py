@@ -13,7 +13,7 @@ from fastcore.basics import patch
 from .core import (DomainTunerError, Precision, Probe, select_precision, seed_everything,
     probe_bitsandbytes, probe_cuda)
 from .models import load_model, load_tokenizer, count_parameters
-from .quant import training_precision_4bit
+from .quant import training_precision_4bit, prepare_4bit_for_training
 
 # %% auto #0
 __all__ = ['METHODS', 'ADAPTER_METHODS', 'TrainConfig', 'linear_module_names', 'lora_config', 'check_method', 'optimizer_name',
@@ -167,7 +167,7 @@ def prepare_model(model,               # a loaded base model (4-bit for QLoRA), 
                   cfg:TrainConfig):    # the run's configuration
     "Make exactly the parameters the method trains require grad: freeze options for full, peft adapters otherwise."
     check_method(cfg.method)
-    from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
+    from peft import PeftModel, get_peft_model
     if isinstance(model, PeftModel):   # a later stage continuing the same adapter
         for n, p in model.named_parameters(): p.requires_grad_('lora_' in n)
         return model
@@ -187,8 +187,7 @@ def prepare_model(model,               # a loaded base model (4-bit for QLoRA), 
                 for p in layer.parameters(): p.requires_grad_(False)
         return model
     if getattr(model, 'is_loaded_in_4bit', False):
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing,
-                                                gradient_checkpointing_kwargs={'use_reentrant': False})
+        model = prepare_4bit_for_training(model, cfg.gradient_checkpointing)  # frozen as loaded: no fp32 upcast
     lc = lora_config(cfg, model)
     seed_everything(cfg.seed)
     return get_peft_model(model, lc)
@@ -212,7 +211,6 @@ def load_for_training(base:str|Path,     # folder or hub id of the model the wei
     check_method(cfg.method)
     model = load_model(base, quantize=cfg.quantize, precision=training_precision(cfg))
     if adapter is None: return prepare_model(model, cfg)
-    from peft import PeftModel, prepare_model_for_kbit_training
-    if getattr(model, 'is_loaded_in_4bit', False):
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    from peft import PeftModel
+    if getattr(model, 'is_loaded_in_4bit', False): model = prepare_4bit_for_training(model, cfg.gradient_checkpointing)
     return prepare_model(PeftModel.from_pretrained(model, str(adapter), is_trainable=True), cfg)

@@ -11,8 +11,8 @@ from dataclasses import replace
 from .core import DomainTunerError, Precision, probe_bitsandbytes
 
 # %% auto #0
-__all__ = ['nf4_config', 'cpu_4bit_inference_layout', 'ensure_trainable_layout', 'training_precision_4bit', 'dequantized_4bit',
-           'merged_adapters']
+__all__ = ['nf4_config', 'cpu_4bit_inference_layout', 'ensure_trainable_layout', 'training_precision_4bit',
+           'prepare_4bit_for_training', 'dequantized_4bit', 'merged_adapters']
 
 # %% ../nbs/04_quant.ipynb #f17ab413
 def nf4_config(quantize:str,           # 'nf4' (the only 4-bit type QLoRA uses here)
@@ -71,6 +71,16 @@ def training_precision_4bit(precision:Precision)->Precision:
                        reason=precision.reason + '; QLoRA on a CPU stays fp32')
     return precision
 
+# %% ../nbs/04_quant.ipynb #3538513d
+def prepare_4bit_for_training(model,                        # a model loaded with 4-bit linear layers
+                              gradient_checkpointing:bool=False): # recompute activations in backward (less memory)
+    "Freeze a 4-bit model as loaded (no fp32 upcast of embeddings, output layer or norms) for adapters to train on."
+    for p in model.parameters(): p.requires_grad_(False)
+    if gradient_checkpointing:
+        model.enable_input_require_grads()  # so checkpointed blocks see an input that needs grad
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
+    return model
+
 # %% ../nbs/04_quant.ipynb #76c9530c
 def _packed(layer)->bool:
     "Is a 4-bit weight in bitsandbytes' packed CPU layout, which only its own kernel reads?"
@@ -90,23 +100,21 @@ def _compute_with(m, dense, bias):
     def fwd(x, *args, **kwargs): return torch.nn.functional.linear(x.to(dense.dtype), dense, bias).to(x.dtype)
     m.forward = fwd
 
-class dequantized_4bit:
-    "Within the block, 4-bit layers compute with their weight dequantized once (the same values), then are restored."
-    def __init__(self, model, skip:set|None=None): self.model, self.patched, self.skip = model, [], skip or set()
-    def __enter__(self):
-        if not probe_bitsandbytes(): return self.model
-        import bitsandbytes as bnb
-        for m in self.model.modules():
-            # skip: another patch covers it
-            if not isinstance(m, bnb.nn.Linear4bit) or id(m) in self.skip or _packed(m): continue
-            d = _dense(m)
-            _compute_with(m, d, None if m.bias is None else m.bias.to(d.dtype)); self.patched.append(m)
-        return self.model
-    def __exit__(self, *exc):
-        for m in self.patched: del m.forward
-        self.patched = []
+def _dense_bytes(layer)->int:
+    "Bytes of a 4-bit layer's weight once dequantized (in the dtype it computes in)."
+    import torch
+    return layer.in_features * layer.out_features * torch.finfo(layer.compute_dtype or torch.float32).bits // 8
 
-# %% ../nbs/04_quant.ipynb #2c7dddf5
+def _on_gpu(model)->bool:
+    "Is the model on a GPU (where bitsandbytes' 4-bit kernels are fast and nothing is worth densifying)?"
+    try: return next(model.parameters()).device.type == 'cuda'
+    except StopIteration: return False
+
+def _half_free(model)->int|None:
+    "Half the memory free where the model is: the default budget for dense copies."
+    free = _free_bytes(next(model.parameters()).device)
+    return None if free is None else free // 2
+
 def _free_bytes(device)->int|None:
     "Memory free on `device` in bytes (a GPU's free memory, or the host's available RAM); None where it cannot be read."
     import torch
@@ -114,12 +122,35 @@ def _free_bytes(device)->int|None:
     try: return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
     except (ValueError, OSError, AttributeError): return None
 
+class dequantized_4bit:
+    ("Within the block, 4-bit layers compute with their weight dequantized once (the same values), as many as fit in "
+     "`max_bytes`, then are restored; on a GPU bitsandbytes' own kernels run and nothing is dequantized.")
+    def __init__(self, model,
+                 skip:set|None=None,        # ids of layers another patch covers
+                 max_bytes:int|None=None):  # the dense copies' budget; half the free memory when None
+        self.model, self.patched, self.skip, self.max_bytes, self.dense_bytes = model, [], skip or set(), max_bytes, 0
+    def __enter__(self):
+        if not probe_bitsandbytes() or _on_gpu(self.model): return self.model
+        import bitsandbytes as bnb
+        budget = self.max_bytes if self.max_bytes is not None else _half_free(self.model)
+        for m in self.model.modules():
+            if not isinstance(m, bnb.nn.Linear4bit) or id(m) in self.skip or _packed(m): continue
+            if budget is not None and self.dense_bytes + _dense_bytes(m) > budget: continue  # left to bitsandbytes
+            d = _dense(m); self.dense_bytes += d.numel() * d.element_size()
+            _compute_with(m, d, None if m.bias is None else m.bias.to(d.dtype)); self.patched.append(m)
+        return self.model
+    def __exit__(self, *exc):
+        for m in self.patched: del m.forward
+        self.patched = []
+
+# %% ../nbs/04_quant.ipynb #2c7dddf5
 def _mergeable(m)->str|None:
     ("The adapter a peft LoRA layer would merge for inference, or None when it cannot be merged here "
      "(DoRA, several, conv).")
     import torch
     act, base = getattr(m, 'active_adapters', []), m.get_base_layer()
     if len(act) != 1 or act[0] not in getattr(m, 'lora_A', {}) or m.use_dora.get(act[0]) or _packed(base): return None
+    if getattr(base.weight, 'quant_state', None) is not None and base.weight.device.type == 'cuda': return None
     return act[0] if isinstance(base, torch.nn.Linear) else None
 
 # %% ../nbs/04_quant.ipynb #45b34346
@@ -132,11 +163,12 @@ class merged_adapters:
         except ImportError: return self.model
         layers = [(m, a) for m in self.model.modules() if isinstance(m, LoraLayer) and (a := _mergeable(m))]
         need = sum(m.in_features * m.out_features * 4 for m, _ in layers)  # bytes of the fp32 copies, at most
-        free = _free_bytes(next(self.model.parameters()).device)
-        budget = self.max_bytes if self.max_bytes is not None else (None if free is None else free // 2)
+        budget = self.max_bytes if self.max_bytes is not None else _half_free(self.model)
         if budget is not None and need > budget: layers = []
         for m, a in layers: self._patch(m, a)
-        self.inner = dequantized_4bit(self.model, skip={id(m.get_base_layer()) for m in self.patched})
+        left = None if budget is None else budget - (need if layers else 0)
+        # 4-bit layers no adapter covers, within what the merge left of the budget
+        self.inner = dequantized_4bit(self.model, skip={id(m.get_base_layer()) for m in self.patched}, max_bytes=left)
         self.inner.__enter__()  # 4-bit layers that no adapter covers
         return self.model
     def _patch(self, m, a):

@@ -10,7 +10,7 @@ import argparse, json, shutil, sys, time, warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from .core import DomainTunerError, seed_everything
+from .core import DomainTunerError, seed_everything, release_memory
 from .settings import Settings
 from .plan import RunPlan, plan_run, plan_problems
 from .benchmark import evaluate
@@ -188,6 +188,7 @@ def _train_method(res:RunResult, method:str, base:str, bench:list, canary:list, 
                      forgetting_metric=forgetting)
     res.curricula[method] = cur.run(res.out/method, plot=plot)
     res.timings[method] = time.perf_counter() - t0
+    release_memory()
 
 # %% ../nbs/51_run.ipynb #b9fc2200
 def _export_or_hint(res:RunResult):
@@ -215,7 +216,7 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
         overrides:list[str]|None=None,       # `section.key=value` strings
         plot:str|None='auto')->RunResult:    # live loss plot mode during training
     "Run a whole domain adaptation from settings: prepare, evaluate the base, train each method's curriculum, report."
-    from domain_tuner.models import load_tokenizer, load_model
+    from domain_tuner.models import load_tokenizer, load_trained
     from domain_tuner.resolve import resolve_model
     plan = settings if isinstance(settings, RunPlan) else plan_run(settings, overrides)
     _check_machine(plan)  # before anything is loaded or trained, not after two methods have run
@@ -229,8 +230,13 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
     res.prepared = _prepare_all(plan, out, tok, bench_files)
     if bench:
         seed_everything(plan.run.seed)
-        res.base_eval = evaluate(load_model(base), tok, bench, plan.eval, name='base', canary=canary or None)
-        print(f"base: {metrics_line(res.base_eval)}")
+        # scored as the methods train it: 4-bit when every method is QLoRA (a base that fits only in 4 bits)
+        quantize = 'nf4' if all(m == 'qlora' for m in plan.run.methods) else None
+        res.base_eval = evaluate(load_trained(base, quantize=quantize)[0], tok, bench, plan.eval, name='base',
+                                 canary=canary or None)
+        res.base_eval.meta['quantize'] = quantize
+        release_memory()
+        print(f"base{' (4-bit)' if quantize else ''}: {metrics_line(res.base_eval)}")
     for method in plan.run.methods: _train_method(res, method, base, bench, canary, plot)
     _export_or_hint(res)
     res.timings['total'] = time.perf_counter() - t_start

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Callable
 import torch
 from fastcore.basics import patch
-from .core import DomainTunerError, select_precision, seed_everything, environment_info
-from .models import load_model, load_tokenizer, count_parameters
-from .methods import TrainConfig, check_method
+from .core import DomainTunerError, select_precision, seed_everything, environment_info, release_memory
+from .models import load_model, load_tokenizer, load_trained, count_parameters
+from .methods import TrainConfig, check_method, training_precision
 from .train import (save_trained, encode_records, load_training_data, data_hash, LossHistory, TrainJob,
                                 train_model)
 from .resolve import resolve_model
@@ -152,8 +152,13 @@ def score(self:_CurriculumRun, model, stage:Stage)->dict:
 def score_base(self:_CurriculumRun)->dict:
     "The base model's entry in the record: its scores, which forgetting is measured against."
     seed_everything(self.cur.config.seed)
-    base_model = load_model(self.base, precision=select_precision(self.cur.config.precision))
-    return dict(name='base', method=None, out=self.base, eval=self.score(base_model, self.cur.stages[0]))
+    cfg = self.cur.stages[0].config(self.cur.config)
+    # in the form the first stage trains it: 4-bit for QLoRA (a 7-8B base in 16 bits would not fit where QLoRA does)
+    base_model, _ = load_trained(self.base, quantize=cfg.quantize, precision=select_precision(cfg.precision))
+    entry = dict(name='base', method=None, out=self.base, quantize=cfg.quantize,
+                 eval=self.score(base_model, self.cur.stages[0]))
+    del base_model; release_memory()
+    return entry
 
 # %% ../nbs/24_staged.ipynb #cb9d0021
 @patch
@@ -184,7 +189,8 @@ def train_stage(self:_CurriculumRun, k:int, stage:Stage, train_recs:list, cur_ba
     entry = dict(name=stage.name, method=cfg.method, out=str(sdir), base=cur_base, adapter_policy=stage.adapter_policy,
                  continued_adapter=str(adapter_dir) if adapter_dir else None, replay=stage.replay,
                  n_train=len(mixed), n_replay=len(mixed) - len(train_recs), data_hash=data_hash(mixed),
-                 config=cfg.to_dict(), train=done.metrics, eval=self.score(model, stage),
+                 config=cfg.to_dict(), precision=asdict(training_precision(cfg)), train=done.metrics,
+                 eval=self.score(model, stage),
                  parameters=count_parameters(model), warnings=hist.warnings, history=hist.logs)
     return entry, done.trainer
 
@@ -199,6 +205,7 @@ def train_and_save(self:_CurriculumRun, k:int, stage:Stage, train_recs:list, cur
     save_trained(trainer, self.out/f"{k:02d}-{stage.name}", record)
     result.stages.append(entry)
     result.warnings += entry['warnings']
+    del trainer; release_memory()  # the next stage loads its own model: this one must not outlive its stage
 
 # %% ../nbs/24_staged.ipynb #e0b69cf8
 @patch

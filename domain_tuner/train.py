@@ -200,7 +200,7 @@ def _nonfinite(what, value, step, cfg, precision):
     return DomainTunerError(f"the {what} became {value}; training stopped before the weights were updated",
                             where=f"step {step}", fix='; '.join(fixes))
 
-# %% ../nbs/22_train.ipynb #d52e31b9
+# %% ../nbs/22_train.ipynb #fe18a839
 def _one_gpu(args:TrainingArguments|None)->str|None:
     "In one process, train on one GPU (no `nn.DataParallel`); returns the warning given when there were more."
     if args is None or args.n_gpu <= 1: return None  # torchrun / accelerate launch: one GPU per process already

@@ -66,3 +66,34 @@ def test_evaluation_helper_plugs_in(tmp_path):
                      max_forgetting=10.0, forgetting_metric='bench_exact_match')
     res = cur.run(tmp_path/'run', plot=None)
     assert all('bench_exact_match' in s['eval'] for s in res.stages)
+
+
+def _stage_models(tmp_path, monkeypatch, release):
+    ("Weak references to the model after each stage of a two-stage bf16 curriculum (accelerate's autocast path), "
+     "with Python's automatic cycle collection off, as it is between its rare runs.")
+    import gc, weakref, domain_tuner.staged as S
+    if not release: monkeypatch.setattr(S, 'release_memory', lambda: None)
+    refs = []
+    def hook(model, tok, stage):
+        refs.append(weakref.ref(model))
+        return evaluate_stage(model, tok, stage)
+    cur = Curriculum(tiny_model_dir(), [Stage('a', sums(16), eval_data=sums(4, seed=1), max_steps=2),
+                                        Stage('b', sums(16, seed=2), eval_data=sums(4, seed=3), max_steps=2)],
+                     config=TrainConfig(method='lora', r=4, batch_size=8, max_length=64, precision='bf16'),
+                     evaluate_stage=hook)
+    gc.disable()
+    try: cur.run(tmp_path/'run', plot=None)
+    finally: gc.enable()
+    return refs
+
+
+def test_no_trained_model_outlives_its_stage(tmp_path, monkeypatch):
+    "Under mixed precision accelerate leaves a reference cycle on the model: the curriculum frees each stage's model."
+    refs = _stage_models(tmp_path, monkeypatch, release=True)
+    assert len(refs) == 3 and all(r() is None for r in refs), [r() is None for r in refs]  # base, a, b: all freed
+
+
+def test_without_release_the_cycle_keeps_models(tmp_path, monkeypatch):
+    "The check above can fail: without `release_memory` the trained models are still alive after the run."
+    refs = _stage_models(tmp_path, monkeypatch, release=False)
+    assert any(r() is not None for r in refs[1:])
