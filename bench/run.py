@@ -36,7 +36,7 @@ WHY_NOT = {
     'overhead': "The overhead is data loading and collation, clipping, scheduler and callbacks; the section lists the parts.",
 }
 
-ALL = ('padding', 'throughput', 'lora', 'memory', 'data', 'eval', 'overhead', 'latency')  # and 'real' (--real), 'compile'
+ALL = ('padding', 'throughput', 'lora', 'memory', 'merge', 'data', 'eval', 'overhead', 'latency')  # and 'real' (--real), 'compile'
 
 def _fmt(v):
     if isinstance(v, float): return f"{v:.4g}"
@@ -114,13 +114,14 @@ def main(argv=None)->int:
     for name in only:
         print(f"[bench] {name} (load {load_average():.1f}) ...", flush=True)
         try:
-            from . import training, memory, prep_eval, latency, real, compile as compile_
+            from . import training, memory, merge, prep_eval, latency, real, compile as compile_
             r = {'real': lambda: real.real_suite(threads=a.threads, repeats=a.repeats),
                  'compile': lambda: compile_.compile_trial(threads=a.threads),
                  'padding': lambda: training.padding_efficiency(tok, train_ds),
                  'throughput': lambda: training.throughput(d, tok, train_ds, eval_ds, repeats=a.repeats),
                  'lora': lambda: training.lora_vs_full(repeats=a.repeats),
                  'memory': lambda: memory.peak_memory(threads=a.threads),
+                 'merge': lambda: merge.merge_memory(),
                  'data': lambda: prep_eval.data_preparation(repeats=a.repeats),
                  'eval': lambda: prep_eval.evaluation(repeats=a.repeats),
                  'overhead': lambda: training.overhead(d, tok, train_ds),

@@ -204,7 +204,8 @@ def export_gguf(model_dir:str|Path,     # a full model folder, or an adapter fol
     with tempfile.TemporaryDirectory() as tmp:
         src, merged = model_dir, None
         if is_adapter_dir(model_dir):
-            merged = merge(model_dir, Path(tmp)/'merged', base=base)  # the parity check runs inside merge
+            # the parity check runs inside merge: in fp32 for an f32 file, else in fp16, the precision of GGUF's f16
+            merged = merge(model_dir, Path(tmp)/'merged', base=base, dtype='fp32' if type == 'f32' else 'fp16')
             src = Path(tmp)/'merged'
         model, tok = load_model(src, precision=_fp32()).eval(), load_tokenizer(src)
         _write_gguf(model, tok, model_dir, out, type)

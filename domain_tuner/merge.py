@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse, json, time
 from pathlib import Path
 import torch
-from .core import DomainTunerError, select_precision, environment_info
+from .core import DomainTunerError, Precision, environment_info, release_memory
 from .models import load_model, load_tokenizer, is_adapter_dir, adapter_base
+from .resolve import resolve_model
 
 # %% auto #0
-__all__ = ['merge', 'cli_merge']
+__all__ = ['merge_in_place', 'merge_dtype', 'merge', 'cli_merge']
 
 # %% ../nbs/23_merge.ipynb #a477be35
 def _probe_batch(tokenizer, n:int=4, length:int=24, seed:int=0):
@@ -30,12 +31,32 @@ def _check_adapter_dir(adapter_dir:Path):
                                fix="pass the folder that `train` wrote for a lora, dora or qlora run; "
                                    "full fine-tuning needs no merge")
 
+# %% ../nbs/23_merge.ipynb #428791e9
+def _plain_lora(m)->str|None:
+    "The adapter of a LoRA layer this module merges itself (one adapter on an nn.Linear, no DoRA), else None."
+    act, base = getattr(m, 'active_adapters', []), m.get_base_layer()
+    if len(act) != 1 or act[0] not in getattr(m, 'lora_A', {}) or m.use_dora.get(act[0]): return None
+    if type(base) is not torch.nn.Linear or getattr(m, 'fan_in_fan_out', False): return None
+    return act[0]
+
+def merge_in_place(model)->torch.nn.Module:
+    "Merge a peft LoRA model's adapter into its weights, layer by layer in place, and return the plain model."
+    from peft.tuners.lora import LoraLayer
+    layers = [(m, _plain_lora(m)) for m in model.modules() if isinstance(m, LoraLayer)]
+    if not layers or any(a is None for _, a in layers): return model.merge_and_unload()  # peft knows the rest
+    with torch.no_grad():
+        for m, a in layers:
+            w = m.get_base_layer().weight
+            d = (m.lora_B[a].weight.float() @ m.lora_A[a].weight.float()) * m.scaling[a]
+            w.add_(d.to(w.dtype)); del d
+    return model.unload()
+
 # %% ../nbs/23_merge.ipynb #7c3e6669
 def _merge_and_check(model, x, atol:float, adapter_dir:Path)->tuple:
     "Merge a peft model's adapter and compare its logits on `x` with the adapter's: (merged, its logits, the check)."
     with torch.no_grad():
         ref = model(input_ids=x).logits.float()
-        merged = model.merge_and_unload()
+        merged = merge_in_place(model)
         got = merged(input_ids=x).logits.float()
     diff, scale = (got - ref).abs().max().item(), max(1.0, ref.abs().max().item())
     check = dict(max_diff=diff, atol=atol, logit_scale=scale)
@@ -52,7 +73,9 @@ def _diff_vs_4bit(base, adapter_dir:Path, prec, x, got)->float:
     "The largest logit difference on `x` between the adapter on a 4-bit base (as trained) and the merged model."
     from peft import PeftModel
     qm = PeftModel.from_pretrained(load_model(base, quantize='nf4', precision=prec), str(adapter_dir)).eval()
-    with torch.no_grad(): return (qm(input_ids=x).logits.float() - got).abs().max().item()
+    with torch.no_grad(): d = (qm(input_ids=x).logits.float() - got).abs().max().item()
+    del qm; release_memory()
+    return d
 
 # %% ../nbs/23_merge.ipynb #e3e49929
 def _save_merged(merged, tok, out:Path):
@@ -63,32 +86,55 @@ def _save_merged(merged, tok, out:Path):
     if getattr(tok, 'chat_template', None) and not (out/'chat_template.jinja').exists():
         (out/'chat_template.jinja').write_text(tok.chat_template)
 
+# %% ../nbs/23_merge.ipynb #9c7efe4e
+_DTYPES = {'fp32': 'float32', 'float32': 'float32', 'bf16': 'bfloat16', 'bfloat16': 'bfloat16',
+           'fp16': 'float16', 'float16': 'float16'}
+
+def merge_dtype(base:str|Path,       # the base model (hub id or folder)
+                dtype:str|None=None)->str: # asked for: 'fp32'/'float32', 'bf16'/'bfloat16', 'fp16'/'float16'
+    "The dtype a merge loads and saves in: the one asked for, else float16 where the base says so, else bfloat16."
+    if dtype is not None:
+        if dtype not in _DTYPES:
+            raise DomainTunerError(f"unknown dtype {dtype!r}", where="dtype", fix=f"use one of {', '.join(_DTYPES)}")
+        return _DTYPES[dtype]
+    from transformers import AutoConfig
+    try: said = str(getattr(AutoConfig.from_pretrained(resolve_model(base, need_weights=False)), 'dtype', '') or '')
+    except (OSError, ValueError): said = ''
+    return 'float16' if said.endswith('float16') and 'bfloat' not in said else 'bfloat16'
+
 # %% ../nbs/23_merge.ipynb #76b0b690
 def merge(
     adapter_dir:str|Path,    # a PEFT adapter folder written by `train`
     out:str|Path,            # where to write the merged transformers model
     base:str|Path|None=None, # the base model; the one the adapter names when None
-    atol:float=1e-4,         # largest allowed |merged - adapter| logit difference (fp32), per unit of the largest logit
-    dtype:str='float32',     # dtype to merge and save in: 'float32', 'bfloat16' or 'float16'
+    # largest allowed |merged - adapter| logit difference per unit of the largest logit; 1e-4 in fp32, 5e-2 in 16 bits
+    atol:float|None=None,
+    dtype:str|None=None,     # load, merge and save in: 'bf16' (default), 'fp16' (default for a float16 base), 'fp32'
 )->dict:
-    ("Merge an adapter into a full-precision reload of its base, check logits against the adapter, save; "
-     "returns the check.")
+    ("Merge an adapter into a reload of its base (bf16 by default, layer by layer in place), check logits against the "
+     "adapter, save; returns the check.")
     from peft import PeftModel
     adapter_dir, out = Path(adapter_dir), Path(out)
     _check_adapter_dir(adapter_dir)
     base = base or adapter_base(adapter_dir)
     record_path = adapter_dir/'run_record.json'
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    # merge and check in fp32 on the CPU: exact and always available
-    prec = select_precision('fp32', device='cpu', capability=None)
-    model = PeftModel.from_pretrained(load_model(base, precision=prec), str(adapter_dir)).eval()
+    dtype = merge_dtype(base, dtype)
+    atol = atol if atol is not None else (1e-4 if dtype == 'float32' else 5e-2)
+    # on the CPU, in the dtype it is saved in: one copy of the model, never a full-precision one beside it
+    prec = Precision('cpu', dtype, None, 'float32', f"merge in {dtype}")
+    # the adapter in the merge dtype too: a 16-bit merge holds no fp32 copy of it
+    model = PeftModel.from_pretrained(load_model(base, precision=prec), str(adapter_dir),
+                                      autocast_adapter_dtype=dtype == 'float32').eval()
     tok_src = adapter_dir if (adapter_dir/'tokenizer_config.json').exists() else base
     tok = load_tokenizer(tok_src)
     x = _probe_batch(tok)
     merged, got, check = _merge_and_check(model, x, atol, adapter_dir)
+    check['dtype'] = dtype
+    _save_merged(merged, tok, out)
+    del model, merged; release_memory()
     if record.get('quantize') == 'nf4':  # how far the training-time (4-bit base) model is from the merged one
         check['max_diff_vs_4bit'] = _diff_vs_4bit(base, adapter_dir, prec, x, got)
-    _save_merged(merged.to(getattr(torch, dtype)), tok, out)
     rec = dict(kind='merge', created=time.strftime('%Y-%m-%dT%H:%M:%S%z'), adapter=str(adapter_dir.resolve()),
                base=str(base), dtype=dtype, check=check, trained=record, environment=environment_info())
     (out/'run_record.json').write_text(json.dumps(rec, indent=2, default=str))
@@ -103,9 +149,11 @@ def cli_merge(argv:list[str]|None=None)->int:
     p.add_argument('adapter_dir', help="the adapter folder written by `domain-tuner train`")
     p.add_argument('--out', required=True, help="output folder for the merged model")
     p.add_argument('--base', default=None, help="base model (default: the one named in adapter_config.json)")
-    p.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16', 'float16'],
-                   help="dtype of the saved weights")
-    p.add_argument('--atol', type=float, default=1e-4, help="largest allowed logit difference, merged vs adapter")
+    p.add_argument('--dtype', default=None, choices=sorted(_DTYPES),
+                   help="dtype to merge and save in (default: bf16, or fp16 where the base's config says float16)")
+    p.add_argument('--atol', type=float, default=None,
+                   help="largest allowed logit difference, merged vs adapter, per unit of the largest logit "
+                        "(default 1e-4 in fp32, 5e-2 in 16 bits)")
     a = p.parse_args(argv)
     check = merge(a.adapter_dir, a.out, base=a.base, atol=a.atol, dtype=a.dtype)
     print(f"merged into {a.out}: max logit difference vs adapter {check['max_diff']:.2e}"

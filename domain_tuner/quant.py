@@ -71,7 +71,7 @@ def training_precision_4bit(precision:Precision)->Precision:
                        reason=precision.reason + '; QLoRA on a CPU stays fp32')
     return precision
 
-# %% ../nbs/04_quant.ipynb #3538513d
+# %% ../nbs/04_quant.ipynb #1fa39c05
 def prepare_4bit_for_training(model,                        # a model loaded with 4-bit linear layers
                               gradient_checkpointing:bool=False): # recompute activations in backward (less memory)
     "Freeze a 4-bit model as loaded (no fp32 upcast of embeddings, output layer or norms) for adapters to train on."

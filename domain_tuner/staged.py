@@ -235,10 +235,11 @@ def _stage_data(stages:list, tok)->list:
         data.append(tr)
     return data
 
-def _merged_base(adapter_dir, sdir:Path, done:bool)->str:
-    "The previous stage's adapter merged into `sdir/merged` (unless it is there already): the next stage's base."
+def _merged_base(adapter_dir, sdir:Path, done:bool, dtype:str)->str:
+    ("The previous stage's adapter merged into `sdir/merged` (unless it is there already), in the dtype the next stage "
+     "loads its base in: that stage's base.")
     mdir = sdir/'merged'
-    if not (done or (mdir/'model.safetensors').exists()): merge(adapter_dir, mdir)
+    if not (done or (mdir/'model.safetensors').exists()): merge(adapter_dir, mdir, dtype=dtype)
     return str(mdir)
 
 # %% ../nbs/24_staged.ipynb #83b8f357
@@ -257,7 +258,7 @@ def run(self:Curriculum,
         cfg, sdir = stage.config(self.config), r.out/f"{k:02d}-{stage.name}"
         done = resume and (sdir/'run_record.json').exists()
         if adapter_dir is not None and (not cfg.is_adapter or stage.adapter_policy == 'merge'):
-            cur_base, adapter_dir = _merged_base(adapter_dir, sdir, done), None
+            cur_base, adapter_dir = _merged_base(adapter_dir, sdir, done, training_precision(cfg).load_dtype), None
         if done: r.result.stages.append(json.loads((sdir/'run_record.json').read_text())['stage'])
         else: r.train_and_save(k, stage, train_recs, cur_base, adapter_dir)
         if cfg.is_adapter: adapter_dir = sdir

@@ -38,7 +38,9 @@ def test_export_adapter_cli(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'same next token at 100%' in r.stdout and (tmp_path/'out'/'Modelfile').exists()
     rec = json.loads((tmp_path/'out'/'model.json').read_text())
-    assert rec['merged']['max_diff'] <= 1e-4 and rec['check']['tokens_equal'] and rec['check']['template_equal']
+    # merged in fp16 for an f16 file: within 1% of the largest logit of the adapter's own
+    assert rec['merged']['dtype'] == 'float16' and rec['merged']['max_diff'] <= 1e-2 * rec['merged']['logit_scale']
+    assert rec['check']['tokens_equal'] and rec['check']['template_equal']
 
 
 @pytest.mark.slow

@@ -122,7 +122,7 @@ def test_merge_equals_adapter(name, base, data, tmp_path):
     from domain_tuner.merge import merge
     cfg = TrainConfig(max_steps=4, batch_size=8, max_length=64, logging_steps=4, **CASES[name])
     res = train(base, data[0], cfg, out=tmp_path/'adapter', plot=None)
-    check = merge(res.out, tmp_path/'merged')
+    check = merge(res.out, tmp_path/'merged', dtype='fp32')
     merged = load_model(tmp_path/'merged')
     assert not any('lora' in n for n, _ in merged.named_parameters())
     b = _batch(load_tokenizer(tmp_path/'merged'), data[1][:4])
@@ -132,6 +132,10 @@ def test_merge_equals_adapter(name, base, data, tmp_path):
     assert check['max_diff'] <= 1e-4
     if name == 'qlora':  # the 4-bit training model differs only by the base's quantisation error, and it is reported
         assert 'max_diff_vs_4bit' in check and check['max_diff_vs_4bit'] > 0
+    # the default merge is bf16: half the bytes, its check within 2% of the largest logit
+    c16 = merge(res.out, tmp_path/'merged16')
+    assert c16['dtype'] == 'bfloat16' and c16['max_diff'] <= 2e-2 * c16['logit_scale']
+    assert (tmp_path/'merged16'/'model.safetensors').stat().st_size < 0.6 * (tmp_path/'merged'/'model.safetensors').stat().st_size
 
 
 
