@@ -13,17 +13,28 @@ from .core import DomainTunerError, probe_cuda, default_device
 from .methods import TrainConfig
 
 # %% auto #0
-__all__ = ['GPUS', 'CPU_ADAPTER_ACTIVATIONS', 'parameter_split', 'MemoryPlan', 'weight_bytes', 'estimate_memory', 'step_tokens',
-           'PeakMemory', 'compare_memory']
+__all__ = ['GPUS', 'SHAPES', 'CPU_ADAPTER_ACTIVATIONS', 'parameter_split', 'MemoryPlan', 'weight_bytes', 'estimate_memory',
+           'step_tokens', 'PeakMemory', 'compare_memory']
 
 # %% ../nbs/21_memory.ipynb #620f0dc6
 GPUS = {'T4': 16, 'L4': 24, 'A100-40GB': 40, 'A100-80GB': 80, 'H100-80GB': 80}  # usable memory in GB (1e9 bytes)
 
+# the published shapes (config.json on the hub) of common bases, to plan for them offline by name
+SHAPES = {
+    'Qwen2.5-0.5B': ('qwen2', dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                                   num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True)),
+    'Qwen2.5-7B': ('qwen2', dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
+                                 num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False)),
+    'Llama-3-8B': ('llama', dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+                                 num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=False)),
+}
+
 def _meta_model(model):
-    "A model skeleton on the meta device from a model, a config, or a hub id / folder (config only is read)."
+    "A model skeleton on the meta device from a model, a config, a name in `SHAPES`, or a hub id / folder (config only)."
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
     if isinstance(model, torch.nn.Module): return model
+    if isinstance(model, str) and model in SHAPES: model = AutoConfig.for_model(SHAPES[model][0], **SHAPES[model][1])
     cfg = model if isinstance(model, PretrainedConfig) else AutoConfig.from_pretrained(str(model))
     with torch.device('meta'): return AutoModelForCausalLM.from_config(cfg)
 
@@ -148,6 +159,9 @@ def estimate_memory(model,                    # a hub id, folder, config or mode
     wb = _DTYPE_BYTES[dtype]
     G = 1e9
     trainable, weights, grads, opt = _state_bytes(cfg, ps, wb)
+    # QLoRA on a GPU trains with paged 8-bit AdamW (`optimizer_name`): two 1-byte moments per trained weight
+    if '8bit' in (cfg.optim or ('paged_adamw_8bit' if cfg.method == 'qlora' and device == 'cuda' else '')):
+        opt = trainable * 2
     # padding-free rows hold the batch's real tokens, not batch x max_length
     T = tokens or cfg.batch_size * cfg.max_length
     acts = _activation_bytes(cfg, ps, T, 4 if wb == 4 else 2)

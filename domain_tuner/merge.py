@@ -31,7 +31,7 @@ def _check_adapter_dir(adapter_dir:Path):
                                fix="pass the folder that `train` wrote for a lora, dora or qlora run; "
                                    "full fine-tuning needs no merge")
 
-# %% ../nbs/23_merge.ipynb #428791e9
+# %% ../nbs/23_merge.ipynb #643a6785
 def _plain_lora(m)->str|None:
     "The adapter of a LoRA layer this module merges itself (one adapter on an nn.Linear, no DoRA), else None."
     act, base = getattr(m, 'active_adapters', []), m.get_base_layer()
@@ -86,7 +86,7 @@ def _save_merged(merged, tok, out:Path):
     if getattr(tok, 'chat_template', None) and not (out/'chat_template.jinja').exists():
         (out/'chat_template.jinja').write_text(tok.chat_template)
 
-# %% ../nbs/23_merge.ipynb #9c7efe4e
+# %% ../nbs/23_merge.ipynb #1016accf
 _DTYPES = {'fp32': 'float32', 'float32': 'float32', 'bf16': 'bfloat16', 'bfloat16': 'bfloat16',
            'fp16': 'float16', 'float16': 'float16'}
 
