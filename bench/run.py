@@ -21,7 +21,7 @@ WHY_NOT = {
         "QLoRA's CPU peak is set by loading, not by training: bitsandbytes' CPU path materialises full-precision tensors while "
         "it quantises, and the freed heap is not returned to the OS before training starts. What would close it: quantise "
         "tensor by tensor while reading the checkpoint (peak about one tensor), `malloc_trim` after loading, and a bf16 base "
-        "for LoRA where the hardware computes in bf16 (bench/gpu.py measures the GPU ratios with the CUDA allocator). "
+        "for LoRA where the hardware computes in bf16 (bench/gpu_check.py measures GPU peaks with the CUDA allocator). "
         "The planner's activation term matches the bytes autograd saves per token; its misses are the terms it does not model "
         "on a CPU (allocator retention and resident checkpoint pages: LoRA under-estimated) and a loading factor calibrated "
         "on a tiny model (QLoRA over-estimated); calibrating those two on measured 100M-1B runs would close it.",
@@ -64,10 +64,15 @@ def write_results(results:list[Result], info:dict, path:Path, earlier:list[dict]
             table, nxt = n.startswith('|'), i + 1 < len(r.notes) and r.notes[i + 1].startswith('|')
             lines += [n] if (table and nxt) else [n, '']
         if not r.passed and r.key in WHY_NOT: lines += ["**Where a target is not met, and what would close it.** " + WHY_NOT[r.key], ""]
-    lines += ["", "## GPU part", "", "`bench/gpu.py` (LoRA bf16 with packing on a Qwen2.5-0.5B-shaped config: tokens/s, MFU "
-              "with 4N FLOPs per token for LoRA and 6N for full fine-tuning, peak memory for full/LoRA/QLoRA, and the TRL "
-              "comparison) needs a CUDA machine; this run had none, so no GPU figures are reported. Run it with "
-              "`python bench/gpu.py` on a GPU; it prints a markdown section to add here.", ""]
+    gpu = ROOT/'bench'/'GPU.md'  # a device run's gpu_check.md, committed as it came back
+    lines += ["", "## GPU part", ""] + ([gpu.read_text()] if gpu.exists() else [
+              "`bench/gpu_check.py` (full, LoRA and QLoRA in bf16 with the loss falling, the fp16 path a T4 takes, adapter "
+              "reload and merge parity, batched generation on a 4-bit model, tokens/s and MFU with FLOPs counted where they "
+              "are computed, peak memory against the planner, TRL on the same rows) needs a CUDA GPU. None has been lent to "
+              "this project's sessions yet, so there are no GPU figures here; the check's `--smoke` mode runs every code "
+              "path on a tiny shape on the CPU in CI (`make test`). With a GPU: `make gpu-carry` here, then `bash "
+              "tools/device_check.sh` there (it also runs the whole test suite on CUDA), and commit its `gpu_check.md` as "
+              "`bench/GPU.md`.", ""])
     path.write_text('\n'.join(lines))
 
 def _earlier(store:Path, keys:set)->tuple[list[dict], list[Result]]:

@@ -173,7 +173,8 @@ def select_precision(
     if device not in (None, 'cpu', 'cuda'):
         raise DomainTunerError(f"unknown device {device!r}", where="device (or DOMAIN_TUNER_DEVICE)",
                                fix="use 'cpu' or 'cuda'")
-    if capability is _cuda_sentinel:
+    this_machine = capability is _cuda_sentinel  # not a GPU described by its capability
+    if this_machine:
         capability = None
         if device != 'cpu' and probe_cuda():
             import torch
@@ -182,8 +183,9 @@ def select_precision(
     if device == 'cuda' and not capability:
         raise DomainTunerError("device='cuda' was asked for but no CUDA GPU is usable", where="device",
                                fix="install a CUDA build of torch on a GPU machine, or use device='cpu'")
-    # the test suite pins fp32
-    if device == 'cpu': prefer = prefer or os.environ.get('DOMAIN_TUNER_CPU_PRECISION') or None
+    # a pin from the environment: DOMAIN_TUNER_CPU_PRECISION on a CPU, DOMAIN_TUNER_PRECISION on this machine's device
+    env = os.environ.get('DOMAIN_TUNER_CPU_PRECISION') if device == 'cpu' else None
+    prefer = prefer or env or (os.environ.get('DOMAIN_TUNER_PRECISION') if this_machine else None) or None
     if prefer not in (None, 'bf16', 'fp16', 'fp32'):
         raise DomainTunerError(f"unknown precision {prefer!r}", where="precision", fix="use one of bf16, fp16, fp32")
     return _cpu_precision(prefer, measure) if device == 'cpu' else _cuda_precision(prefer, capability)

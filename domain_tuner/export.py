@@ -179,7 +179,9 @@ def verify_gguf(path:str|Path,   # the exported file
     ids, back_ids = (tok(text, add_special_tokens=False)['input_ids'],
                      back_tok(text, add_special_tokens=False)['input_ids'])
     x = torch.tensor([ids])
-    with torch.no_grad(): a, b = model.eval()(input_ids=x).logits[0].float(), back(input_ids=x).logits[0].float()
+    with torch.no_grad():  # the source model wherever it is (a GPU too), the file's on the CPU
+        a = model.eval()(input_ids=x.to(model.device)).logits[0].float().cpu()
+        b = back(input_ids=x).logits[0].float()
     return dict(tokens_equal=ids == back_ids,
                 template_equal=getattr(tok, 'chat_template', None) == getattr(back_tok, 'chat_template', None),
                 positions=len(ids), argmax_equal=float((a.argmax(-1) == b.argmax(-1)).float().mean()),

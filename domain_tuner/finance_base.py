@@ -194,7 +194,7 @@ def pretrain(model, tok, docs:list[str], cfg:BaseConfig,
         frac = max(step/cfg.steps, (time.time() - t0)/(60*max_minutes) if max_minutes else 0)
         lr = cfg.lr * min(1, (step + 1)/cfg.warmup) * (0.1 + 0.45*(1 + math.cos(math.pi*min(1, frac))))
         for g in opt.param_groups: g['lr'] = lr
-        x, y = next(batches)
+        x, y = (t.to(model.device) for t in next(batches))  # a GPU too
         loss = model(input_ids=x, labels=y).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse, json, time
 from pathlib import Path
 import torch
-from .core import DomainTunerError, Precision, environment_info, release_memory
+from .core import DomainTunerError, Precision, environment_info, release_memory, default_device
 from .models import load_model, load_tokenizer, is_adapter_dir, adapter_base
 from .resolve import resolve_model
 
@@ -54,6 +54,7 @@ def merge_in_place(model)->torch.nn.Module:
 # %% ../nbs/23_merge.ipynb #7c3e6669
 def _merge_and_check(model, x, atol:float, adapter_dir:Path)->tuple:
     "Merge a peft model's adapter and compare its logits on `x` with the adapter's: (merged, its logits, the check)."
+    x = x.to(model.device)
     with torch.no_grad():
         ref = model(input_ids=x).logits.float()
         merged = merge_in_place(model)
@@ -73,7 +74,7 @@ def _diff_vs_4bit(base, adapter_dir:Path, prec, x, got)->float:
     "The largest logit difference on `x` between the adapter on a 4-bit base (as trained) and the merged model."
     from peft import PeftModel
     qm = PeftModel.from_pretrained(load_model(base, quantize='nf4', precision=prec), str(adapter_dir)).eval()
-    with torch.no_grad(): d = (qm(input_ids=x).logits.float() - got).abs().max().item()
+    with torch.no_grad(): d = (qm(input_ids=x.to(qm.device)).logits.float() - got.to(qm.device)).abs().max().item()
     del qm; release_memory()
     return d
 
@@ -102,6 +103,16 @@ def merge_dtype(base:str|Path,       # the base model (hub id or folder)
     except (OSError, ValueError): said = ''
     return 'float16' if said.endswith('float16') and 'bfloat' not in said else 'bfloat16'
 
+# %% ../nbs/23_merge.ipynb #6e0a1b22
+def _merge_device(base, dtype:str)->tuple:
+    "('cuda', capability) when a GPU is here and the base in `dtype` fits 80% of its free memory, else ('cpu', None)."
+    if default_device() != 'cuda': return 'cpu', None
+    from domain_tuner.memory import parameter_split
+    try: need = parameter_split(resolve_model(base, need_weights=False))['total'] * (4 if dtype == 'float32' else 2)
+    except (OSError, ValueError): return 'cpu', None
+    free, _ = torch.cuda.mem_get_info()
+    return ('cuda', torch.cuda.get_device_capability()) if need <= 0.8 * free else ('cpu', None)
+
 # %% ../nbs/23_merge.ipynb #76b0b690
 def merge(
     adapter_dir:str|Path,    # a PEFT adapter folder written by `train`
@@ -121,8 +132,9 @@ def merge(
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     dtype = merge_dtype(base, dtype)
     atol = atol if atol is not None else (1e-4 if dtype == 'float32' else 5e-2)
-    # on the CPU, in the dtype it is saved in: one copy of the model, never a full-precision one beside it
-    prec = Precision('cpu', dtype, None, 'float32', f"merge in {dtype}")
+    # in the dtype it is saved in, on the GPU when it fits there: one copy of the model, never a full-precision one
+    device, cap = _merge_device(base, dtype)
+    prec = Precision(device, dtype, None, 'float32', f"merge in {dtype} on the {device.upper()}", cap)
     # the adapter in the merge dtype too: a 16-bit merge holds no fp32 copy of it
     model = PeftModel.from_pretrained(load_model(base, precision=prec), str(adapter_dir),
                                       autocast_adapter_dtype=dtype == 'float32').eval()
@@ -130,7 +142,7 @@ def merge(
     tok = load_tokenizer(tok_src)
     x = _probe_batch(tok)
     merged, got, check = _merge_and_check(model, x, atol, adapter_dir)
-    check['dtype'] = dtype
+    check.update(dtype=dtype, device=device)
     _save_merged(merged, tok, out)
     del model, merged; release_memory()
     if record.get('quantize') == 'nf4':  # how far the training-time (4-bit base) model is from the merged one

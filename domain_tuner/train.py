@@ -215,8 +215,9 @@ def _one_gpu(args:TrainingArguments|None)->str|None:
 def _on_cpu(model)->bool: return model_device(model).type == 'cpu'
 
 def _tf32(precision:Precision)->bool|None:
-    "TF32 matmuls for the fp32 parts of a run on an Ampere or newer GPU; None (transformers' default) elsewhere."
-    return True if precision.device == 'cuda' and precision.has_bf16 else None
+    ("TF32 matmuls for the fp32 parts of a mixed-precision run on an Ampere or newer GPU; None (transformers' default) "
+     "elsewhere, and for a run that asked for fp32: it gets fp32.")
+    return True if precision.device == 'cuda' and precision.has_bf16 and precision.load_dtype != 'float32' else None
 
 # %% ../nbs/22_train.ipynb #a589b84d
 class DomainTrainer(Trainer):

@@ -79,18 +79,18 @@ def test_packed_logits_equal_unpacked(tok, attn):
     width = 160
     rows = pack_lengths([len(e['input_ids']) for e in exs], width)
     assert len(rows) < len(exs)                        # several examples really share a row
-    batch = Collator(tok, pack=True, max_length=width)(exs)
     model = load_model(tiny_model_dir(), attn_implementation=attn).eval()
+    batch = {k: v.to(model.device) for k, v in Collator(tok, pack=True, max_length=width)(exs).items()}
     with torch.no_grad():
         packed = model(input_ids=batch['input_ids'], position_ids=batch['position_ids'], use_cache=False).logits
         for r, row in enumerate(rows):
             start = 0
             for i in row:
                 n = len(exs[i]['input_ids'])
-                alone = model(input_ids=torch.tensor([exs[i]['input_ids']])).logits[0]
+                alone = model(input_ids=torch.tensor([exs[i]['input_ids']], device=model.device)).logits[0]
                 torch.testing.assert_close(packed[r, start:start + n], alone, atol=1e-4, rtol=1e-4)
                 start += n
-        padded = Collator(tok)(exs)
+        padded = {k: v.to(model.device) for k, v in Collator(tok)(exs).items()}
         torch.testing.assert_close(model(**batch, use_cache=False).loss, model(**padded).loss, atol=1e-4, rtol=1e-4)
 
 def test_packing_efficiency_on_long_tailed_lengths():

@@ -62,7 +62,7 @@ def test_user_metric_and_bad_metric(tm):
 
 # --- generation -------------------------------------------------------------------------------------------------------
 def _plain_greedy(model, tok, msgs, n):
-    ids = tok(render_prompts(tok, [msgs])[0], add_special_tokens=False, return_tensors='pt')['input_ids']
+    ids = tok(render_prompts(tok, [msgs])[0], add_special_tokens=False, return_tensors='pt')['input_ids'].to(model.device)
     out = model.generate(ids, max_new_tokens=n, do_sample=False)[0, ids.shape[1]:].tolist()
     return tok.decode(_cut(out, set(stop_token_ids(model, tok))), skip_special_tokens=True).strip()
 
@@ -83,7 +83,8 @@ def _plain_log_ppl(model, tok, recs, loss_on):
     tot = n = 0
     for r in recs:
         e = encode(r, tok, loss_on=loss_on); k = sum(l != -100 for l in e['labels'][1:])
-        with torch.no_grad(): tot += model(input_ids=torch.tensor([e['input_ids']]), labels=torch.tensor([e['labels']])).loss.item()*k
+        ids, lab = (torch.tensor([e[k]], device=model.device) for k in ('input_ids', 'labels'))
+        with torch.no_grad(): tot += model(input_ids=ids, labels=lab).loss.item()*k
         n += k
     return tot/n
 

@@ -31,7 +31,7 @@ def _lora_run(model_dir, seed, steps=3):
     model = get_peft_model(load_model(model_dir), LoraConfig(r=4, lora_alpha=8, target_modules=['q_proj', 'v_proj'], lora_dropout=0.1))
     init = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
     tok = load_tokenizer(model_dir)
-    x = torch.tensor([tok("Gross margin is gross profit divided by revenue.")['input_ids']] * 2)
+    x = torch.tensor([tok("Gross margin is gross profit divided by revenue.")['input_ids']] * 2, device=model.device)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     model.train(); losses = []
     for _ in range(steps):
@@ -53,7 +53,7 @@ def test_tiny_model_round_trip_through_public_loader(tmp_path):
     assert {'config.json', 'model.safetensors', 'tokenizer.json', 'chat_template.jinja', 'generation_config.json'} <= files
     assert not any(f.endswith('.bin') for f in files)
     m, t = load_model(out), load_tokenizer(out)
-    x = torch.tensor([t("Debt to equity was 1.84")['input_ids']])
+    x = torch.tensor([t("Debt to equity was 1.84")['input_ids']], device=m.device)
     out2 = tmp_path/'m2'; m.save_pretrained(out2); t.save_pretrained(out2)
     m2, t2 = load_trained(out2)
     assert torch.equal(m(x).logits, m2(x).logits)

@@ -23,6 +23,7 @@ def test_gguf_round_trip(tmp_path):
     assert conv['bytes'] == f.stat().st_size and len(conv['sha256']) == 64 and conv['transformers']
     x = torch.tensor([[5, 9, 33, 70, 2]])
     direct = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file='tiny.gguf', dtype=torch.float32)
+    direct = direct.to(load_model(f).device); x = x.to(direct.device)  # where `load_model` puts models (a GPU if any)
     with torch.no_grad(): assert torch.equal(load_model(f)(x).logits, direct(x).logits)
     # the converted folder saves and reloads through the ordinary path
     load_model(f).save_pretrained(tmp_path/'saved'); load_tokenizer(f).save_pretrained(tmp_path/'saved')

@@ -37,6 +37,7 @@ def test_lora_bf16_trains_like_fp32(tmp_path):
 def test_measured_choice_is_recorded(tmp_path, monkeypatch):
     "With no precision given and no pin, training measures; the record carries the measurement."
     monkeypatch.delenv('DOMAIN_TUNER_CPU_PRECISION', raising=False)
+    monkeypatch.delenv('DOMAIN_TUNER_PRECISION', raising=False)
     res = train(tiny_model_dir(), _rows(16), TrainConfig(method='lora', max_steps=1, batch_size=8, max_length=64), out=tmp_path/'m', plot=None)
     reason = res.record['precision']['reason']
     assert 'measured' in reason and 'GFLOPS' in reason, reason

@@ -16,9 +16,11 @@ pytestmark = pytest.mark.gpu
 
 @pytest.mark.skipif(not probe_cuda(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize('method', ['lora', 'qlora'])
-def test_gpu_training(method, tmp_path):
+def test_gpu_training(method, tmp_path, monkeypatch):
+    monkeypatch.delenv('DOMAIN_TUNER_PRECISION', raising=False)  # the GPU's own choice: bf16, or fp16 before Ampere
     base = tiny_model_dir('gpu', hidden_size=256, num_layers=4, num_heads=4, num_kv_heads=2)
     prec = select_precision()
+    assert prec.autocast in ('bfloat16', 'float16')
     res = train(base, sums(64), TrainConfig(method=method, r=8, lr=3e-3, max_steps=20, batch_size=8, max_length=64),
                 out=tmp_path/method, eval_data=sums(8, seed=1), plot=None)
     m, rec = res.metrics, res.record
@@ -36,4 +38,5 @@ def test_gpu_training(method, tmp_path):
     with torch.no_grad():
         a = res.model.eval()(input_ids=b['input_ids'], attention_mask=b['attention_mask']).logits.float()
         r = reloaded(input_ids=b['input_ids'], attention_mask=b['attention_mask']).logits.float()
-    torch.testing.assert_close(r, a, atol=1e-2, rtol=0)  # half-precision compute
+    # the same dtypes on both sides (a 16-bit base, fp32 adapters): only kernel order differs
+    torch.testing.assert_close(r, a, atol=1e-2 * max(1.0, a.abs().max().item()), rtol=0)
