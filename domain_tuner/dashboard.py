@@ -57,8 +57,9 @@ def setting_widget(info:SettingInfo, # from `setting_info`
     import ipywidgets as W
     value = info.default if value is MISSING else value
     tp, optional = _plain_type(info.type)
-    kw = dict(description=info.name, tooltip=info.doc, style={'description_width': '150px'},
-              layout=W.Layout(width='330px'))
+    tip = 'tooltip' if int(W.__version__.split('.')[0]) >= 8 else 'description_tooltip'  # Colab ships ipywidgets 7
+    kw = dict(description=info.name, style={'description_width': '150px'}, layout=W.Layout(width='330px'),
+              **{tip: info.doc})
     if info.choices:
         opts = ([('auto', None)] if optional else []) + [(c, c) for c in info.choices]
         return W.Dropdown(options=opts, value=value, **kw)

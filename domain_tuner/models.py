@@ -156,5 +156,8 @@ def standard_causal_loss(model)->bool:
     base = getattr(base, 'module', base)  # DDP
     fn = getattr(base, 'loss_function', None)
     if getattr(fn, '__name__', '') != 'ForCausalLMLoss': return False
+    # a boolean mask as `logits_to_keep` (a count per row); older transformers 5 releases (Colab's 5.15) index with it
+    try: from transformers.modeling_utils import slice_logits_to_keep  # noqa: F401
+    except ImportError: return False
     try: return 'logits_to_keep' in inspect.signature(base.forward).parameters
     except (TypeError, ValueError): return False
