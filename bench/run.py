@@ -36,7 +36,7 @@ WHY_NOT = {
     'overhead': "The overhead is data loading and collation, clipping, scheduler and callbacks; the section lists the parts.",
 }
 
-ALL = ('padding', 'throughput', 'lora', 'memory', 'merge', 'tableqa', 'planner', 'data', 'eval', 'overhead', 'latency')  # and 'real' (--real), 'compile'
+ALL = ('padding', 'throughput', 'lora', 'memory', 'merge', 'tableqa', 'planner', 'chunked', 'data', 'eval', 'overhead', 'latency')  # and 'real' (--real), 'compile'
 
 def _fmt(v):
     if isinstance(v, float): return f"{v:.4g}"
@@ -119,7 +119,7 @@ def main(argv=None)->int:
     for name in only:
         print(f"[bench] {name} (load {load_average():.1f}) ...", flush=True)
         try:
-            from . import training, memory, merge, tableqa, planner, prep_eval, latency, real, compile as compile_
+            from . import training, memory, merge, tableqa, planner, chunked_loss, prep_eval, latency, real, compile as compile_
             r = {'real': lambda: real.real_suite(threads=a.threads, repeats=a.repeats),
                  'compile': lambda: compile_.compile_trial(threads=a.threads),
                  'padding': lambda: training.padding_efficiency(tok, train_ds),
@@ -129,6 +129,7 @@ def main(argv=None)->int:
                  'merge': lambda: merge.merge_memory(),
                  'tableqa': lambda: tableqa.planner_on_tableqa(),
                  'planner': lambda: planner.gpu_plans(),
+                 'chunked': lambda: chunked_loss.chunked_loss(),
                  'data': lambda: prep_eval.data_preparation(repeats=a.repeats),
                  'eval': lambda: prep_eval.evaluation(repeats=a.repeats),
                  'overhead': lambda: training.overhead(d, tok, train_ds),

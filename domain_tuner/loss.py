@@ -12,7 +12,8 @@ from .models import model_device, standard_causal_loss
 from .template import tokenize_records
 
 # %% auto #0
-__all__ = ['LOGIT_BYTES', 'next_token_targets', 'target_nll', 'supervised_loss', 'token_nll', 'eval_loss']
+__all__ = ['LOSS_CHUNK_BYTES', 'LOGIT_BYTES', 'next_token_targets', 'target_nll', 'supervised_loss', 'loss_chunk', 'output_split',
+           'chunked_nll', 'chunk_agrees', 'token_nll', 'eval_loss']
 
 # %% ../nbs/18_loss.ipynb #9cadb540
 def next_token_targets(labels):  # (batch, length) token ids, -100 where no loss
@@ -42,11 +43,65 @@ def target_nll(model,               # a causal LM (transformers or peft)
 # %% ../nbs/18_loss.ipynb #13cfab65
 def supervised_loss(model,                      # a causal LM (or peft model) for which `standard_causal_loss` holds
                     inputs:dict,                # a batch with input_ids and labels (-100 where no loss)
-                    num_items_in_batch=None):   # trained tokens in the whole (accumulated) batch: sum / this; else mean
+                    num_items_in_batch=None,    # trained tokens in the whole (accumulated) batch: sum / this; else mean
+                    chunk:int|None=None):       # output layer in chunks of this many positions (`chunked_nll`)
     ("Causal-LM cross-entropy with the output layer computed only at positions whose next token is trained; "
      "(loss, outputs).")
-    nll, keep, out = target_nll(model, inputs)
+    nll, keep, out = chunked_nll(model, inputs, chunk) if chunk else target_nll(model, inputs)
     return nll.sum() / (num_items_in_batch if num_items_in_batch is not None else keep.sum().clamp(min=1)), out
+
+# %% ../nbs/18_loss.ipynb #c1a0e002
+LOSS_CHUNK_BYTES = 2**28  # training computes at most this much of fp32 logits at once: 256 MiB
+
+def loss_chunk(model)->int:
+    "How many positions' logits one chunk of the training loss holds: `LOSS_CHUNK_BYTES` of fp32 over the vocabulary."
+    vocab = getattr(getattr(model, 'config', None), 'vocab_size', None) or 1
+    return max(1, LOSS_CHUNK_BYTES // (4 * vocab))
+
+def output_split(model)->tuple|None:
+    "(decoder, output layer) of a causal LM or a peft wrapper of one; None when it has no such split."
+    base = model.get_base_model() if hasattr(model, 'get_base_model') else model
+    try: dec, head = base.get_decoder(), base.get_output_embeddings()
+    except (AttributeError, NotImplementedError): return None
+    if dec is None or head is None or dec is base: return None
+    return dec, head
+
+def chunked_nll(model,        # a causal LM (or peft wrapper) with an `output_split`
+                inputs:dict,  # input_ids, labels (-100 where no loss) and any other forward argument
+                chunk:int,    # positions per chunk of the output layer
+               )->tuple:
+    "As `target_nll`, with the output layer and the cross-entropy computed `chunk` trained positions at a time."
+    import torch
+    from torch.utils.checkpoint import checkpoint
+    dec, head = output_split(model)
+    target = next_token_targets(inputs['labels'])
+    keep = target != -100
+    out = dec(**{k: v for k, v in inputs.items() if k not in ('labels', 'use_cache')}, use_cache=False)
+    h, t = out.last_hidden_state[keep], target[keep]
+    ce = lambda h, t: torch.nn.functional.cross_entropy(head(h).float(), t, reduction='none')
+    parts = [(checkpoint(ce, h[i:i+chunk], t[i:i+chunk], use_reentrant=False) if torch.is_grad_enabled()
+              else ce(h[i:i+chunk], t[i:i+chunk])) for i in range(0, len(t), chunk)]
+    return (torch.cat(parts) if parts else h.new_zeros(0, dtype=torch.float32)), keep, out
+
+def chunk_agrees(model,           # the model `chunked_nll` would run
+                 inputs:dict,     # a batch; its first row's first `tokens` tokens are used, all of them trained
+                 tokens:int=32,
+                 rtol:float=1e-3)->bool:
+    "Does `chunked_nll` give `target_nll`'s losses on a few tokens of this batch (eval mode, no gradient)?"
+    import torch
+    if output_split(model) is None: return False
+    L = inputs['input_ids'].shape[1]
+    few = {k: (v[:1, :tokens] if torch.is_tensor(v) and v.dim() == 2 and v.shape[1] == L else v)
+           for k, v in inputs.items()}
+    few['labels'] = few['input_ids'].clone()
+    was = model.training; model.eval()
+    try:
+        with torch.no_grad():
+            a = target_nll(model, few, keep_only=standard_causal_loss(model))[0]
+            b = chunked_nll(model, few, chunk=max(1, a.numel() // 3))[0]
+    except Exception: return False
+    finally: model.train(was)
+    return a.shape == b.shape and bool(torch.allclose(a, b, rtol=rtol, atol=rtol))
 
 # %% ../nbs/18_loss.ipynb #b1dd67d9
 def _row_nll(model, batch:dict, keep_only:bool)->tuple[list, list]:

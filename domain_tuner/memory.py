@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from .core import DomainTunerError, probe_cuda, default_device
 from .methods import TrainConfig
+from .loss import LOSS_CHUNK_BYTES
 
 # %% auto #0
 __all__ = ['GPUS', 'SHAPES', 'CPU_ADAPTER_ACTIVATIONS', 'parameter_split', 'MemoryPlan', 'weight_bytes', 'estimate_memory',
@@ -166,8 +167,9 @@ def estimate_memory(model,                    # a hub id, folder, config or mode
     T = tokens or cfg.batch_size * cfg.max_length
     acts = _activation_bytes(cfg, ps, T, 4 if wb == 4 else 2)
     load, weights, acts = _cpu_bytes(cfg, ps, wb, device, weights, acts)
-    # logits and their gradient, fp32, where the loss is (see `supervised_loss`)
-    logits = (supervised or T) * ps['vocab'] * 4 * 2
+    # the fp32 logits, their log-softmax and their gradient where the loss is (`supervised_loss`), at most one chunk
+    # at a time (`chunked_nll`)
+    logits = min(supervised or T, LOSS_CHUNK_BYTES // (4 * ps['vocab']) or 1) * ps['vocab'] * 4 * 3
     return MemoryPlan(cfg.method, weights/G, grads/G, opt/G, acts/G, logits/G, load/G, overhead_gb, ps['total'],
                       trainable)
 

@@ -6,7 +6,7 @@ Docs: https://domain-tuner.github.io/domain-tuner/train.html.md"""
 
 # %% ../nbs/22_train.ipynb #2e27350a
 from __future__ import annotations
-import argparse, gc, hashlib, json, math, os, sys, time, warnings
+import argparse, contextlib, gc, hashlib, json, math, os, sys, time, warnings
 from collections import Counter
 from dataclasses import dataclass, field, asdict, replace, fields
 from pathlib import Path
@@ -21,7 +21,7 @@ from .core import (DomainTunerError, select_precision, seed_everything, progress
 from .models import load_model, load_tokenizer, count_parameters, standard_causal_loss, model_device
 from .quant import ensure_trainable_layout
 from .resolve import resolve_model
-from .loss import supervised_loss
+from .loss import supervised_loss, loss_chunk, output_split, chunk_agrees
 from .methods import (TrainConfig, METHODS, prepare_model, optimizer_name, check_method, training_precision,
                                   load_for_training)
 from .memory import estimate_memory, PeakMemory, MemoryPlan, step_tokens
@@ -228,6 +228,9 @@ class DomainTrainer(Trainer):
         self.run_config, self.precision, self.tokens_seen = run_config or TrainConfig(), precision, 0
         self._supervised_only = standard_causal_loss(self.model)  # logits only where the loss is: `supervised_loss`
         self._loss_only = self.compute_metrics is None            # evaluation needs the loss, not every logit
+        # the output layer in chunks where the logits would be large (`chunked_nll`), once `chunk_agrees` says so
+        self._chunk = loss_chunk(self.model) if self._supervised_only and output_split(self.model) else None
+        self._chunk_ok = None
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         inputs['use_cache'] = False  # with a cache, transformers ignores the position ids that separate packed examples
@@ -246,7 +249,9 @@ class DomainTrainer(Trainer):
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
         scaled = self.model_accepts_loss_kwargs and num_items_in_batch is not None  # as the model itself would scale it
-        loss, out = supervised_loss(model, inputs, num_items_in_batch if scaled else None)
+        chunk = self._loss_chunk(model, inputs)
+        with self.accelerator.autocast() if chunk else contextlib.nullcontext():  # the decoder is called directly
+            loss, out = supervised_loss(model, inputs, num_items_in_batch if scaled else None, chunk=chunk)
         if scaled and self.args.average_tokens_across_devices:
             loss = loss * (self.accelerator.num_processes // self.get_tp_size())
         return (loss, out) if return_outputs else loss
@@ -254,6 +259,20 @@ class DomainTrainer(Trainer):
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs['use_cache'] = False
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+
+    def _loss_chunk(self, model, inputs)->int|None:
+        "Positions per chunk of the output layer for this batch; None: the whole output layer at once."
+        wrappers = [torch.nn.parallel.DistributedDataParallel]
+        try:
+            from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel
+            wrappers += [FSDPModule, FullyShardedDataParallel]
+        except ImportError: pass  # torch before 2.6 or without distributed
+        if self._chunk is None or isinstance(model, tuple(wrappers)):
+            return None  # a wrapper's forward does its own work (gradient buckets, sharding): not bypassed
+        if int((inputs['labels'][:, 1:] != -100).sum()) <= self._chunk: return None
+        if self._chunk_ok is None:
+            with self.accelerator.autocast(): self._chunk_ok = chunk_agrees(model, inputs)
+        return self._chunk if self._chunk_ok else None
 
 # %% ../nbs/22_train.ipynb #dc9141b1
 @patch
