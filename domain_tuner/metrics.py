@@ -13,10 +13,10 @@ from typing import Callable
 from .core import DomainTunerError
 
 # %% auto #0
-__all__ = ['NUMBER', 'METRICS', 'DEFAULT_METRICS', 'normalize_answer', 'exact_match', 'token_f1', 'rouge_l', 'bleu',
-           'corpus_bleu', 'chrf', 'parse_numbers', 'numbers_close', 'numeric_match', 'invented_figure', 'contains',
-           'sacre_bleu', 'sacre_chrf', 'unanswerable', 'Metric', 'metric_info', 'worsening', 'mean_score',
-           'resolve_metrics', 'score_example']
+__all__ = ['NUMBER', 'METRICS', 'DEFAULT_METRICS', 'normalize_answer', 'exact_match_squad', 'token_f1_squad', 'rouge_l', 'bleu',
+           'corpus_bleu', 'chrf', 'parse_numbers', 'numbers_close', 'numeric_match', 'answer_spans', 'read_amount',
+           'amounts_equal', 'exact_match', 'token_f1', 'invented_figure', 'contains', 'sacre_bleu', 'sacre_chrf',
+           'unanswerable', 'Metric', 'metric_info', 'worsening', 'mean_score', 'resolve_metrics', 'score_example']
 
 # %% ../nbs/30_metrics.ipynb #453ea826
 _PUNCT = set(string.punctuation) | {'“', '”', '‘', '’', '—', '–', '€', '£'}
@@ -32,14 +32,14 @@ def normalize_answer(s:str)->str:
     return re.sub(r"\x01\s*", "-", ' '.join(s.split()))
 
 # %% ../nbs/30_metrics.ipynb #302abe43
-def exact_match(prediction:str, # the model's answer
+def exact_match_squad(prediction:str, # the model's answer
                 reference:str,  # the reference answer
                 record:dict|None=None, # the benchmark record (unused)
                )->float:
     "1.0 when the normalised answers are identical, else 0.0."
     return float(normalize_answer(prediction) == normalize_answer(reference))
 
-def token_f1(prediction:str, reference:str, record:dict|None=None)->float:
+def token_f1_squad(prediction:str, reference:str, record:dict|None=None)->float:
     "Harmonic mean of token precision and recall on normalised answers (bag of tokens, SQuAD style)."
     p, r = normalize_answer(prediction).split(), normalize_answer(reference).split()
     if not p or not r: return float(p == r)
@@ -153,10 +153,11 @@ def _half_unit(text:str)->float:
 def numbers_close(a:tuple,        # (value, is_percent), as `parse_numbers` reads it
                   b:tuple,        # another
                   rel_tol:float,  # relative tolerance
-                  abs_tol:float)->bool: # absolute tolerance
-    "Are two read numbers the same figure? A percent and a plain fraction compare both ways (12% matches 0.12)."
+                  abs_tol:float,  # absolute tolerance, in b's units
+                  bare_percent:bool=False)->bool: # also let 7 match 7% (a table's % column read as a bare figure)
+    "Are two read numbers the same figure? A percent is compared with a plain fraction (12% matches 0.12, not 12)."
     (x, xp), (y, yp) = a, b
-    cands = [x] + ([x/100] if xp and not yp else []) + ([x*100] if yp and not xp else [])
+    cands = [x if xp == yp else x/100 if xp else x*100] + ([x] if bare_percent and xp != yp else [])
     return any(math.isclose(c, y, rel_tol=rel_tol, abs_tol=abs_tol) for c in cands)
 
 def numeric_match(prediction:str, reference:str, record:dict|None=None,
@@ -175,6 +176,81 @@ def numeric_match(prediction:str, reference:str, record:dict|None=None,
     preds = preds if match == 'any' else [preds[0] if match == 'first' else preds[-1]]
     return float(any(numbers_close(p, refs[0], rel_tol, abs_tol) for p in preds))
 
+# %% ../nbs/30_metrics.ipynb #f1a0c002
+_CURRENCY = re.compile(r"\b(?:usd|eur|gbp|dollars?|euros?|pounds?)\b|[$€£¥]", re.I)
+
+def answer_spans(text:str)->list[str]:
+    "The spans of an answer: split on ';' or new lines, stripped, empty ones dropped."
+    return [p.strip() for p in re.split(r"[;\n]", unicodedata.normalize('NFKC', str(text))) if p.strip()]
+
+def read_amount(span:str)->tuple|None:
+    ("A span that is one number, as (value, is_percent, decimals, scale): sign, percent, scale word and currency "
+     "read; None when the span holds words besides.")
+    s = _CURRENCY.sub(' ', unicodedata.normalize('NFKC', str(span))).strip().rstrip('.').strip()
+    mt = NUMBER.fullmatch(s)
+    if mt is None or (mt['neg'] == '(') != bool(mt['close']): return None
+    (v, pct), = parse_numbers(s)
+    scale = mt['scale'] or mt['short']
+    return v, pct, len(mt['num'].split('.')[1]) if '.' in mt['num'] else 0, _SCALES[scale.lower()] if scale else 1.0
+
+def amounts_equal(pred:tuple, ref:tuple)->bool:
+    "Do two `read_amount`s agree at the reference's decimals (in the reference's scale; percent vs fraction read)?"
+    (x, xp, _, _), (y, yp, d, scale) = pred, ref
+    x = x if xp == yp else x/100 if xp else x*100
+    return round(x / scale, d) == round(y / scale, d)
+
+def _words_of(span:str)->list[str]:
+    ("A word span's words: numbers in it by value, then lower case, punctuation deleted (`U.S.` is `US`, as TAT-QA "
+     "and SQuAD delete it), articles removed.")
+    def canon(mt):
+        (v, pct), = parse_numbers(mt[0])
+        return f" {v:.10g}{' percent' if pct else ''} ".replace('.', 'p')  # a decimal point that survives the next step
+    s = NUMBER.sub(canon, unicodedata.normalize('NFKC', str(span))).lower()
+    s = ''.join(c for c in s if c not in _PUNCT)
+    return _ARTICLES.sub(' ', s).split()
+
+def _span_equal(p:str, r:str)->bool:
+    "Is a predicted span the reference span: a number by value at the reference's decimals, words as words?"
+    rr = read_amount(r)
+    if rr is None: return _words_of(p) == _words_of(r)
+    pp = read_amount(p)
+    return pp is not None and amounts_equal(pp, rr)
+
+def _best_pairing(scores:list[list[float]])->float:
+    "The largest sum over one-to-one pairings of rows and columns (exhaustive up to 7 rows, greedy beyond)."
+    import itertools
+    n, m = len(scores), len(scores[0]) if scores else 0
+    if not n or not m: return 0.0
+    if min(n, m) <= 7 and max(n, m) <= 8:
+        if n <= m: return max(sum(scores[i][j] for i, j in enumerate(c)) for c in itertools.permutations(range(m), n))
+        return max(sum(scores[i][j] for j, i in enumerate(c)) for c in itertools.permutations(range(n), m))
+    cells = sorted(((v, i, j) for i, row in enumerate(scores) for j, v in enumerate(row)), reverse=True)
+    used_i, used_j, total = set(), set(), 0.0
+    for v, i, j in cells:
+        if i not in used_i and j not in used_j: used_i.add(i); used_j.add(j); total += v
+    return total
+
+def exact_match(prediction:str, # the model's answer
+                reference:str,  # the reference answer
+                record:dict|None=None, # the benchmark record (unused)
+               )->float:
+    "1.0 when the answer's spans equal the reference's as a set: numbers by value at the reference's decimals."
+    ps, rs = answer_spans(prediction), answer_spans(reference)
+    if len(ps) != len(rs): return 0.0
+    if not rs: return 1.0
+    return float(_best_pairing([[float(_span_equal(p, r)) for p in ps] for r in rs]) == len(rs))
+
+def token_f1(prediction:str, reference:str, record:dict|None=None)->float:
+    "F1 over the words of all spans as sets (numbers by value); for a one-number reference, its exact match."
+    ps, rs = answer_spans(prediction), answer_spans(reference)
+    if not ps or not rs: return float(ps == rs)
+    if len(rs) == 1 and read_amount(rs[0]) is not None: return exact_match(prediction, reference)
+    pw, rw = {w for x in ps for w in _words_of(x)}, {w for x in rs for w in _words_of(x)}
+    common = len(pw & rw)
+    if not common: return 0.0
+    prec, rec = common/len(pw), common/len(rw)
+    return 2*prec*rec/(prec+rec)
+
 # %% ../nbs/30_metrics.ipynb #bf4685b3
 def _prompt_text(record:dict|None)->str:
     msgs = (record or {}).get('messages') or []
@@ -186,7 +262,7 @@ def invented_figure(prediction:str, reference:str, record:dict|None=None, rel_to
     if not preds: return 0.0
     if not refs: return 1.0  # the honest answer has no figure: any figure is made up
     seen = parse_numbers(_prompt_text(record))
-    known = lambda x, pool: any(numbers_close(x, a, rel_tol, 1e-9) for a in pool)
+    known = lambda x, pool: any(numbers_close(x, a, rel_tol, 1e-9, bare_percent=True) for a in pool)
     # a computed answer: errors there are arithmetic, not invention
     if not all(known(r, seen) for r in refs): return 0.0
     return float(any(not known(p, seen + refs) for p in preds))
@@ -231,7 +307,8 @@ class Metric:
     def __call__(self, *args, **kwargs): return self.fn(*args, **kwargs)
 
 METRICS:dict[str, Metric] = dict(
-    exact_match=Metric(exact_match), token_f1=Metric(token_f1), rouge_l=Metric(rouge_l), word_bleu=Metric(bleu),
+    exact_match=Metric(exact_match), token_f1=Metric(token_f1), exact_match_squad=Metric(exact_match_squad),
+    token_f1_squad=Metric(token_f1_squad), rouge_l=Metric(rouge_l), word_bleu=Metric(bleu),
     word_chrf=Metric(chrf), bleu=Metric(sacre_bleu), chrf=Metric(sacre_chrf), numeric_match=Metric(numeric_match),
     invented_figure=Metric(invented_figure, higher_is_better=False, items=unanswerable), contains=Metric(contains),
     mc_accuracy=Metric(kind='choice'), grounded=Metric(kind='grounding'),
