@@ -358,7 +358,9 @@ def load_records(sources,  # files, folders, a list of dicts, a datasets.Dataset
                                fix="fix these rows, pass format= if detection guessed wrong, or use lenient=True "
                                    "(--lenient) to set them aside in rejected.jsonl")
     if not res.records:
+        why = '; '.join(f"{r['file']}:{r['line']}: {r['reason']}" for r in res.rejected[:3])
         raise DomainTunerError(f"no usable records (read {res.counts['read']}, rejected {res.counts['rejected']}, "
-                               f"blank {res.counts['blank']})", where=", ".join(res.files) or "sources",
-                               fix="check the file and its format; see the rejected rows for the reasons")
+                               f"blank {res.counts['blank']})" + (f"; first rejected: {why}" if why else ''),
+                               where=", ".join(res.files) or "sources",
+                               fix="check the file and its format (each rejected row names its line and reason)")
     return res

@@ -122,6 +122,7 @@ class PrepareConfig:
     chunk_chars:int|None = 2000      # text documents are cut into chunks of about this many characters
     pii:bool = False                 # scrub e-mails, phone and account numbers
     near_dedup:bool = True           # also drop near duplicates (MinHash)
+    keep_duplicates:bool = False     # keep exact and near duplicates (rows repeated on purpose to weigh them up)
     near_threshold:float = 0.8       # Jaccard similarity above which two records are near duplicates
     decontaminate:bool = True        # remove train records that overlap eval or benchmark items (else warn)
     ngram:int = 8                    # words per n-gram in the contamination check
@@ -157,7 +158,7 @@ class _Preparation:
     counts:Counter = field(default_factory=Counter)
     rejected:list = field(default_factory=list)   # every record left out, with its file, line and reason
     warnings:list = field(default_factory=list)
-    dups:list = field(default_factory=list)
+    dups:list = field(default_factory=list); kept_duplicates:int = 0
     loaded:Any = None; ev_loaded:Any = None; ev_recs:list = field(default_factory=list); clean_stats:dict = None
     contamination:dict = None; flagged:list = field(default_factory=list)
     template:str|None = None; tokens:dict = field(default_factory=dict); lengths:dict = field(default_factory=dict)
@@ -185,6 +186,9 @@ def load(self:_Preparation, sources, eval_sources)->list:
     for r in records + self.ev_recs:
         if _blank_answer(r): _reject_record(self.rejected, r, "empty target after cleaning")
         else: kept.append(r)
+    if cfg.keep_duplicates:  # counted and reported, not dropped
+        self.kept_duplicates = len(kept) - len(dedup_exact(kept)[0])
+        return kept
     kept, self.dups = dedup_exact(kept)
     if cfg.near_dedup and kept:
         kept, near = dedup_near(kept, threshold=cfg.near_threshold, seed=cfg.seed); self.dups += near
@@ -203,11 +207,15 @@ def split(self:_Preparation, kept:list)->tuple:
 def check_leakage(self:_Preparation, train:list, ev:list, benchmark)->list:
     "Find training records that overlap the eval split or a benchmark; remove them (rejected, with the reason) or warn."
     cfg = self.cfg
-    contamination = dict(eval=find_contamination(train, ev, n=cfg.ngram, label='eval') if ev else [], benchmark=[])
+    shared = {}  # how much text every row carries (an instruction, a system prompt) was left out of the overlap
+    contamination = dict(eval=find_contamination(train, ev, n=cfg.ngram, label='eval', info=shared) if ev else [],
+                         benchmark=[])
     for b in ([benchmark] if isinstance(benchmark, (str, Path)) else benchmark or []):
         bl = load_records(b, encoding=cfg.encoding, limits=cfg.limits, lenient=True)
-        contamination['benchmark'] += find_contamination(train, bl.records, n=cfg.ngram, label=str(b))
-    self.contamination, flagged = contamination, contamination['eval'] + contamination['benchmark']
+        contamination['benchmark'] += find_contamination(train, bl.records, n=cfg.ngram, label=str(b), info=shared)
+    contamination['shared_ngrams_ignored'] = shared.get('shared_ngrams', 0)
+    self.contamination = contamination
+    flagged = contamination['eval'] + contamination['benchmark']
     self.flagged = flagged
     if cfg.decontaminate and flagged:
         why = {f['source']: f"contaminated: {f['kind']} overlap {f['overlap']} with {f['against']} item {f['overlaps']}"
@@ -270,8 +278,6 @@ def checked_counts(self:_Preparation, train:list, synthetic:list, ev:list)->dict
     c = {k: int(counts[k]) for k in keys}
     if c['read'] != c['accepted'] + c['rejected'] + c['duplicates'] + c['blank']:  # a bug, never the user's data
         raise DomainTunerError(f"the counts do not reconcile: {c}", where="prepare", fix="please report this as a bug")
-    if not train:
-        raise DomainTunerError("no training records are left", where="prepare", fix="see rejected.jsonl and the report")
     return c
 
 @patch
@@ -287,7 +293,7 @@ def report(self:_Preparation, c:dict)->dict:
     removed = len(self.flagged) if cfg.decontaminate else 0
     return dict(counts=c, by_format=dict(loaded.by_format), files=loaded.files + (ev_loaded.files if ev_loaded else []),
                 rejected_reasons=dict(Counter(r['reason'].split(':')[0] for r in self.rejected).most_common()),
-                duplicates=self.dups, cleaning=self.clean_stats,
+                duplicates=self.dups, kept_duplicates=self.kept_duplicates, cleaning=self.clean_stats,
                 contamination=dict(**self.contamination, removed_from_train=removed),
                 tokens=self.tokens, warnings=self.warnings, settings=settings)
 
@@ -327,10 +333,22 @@ def prepare(sources,                       # files, folders, lists of dicts, dat
     report = p.report(p.checked_counts(train, synthetic, ev))
     if p.tokenizer is not None: report['examples'] = p.examples(train + ev)
     res = Prepared(train + synthetic, ev, report, p.rejected, None, p.template, p.lengths)
-    if out is not None:
-        write_prepared(res, out, lenient=cfg.lenient, figure=cfg.figure,
+    if out is not None:  # written first, also when nothing is left to train on: the error below points to these files
+        write_prepared(res, out, lenient=True if not train else cfg.lenient, figure=cfg.figure and bool(train),
                        unit='tokens' if p.tokenizer is not None else 'words')
+    if not train: raise _nothing_left(report, out)
     return res
+
+def _nothing_left(report:dict, out)->DomainTunerError:
+    "The error when every training record was rejected: how many, why, and the files that say which (written)."
+    c, why = report['counts'], report['rejected_reasons']
+    reasons = '; '.join(f"{n} {k}" for k, n in list(why.items())[:3])
+    files = (f"see {Path(out)/'rejected.jsonl'} (every rejected record with its reason) and {Path(out)/'report.json'}"
+             if out is not None else "pass out= (prepare --out DIR) to write rejected.jsonl and report.json")
+    hint = (" Contamination flags rows that share an item's own text; --keep-contaminated keeps them."
+            if 'contaminated' in why else '')
+    return DomainTunerError(f"no training records are left: {c['rejected']} of {c['read']} rejected ({reasons}), "
+                            f"{c['duplicates']} duplicates", where="prepare", fix=files + '.' + hint)
 
 # %% ../nbs/16_prepare.ipynb #bf61eb26
 def _jsonl(path, rows):
@@ -390,6 +408,8 @@ def _add_data_options(p:argparse.ArgumentParser)->argparse.ArgumentParser:
                    help="report overlaps with eval/benchmarks but keep them in train")
     p.add_argument('--pii', action='store_true', help="scrub e-mails, phone numbers and account numbers")
     p.add_argument('--no-near-dedup', action='store_true', help="only drop exact duplicates")
+    p.add_argument('--keep-duplicates', action='store_true',
+                   help="keep duplicate rows (repeated on purpose to weigh them up); they are counted in the report")
     p.add_argument('--near-threshold', type=float, default=0.8,
                    help="Jaccard similarity for near duplicates (default 0.8)")
     p.add_argument('--augment', action='append', choices=('paraphrase', 'glossary', 'numbers'),
@@ -412,6 +432,7 @@ def cli_prepare(argv:list[str]|None=None)->int:
     res = prepare(a.files, out=a.out, tokenizer=a.tokenizer, eval_fraction=a.eval_fraction, eval_sources=a.eval_files,
                   format=a.format, lenient=a.lenient, encoding=a.encoding, chunk_chars=a.chunk_chars, pii=a.pii,
                   near_dedup=not a.no_near_dedup, near_threshold=a.near_threshold, benchmark=a.benchmark,
+                  keep_duplicates=a.keep_duplicates,
                   decontaminate=not a.keep_contaminated, augment=a.augment, glossary=glossary, template=template,
                   max_length=a.max_length, truncation=a.truncation, loss_on=a.loss_on,
                   allow_unsupervised=a.allow_unsupervised, seed=a.seed)

@@ -6,13 +6,13 @@ Docs: https://domain-tuner.github.io/domain-tuner/split.html.md"""
 
 # %% ../nbs/13_split.ipynb #02a56f50
 from __future__ import annotations
-import hashlib, re, warnings
-from collections import defaultdict
+import hashlib, math, re, warnings
+from collections import Counter, defaultdict
 from .core import DomainTunerError
 from .clean import record_text, dedup_key, record_source
 
 # %% auto #0
-__all__ = ['group_of', 'split_records', 'prompt_text', 'find_contamination', 'decontaminate']
+__all__ = ['group_of', 'split_records', 'prompt_text', 'shared_ngrams', 'find_contamination', 'decontaminate']
 
 # %% ../nbs/13_split.ipynb #acfbb808
 def _h(s, seed): return hashlib.blake2b(f"{seed}\x00{s}".encode(), digest_size=8).hexdigest()
@@ -73,23 +73,38 @@ def _grams(s, n):
     if len(w) < n: return {" ".join(w)} if w else set()
     return {" ".join(w[i:i+n]) for i in range(len(w) - n + 1)}
 
+# %% ../nbs/13_split.ipynb #c0a7e002
+def shared_ngrams(records:list,        # records whose prompts share text (training rows, or benchmark items)
+                  n:int=8,             # words per n-gram
+                  share:float=0.2,     # an n-gram in at least this share of the prompts is shared text
+                  min_rows:int=5)->set: # and in at least this many prompts (small sets share nothing)
+    "The n-grams common to many prompts: an instruction, a system prompt, a template's fixed text."
+    if len(records) < min_rows: return set()
+    counts = Counter(g for r in records for g in _grams(prompt_text(r), n))
+    need = max(min_rows, math.ceil(share * len(records)))
+    return {g for g, c in counts.items() if c >= need}
+
 # %% ../nbs/13_split.ipynb #f4c2892d
 def find_contamination(train:list,            # training records
                        against:list,          # eval or benchmark records
                        n:int=8,               # words per n-gram
-                       threshold:float=0.5,   # share of an item's n-grams found in a train record
+                       threshold:float=0.5,   # share of an item's own n-grams found in a train record
                        label:str='eval',      # what `against` is, for the report
+                       info:dict|None=None,   # filled with what was left out as shared text (`shared_ngrams`)
                       )->list[dict]:
     "Train records that overlap items of `against`: dicts with source, overlaps, against, kind, overlap."
     exact = {}
     for j, a in enumerate(against):
         for key in (dedup_key(prompt_text(a)), dedup_key(record_text(a))):
             if key: exact.setdefault(key, j)
+    # text every row carries (an instruction, a system prompt) is no evidence of a leak: measured on the rest
+    shared = shared_ngrams(train, n) | shared_ngrams(against, n)
+    if info is not None: info.update(shared_ngrams=len(shared), shared_example=min(shared, default=None))
     # n-grams of the questions, not the answers: a benchmark question seen in training is contamination, while a
     # short shared answer ('$4.2 million', a glossary definition) is not: it is the domain knowledge being taught
     index, sizes = defaultdict(set), []
     for j, a in enumerate(against):
-        g = _grams(prompt_text(a), n); sizes.append(len(g))
+        g = _grams(prompt_text(a), n) - shared; sizes.append(len(g))
         for x in g: index[x].add(j)
     found = []
     for i, r in enumerate(train):

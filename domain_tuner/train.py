@@ -56,7 +56,11 @@ def load_training_data(data,                # records, a prepared folder, a raw 
     "Training and eval records from a list, a prepared folder (train.jsonl, eval.jsonl) or a raw file, all of it."
     acc = info if info is not None else {}
     acc.update(source=str(data) if isinstance(data, (str, Path)) else 'records', dropped={}, dropped_examples=[])
-    if hasattr(data, 'train') and hasattr(data, 'eval'): train, ev = list(data.train), list(data.eval)
+    if hasattr(data, 'train') and hasattr(data, 'eval'):
+        train, ev = list(data.train), list(data.eval)
+        if getattr(data, 'report', None):  # a `prepare` result: its accounting, every record it left out
+            acc['read'] = data.report['counts']['read']
+            acc['dropped'], acc['dropped_examples'] = _drops(data)
     elif isinstance(data, (str, Path)):
         p = Path(data)
         if not p.exists(): raise DomainTunerError("training data not found", where=str(p),
@@ -628,6 +632,12 @@ def train_parser()->argparse.ArgumentParser:
     p.add_argument('--out', required=True, help="output folder")
     p.add_argument('--resume', action='store_true', help="continue from the last checkpoint in OUT/checkpoints")
     p.add_argument('--plot', default='text', choices=['text', 'none'], help="print a line per log (default) or nothing")
+    p.add_argument('--benchmark', action='append', metavar='FILE',
+                   help="benchmark file to check a raw data file against, as `prepare --benchmark` does: training "
+                        "rows that overlap an item are removed and reported (repeatable)")
+    p.add_argument('--keep-contaminated', action='store_true', help="with --benchmark: report overlaps but keep them")
+    p.add_argument('--keep-duplicates', action='store_true',
+                   help="keep duplicate rows of a raw data file (repeated on purpose); they are counted")
     for f in fields(TrainConfig):
         t = _arg_type(f.type); name = '--' + f.name.replace('_', '-'); h = (docs.get(f.name) or '').replace('%', '%%')
         if f.name == 'method': p.add_argument(name, default=f.default, choices=METHODS, help=h)
@@ -644,7 +654,18 @@ def cli_train(argv:list[str]|None=None)->int:
     over = {f.name: getattr(a, f.name) for f in fields(TrainConfig) if getattr(a, f.name) is not None}
     if isinstance(over.get('target_modules'), str) and over['target_modules'] != 'all-linear':
         over['target_modules'] = [t.strip() for t in over['target_modules'].split(',')]
-    res = train(a.base, a.data, TrainConfig(**over), out=a.out, eval_data=a.eval_data, resume=a.resume or None,
+    cfg, data = TrainConfig(**over), a.data
+    if (a.benchmark or a.keep_duplicates) and Path(a.data).is_file():  # a raw file: prepared here with those checks
+        from domain_tuner.prepare import prepare
+        data = prepare([a.data], tokenizer=resolve_model(a.base, need_weights=False), figure=False, lenient=True,
+                       near_dedup=False, benchmark=a.benchmark, decontaminate=not a.keep_contaminated,
+                       keep_duplicates=a.keep_duplicates, max_length=cfg.max_length, truncation=cfg.truncation,
+                       loss_on=cfg.loss_on, eval_fraction=cfg.eval_fraction if a.eval_data is None else 0.0,
+                       seed=cfg.seed)
+        for f in data.report['contamination']['benchmark'][:5]:
+            print(f"contaminated: {f['source']} overlaps {f['against']} item {f['overlaps']} ({f['kind']}, "
+                  f"{f['overlap']})" + ('' if a.keep_contaminated else ': removed'), file=sys.stderr)
+    res = train(a.base, data, cfg, out=a.out, eval_data=a.eval_data, resume=a.resume or None,
                 plot=LossHistory(None if a.plot == 'none' else 'text', show_data=True))
     m = res.metrics
     print(f"saved {res.out}  train loss {m['train_loss']:.4f}"

@@ -68,3 +68,25 @@ def test_cli_eval_split_only_when_asked(base, tmp_path):
     from domain_tuner.train import cli_train
     with pytest.raises(DomainTunerError, match="fix:"):
         cli_train(['--base', str(base), '--data', str(raw), '--out', str(tmp_path/'bad'), '--max-steps', '1', '--max-length', '8'])
+
+
+def test_cli_benchmark_check_and_kept_duplicates_on_a_raw_file(base, tmp_path):
+    "`train --benchmark` runs prepare's contamination check on a raw file; `--keep-duplicates` keeps repeated rows."
+    rows = templated_rows(60, seed=3)
+    bench = [dict(instruction="What was the segment revenue of the Northstar hardware division in fiscal 2021, before "
+                              "the reorganisation of the reporting lines?", output="$12.4 million")]
+    raw = tmp_path/'rows.jsonl'
+    raw.write_text('\n'.join(json.dumps(r) for r in rows + rows[:5] + bench) + '\n')  # 5 repeats, one leaked item
+    (tmp_path/'bench.jsonl').write_text(json.dumps(bench[0]) + '\n')
+    def run(*extra):
+        r = subprocess.run([sys.executable, '-m', 'domain_tuner.cli', 'train', '--base', str(base), '--data', str(raw),
+                            '--out', str(tmp_path/'out'), '--max-steps', '1', '--max-length', '64', '--plot', 'none',
+                            *extra], capture_output=True, text=True, env=dict(os.environ, DOMAIN_TUNER_QUIET='1'))
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r, json.loads((tmp_path/'out'/'run_record.json').read_text())['data']['accounting']
+    r, acc = run('--benchmark', str(tmp_path/'bench.jsonl'))
+    assert f"rows.jsonl:{len(rows) + 6} overlaps" in r.stderr and 'removed' in r.stderr, r.stderr
+    assert acc['read'] == 66 and acc['train'] == 60, acc
+    assert any(k.startswith('contaminated') for k in acc['dropped']) and acc['dropped'].get('exact duplicate') == 5, acc
+    r, acc = run('--benchmark', str(tmp_path/'bench.jsonl'), '--keep-duplicates')
+    assert acc['read'] == 66 and acc['train'] == 65, acc                     # the repeats stay; the leak does not
