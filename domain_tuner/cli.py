@@ -52,6 +52,8 @@ def main(argv:list[str]|None=None)->int:
         from domain_tuner import __version__
         print(f"domain-tuner {__version__}"); return 0
     name, rest = argv[0], argv[1:]
+    from domain_tuner.core import interactive, library_bars_off
+    if not interactive(): library_bars_off()  # a log file or a pipe: lines, not redrawn bars
     if name not in COMMANDS or not _available(name):
         print(f"domain-tuner: unknown command {name!r}\n\n{_usage()}", file=sys.stderr); return 2
     mod, fn, _ = COMMANDS[name]

@@ -6,15 +6,16 @@ Docs: https://domain-tuner.github.io/domain-tuner/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #2f3e2115
 from __future__ import annotations
-import os, json, random, platform, importlib, importlib.util, functools, warnings
+import os, re, json, random, platform, importlib, importlib.util, functools, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Any
 
 # %% auto #0
-__all__ = ['DomainTunerError', 'jsonl_rows', 'Probe', 'probe_cuda', 'probe_bitsandbytes', 'probe_flash_attention', 'Precision',
-           'probe_cpu_bf16', 'select_precision', 'default_device', 'seed_everything', 'release_memory', 'quiet',
-           'cache_dir', 'progress', 'cpu_info', 'environment_info', 'in_notebook']
+__all__ = ['NOISE', 'DomainTunerError', 'jsonl_rows', 'Probe', 'probe_cuda', 'probe_bitsandbytes', 'probe_flash_attention',
+           'Precision', 'probe_cpu_bf16', 'select_precision', 'default_device', 'seed_everything', 'release_memory',
+           'quiet', 'cache_dir', 'interactive', 'progress', 'filter_noise', 'library_bars_off', 'cpu_info',
+           'environment_info', 'in_notebook']
 
 # %% ../nbs/00_core.ipynb #11b45213
 class DomainTunerError(Exception):
@@ -230,11 +231,64 @@ def cache_dir()->Path:
     import tempfile
     return Path(os.environ.get('DOMAIN_TUNER_CACHE', Path(tempfile.gettempdir())/'domain_tuner_cache'))
 
+def interactive()->bool:
+    "Does output reach a person live: a notebook, or a terminal on stderr? (A log file or a pipe does not.)"
+    import sys
+    try:
+        from IPython import get_ipython
+        if getattr(get_ipython(), 'kernel', None) is not None: return True
+    except ImportError: pass
+    return bool(getattr(sys.stderr, 'isatty', lambda: False)())
+
+class _Lines:
+    "A file for tqdm where output is not a terminal: each redraw becomes a line of its own, without carriage returns."
+    def __init__(self, f): self.f = f
+    def write(self, s):
+        s = s.replace('\r', '').strip()
+        if s: self.f.write(s + '\n')
+    def flush(self): self.f.flush()
+
 def progress(iterable=None, total:int|None=None, desc:str='', leave:bool=False, **kwargs):
-    "A tqdm progress bar that picks the notebook widget or terminal bar, and stays silent when DOMAIN_TUNER_QUIET=1."
+    ("A tqdm progress bar: the notebook widget or terminal bar; in a log file or pipe a line every 30 s, without "
+     "carriage returns; silent when DOMAIN_TUNER_QUIET=1.")
     from tqdm.auto import tqdm
+    if not interactive() and 'file' not in kwargs:
+        import sys
+        from tqdm import tqdm
+        kwargs = dict(file=_Lines(sys.stderr), mininterval=30, ascii=True, **kwargs)
     return tqdm(iterable, total=total, desc=desc, leave=leave, disable=quiet() or kwargs.pop('disable', False),
                 **kwargs)
+
+# %% ../nbs/00_core.ipynb #c0a7e021
+NOISE = (  # (logger name or warning category, start of the message, why it can go)
+    ('bitsandbytes.backends.cpu.ops', 'Failed to load CPU gemm_4bit_forward from kernels-community',
+     "an optional CPU kernel fetched from the hub: offline it always fails and bitsandbytes uses its own"),
+    (FutureWarning, '`is_gradient_checkpointing` is deprecated',
+     "peft 0.21 reads a transformers 5 property it has renamed; nothing a user can change"),
+)
+
+def filter_noise():
+    "Drop the start-up messages listed in `NOISE` (idempotent)."
+    import logging
+    for who, start, _ in NOISE:
+        if isinstance(who, str):
+            lg = logging.getLogger(who)
+            if not any(getattr(f, '_domain_tuner', False) for f in lg.filters):
+                f = lambda r, start=start: not str(r.msg).startswith(start)
+                f._domain_tuner = True; lg.addFilter(f)
+        else: warnings.filterwarnings('ignore', message=re.escape(start), category=who)
+
+def library_bars_off():
+    "Turn off the progress bars of huggingface_hub, transformers and datasets (for logs written to a file)."
+    os.environ['HF_HUB_DISABLE_PROGRESS_BARS'] = '1'
+    try:
+        from transformers.utils import logging as tl; tl.disable_progress_bar()
+    except ImportError: pass
+    try:
+        import datasets; datasets.disable_progress_bars()
+    except ImportError: pass
+
+filter_noise()
 
 # %% ../nbs/00_core.ipynb #49789b65
 def cpu_info()->dict:

@@ -16,8 +16,8 @@ from transformers import Trainer, TrainingArguments, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
 from fastcore.basics import patch
-from .core import (DomainTunerError, select_precision, seed_everything, progress, environment_info,
-                               Precision, quiet, in_notebook, jsonl_rows)
+from .core import (DomainTunerError, interactive, select_precision, seed_everything, progress,
+                               environment_info, Precision, quiet, in_notebook, jsonl_rows)
 from .models import load_model, load_tokenizer, count_parameters, standard_causal_loss, model_device
 from .quant import ensure_trainable_layout
 from .resolve import resolve_model
@@ -315,7 +315,7 @@ class LossHistory(TrainerCallback):
 # %% ../nbs/22_train.ipynb #39d937bb
 @patch
 def on_train_begin(self:LossHistory, args, state, control, **kw):
-    if state.is_world_process_zero:
+    if state.is_world_process_zero and (interactive() or self._mode() != 'text'):  # a log file gets the text lines
         self._bar = progress(total=state.max_steps, desc=self.desc, initial=state.global_step)
 
 @patch

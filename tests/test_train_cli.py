@@ -90,3 +90,21 @@ def test_cli_benchmark_check_and_kept_duplicates_on_a_raw_file(base, tmp_path):
     assert any(k.startswith('contaminated') for k in acc['dropped']) and acc['dropped'].get('exact duplicate') == 5, acc
     r, acc = run('--benchmark', str(tmp_path/'bench.jsonl'), '--keep-duplicates')
     assert acc['read'] == 66 and acc['train'] == 65, acc                     # the repeats stay; the leak does not
+
+
+def test_logs_written_to_a_file_have_no_carriage_returns(base, tmp_path):
+    "prepare and train with their output in a file, progress shown (not quiet): lines only, no carriage returns."
+    raw = tmp_path/'rows.jsonl'
+    raw.write_text('\n'.join(json.dumps(r) for r in templated_rows(40, seed=5)) + '\n')
+    env = {k: v for k, v in os.environ.items() if k != 'DOMAIN_TUNER_QUIET'}
+    with open(tmp_path/'log.txt', 'w') as log:
+        for cmd in (['prepare', str(raw), '--out', str(tmp_path/'prep'), '--tokenizer', str(base)],
+                    ['train', '--base', str(base), '--data', str(tmp_path/'prep'), '--out', str(tmp_path/'out'),
+                     '--max-steps', '3', '--logging-steps', '1', '--max-length', '64']):
+            r = subprocess.run([sys.executable, '-m', 'domain_tuner.cli', *cmd], stdout=log, stderr=subprocess.STDOUT,
+                               env=env)
+            assert r.returncode == 0, (tmp_path/'log.txt').read_text()[-2000:]
+    raw_log = (tmp_path/'log.txt').read_bytes()  # bytes: text mode would turn a carriage return into a new line
+    assert b'\r' not in raw_log, [l for l in raw_log.split(b'\n') if b'\r' in l][:3]
+    text = raw_log.decode()
+    assert sum('loss' in l for l in text.splitlines()) >= 3, text[-2000:]  # one line per logging step
