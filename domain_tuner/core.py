@@ -226,10 +226,12 @@ def quiet()->bool:
     return os.environ.get('DOMAIN_TUNER_QUIET', '') not in ('', '0')
 
 def cache_dir()->Path:
-    ("Where built-once artefacts (tiny models, a rebuilt base) are cached: "
-     "$DOMAIN_TUNER_CACHE or the system temp folder.")
-    import tempfile
-    return Path(os.environ.get('DOMAIN_TUNER_CACHE', Path(tempfile.gettempdir())/'domain_tuner_cache'))
+    ("Where built-once artefacts (tiny models, a converted GGUF base) are cached, as Hugging Face caches: "
+     "$DOMAIN_TUNER_CACHE, else $XDG_CACHE_HOME/domain-tuner, else ~/.cache/domain-tuner; never the temp folder, "
+     "which the system cleans under trained adapters that point into it.")
+    if os.environ.get('DOMAIN_TUNER_CACHE'): return Path(os.environ['DOMAIN_TUNER_CACHE']).expanduser()
+    root = os.environ.get('XDG_CACHE_HOME') or Path('~/.cache').expanduser()
+    return Path(root)/'domain-tuner'
 
 def interactive()->bool:
     "Does output reach a person live: a notebook, or a terminal on stderr? (A log file or a pipe does not.)"

@@ -14,11 +14,20 @@ from .models import load_model, load_tokenizer, is_adapter_dir, adapter_base
 from .resolve import resolve_model
 
 # %% auto #0
-__all__ = ['merge_in_place', 'merge_dtype', 'merge', 'cli_merge']
+__all__ = ['PROBE_TEXTS', 'merge_in_place', 'merge_dtype', 'merge', 'cli_merge']
 
 # %% ../nbs/23_merge.ipynb #a477be35
+PROBE_TEXTS = (  # text a model was trained for: random token ids drive a real model far outside it
+    "The company reported revenue of $1,496.5 million in fiscal 2019, up 12% from the prior year, while costs fell.",
+    "Net income attributable to shareholders was 212 million dollars; the board approved a dividend of 0.45 per share.",
+    "Patients with type 2 diabetes were given metformin twice daily and their HbA1c was measured after twelve weeks.",
+    "The lease agreement may be terminated by either party with ninety days written notice to the other party.")
+
 def _probe_batch(tokenizer, n:int=4, length:int=24, seed:int=0):
-    "A fixed batch of token ids (deterministic), avoiding special tokens."
+    "A fixed batch of token ids: `PROBE_TEXTS` as the tokenizer reads them (random ids when it reads them too short)."
+    ids = [tokenizer(t, add_special_tokens=False)['input_ids'] for t in PROBE_TEXTS[:n]]
+    L = min(length, *map(len, ids))
+    if L >= 8: return torch.tensor([x[:L] for x in ids])
     g = torch.Generator().manual_seed(seed)
     hi = max(len(tokenizer) - len(getattr(tokenizer, 'all_special_ids', [])) - 1, 2)
     return torch.randint(0, hi, (n, length), generator=g)

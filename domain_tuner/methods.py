@@ -43,7 +43,7 @@ class TrainConfig:
     freeze_embeddings:bool = False # keep the input embeddings (and a tied output layer) frozen
     freeze_layers:int = 0        # keep the lower N transformer layers frozen
     # optimisation
-    lr:float|None = None         # peak learning rate; None: 2e-4 for adapters, 2e-5 for full fine-tuning
+    lr:float|None = None         # peak learning rate; None: 2e-4 adapters, 2e-5 full (for 0.5-8B; ~2e-3 LoRA at 135M)
     epochs:float = 1.0           # passes over the training data (ignored when max_steps > 0)
     max_steps:int = -1           # optimizer steps; -1 to use epochs
     batch_size:int = 8           # examples per device per step

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json, os
 from pathlib import Path
 from .core import DomainTunerError, select_precision, Precision, quiet, probe_flash_attention
-from .resolve import resolve_model, hub_error
+from .resolve import resolve_model, hub_error, rebuild_base
 from .quant import nf4_config, cpu_4bit_inference_layout
 
 # %% auto #0
@@ -100,6 +100,8 @@ def adapter_base(path)->str:
                                fix="re-save the adapter with `model.save_pretrained(dir)`") from None
     if not base: raise DomainTunerError("adapter_config.json does not name its base model", where=str(p),
                                         fix="pass base='<hub id or folder>' explicitly")
+    src = Path(path)/'base_source.json'  # a builtin: or GGUF base whose cached folder may be gone: built again
+    if not Path(base).exists() and src.exists(): return rebuild_base(json.loads(src.read_text()))
     return base
 
 def trained_quantization(path)->str|None:

@@ -13,7 +13,7 @@ from .tiny import tiny_model_dir
 
 # %% auto #0
 __all__ = ['BUILTIN_MODELS', 'FINANCE_BASE_DIR', 'check_model_dir', 'gguf_to_folder', 'builtin_model', 'hub_error',
-           'resolve_model']
+           'resolve_model', 'base_source', 'rebuild_base']
 
 # %% ../nbs/02_resolve.ipynb #23e0b55a
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
@@ -197,3 +197,26 @@ def resolve_model(name_or_path:str|Path,      # hub id, local folder, .gguf file
         raise DomainTunerError("not a local folder and not a valid hub id", where=name,
                                fix="pass an existing folder or an id like 'org/model'")
     return name
+
+# %% ../nbs/02_resolve.ipynb #c0a7e031
+def base_source(name:str|Path,   # what was asked for: builtin: name, .gguf file, folder or hub id
+                folder:str|Path, # what `resolve_model` made of it
+               )->dict|None:
+    "How to rebuild a `builtin:` or GGUF base (name, GGUF SHA-256, folder); None for a hub id or an ordinary folder."
+    name, conv = str(name), Path(str(folder))/'conversion.json'
+    if not (name.startswith('builtin:') or conv.exists()): return None
+    c = json.loads(conv.read_text()) if conv.exists() else {}
+    return dict(name=name if name.startswith('builtin:') else c.get('source', name), sha256=c.get('sha256'),
+                folder=str(folder))
+
+def rebuild_base(src:dict)->str:
+    "The folder a `base_source` names: as it is when it exists, else built or converted again (same GGUF SHA-256)."
+    if Path(src['folder']).exists(): return src['folder']
+    folder = resolve_model(src['name'])
+    conv = Path(folder)/'conversion.json'
+    got = json.loads(conv.read_text()).get('sha256') if conv.exists() else None
+    if src.get('sha256') and got and got != src['sha256']:
+        raise DomainTunerError(f"{src['name']} is now a different GGUF file (SHA-256 {got[:12]}, trained on "
+                               f"{src['sha256'][:12]})", where=src['name'],
+                               fix="install the version the adapter was trained on, or pass base= explicitly")
+    return folder

