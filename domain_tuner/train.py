@@ -27,10 +27,10 @@ from .methods import (TrainConfig, METHODS, prepare_model, optimizer_name, check
 from .memory import estimate_memory, PeakMemory, MemoryPlan, step_tokens
 
 # %% auto #0
-__all__ = ['VARLEN_ATTENTION', 'load_training_data', 'data_hash', 'encode_records', 'count_encoding', 'accounting_line',
-           'PaddingFreeCollator', 'batch_collator', 'varlen_sdpa', 'use_varlen_attention', 'DomainTrainer',
-           'check_overfitting', 'LossHistory', 'training_arguments', 'fit', 'save_trained', 'TrainJob', 'Trained',
-           'train_model', 'TrainResult', 'train', 'train_parser', 'cli_train']
+__all__ = ['VARLEN_ATTENTION', 'ETA_STEPS', 'load_training_data', 'data_hash', 'encode_records', 'count_encoding',
+           'accounting_line', 'PaddingFreeCollator', 'batch_collator', 'varlen_sdpa', 'use_varlen_attention',
+           'DomainTrainer', 'check_overfitting', 'LossHistory', 'expected_time_line', 'training_arguments', 'fit',
+           'save_trained', 'TrainJob', 'Trained', 'train_model', 'TrainResult', 'train', 'train_parser', 'cli_train']
 
 # %% ../nbs/22_train.ipynb #7d13dea4
 def _read_jsonl(path:Path)->list[dict]:
@@ -306,7 +306,7 @@ class LossHistory(TrainerCallback):
                  show_data:bool|None=None): # print `train`'s data accounting line first; None: unless quiet
         self.plot, self.desc, self.min_interval, self.show_data = plot, desc, min_interval, show_data
         self.logs, self.evals, self.warnings, self._pending = [], [], [], []
-        self._bar = self._fig = self._handle = None; self._last_draw = 0.0
+        self._bar = self._fig = self._handle = None; self._last_draw = 0.0; self._clock = None; self.eta = None
 
     def _mode(self):
         if self.plot == 'auto': return None if quiet() else ('plot' if in_notebook() else 'text')
@@ -317,10 +317,25 @@ class LossHistory(TrainerCallback):
 def on_train_begin(self:LossHistory, args, state, control, **kw):
     if state.is_world_process_zero and (interactive() or self._mode() != 'text'):  # a log file gets the text lines
         self._bar = progress(total=state.max_steps, desc=self.desc, initial=state.global_step)
+    self._clock = None
+
+ETA_STEPS = 3  # steps timed, after the first (which loads kernels and warms caches), for the expected-time line
+
+def expected_time_line(done:int, total:int, seconds:float)->str:
+    "'expected time: ...' from `seconds` for `done` steps, for the `total - done` steps left."
+    per = seconds / max(done, 1); left = per * (total - done)
+    when = f"{left/60:.1f} min" if left >= 90 else f"{left:.0f} s"
+    return f"expected time: about {when} more for {total - done:,} steps ({per:.2f} s a step, timed on {done})"
 
 @patch
 def on_step_end(self:LossHistory, args, state, control, **kw):
     if self._bar is not None: self._bar.update(state.global_step - self._bar.n)
+    # a short measured throughput, from the run's own first steps: printed once, early
+    if self._clock is None: self._clock = (state.global_step, time.time())
+    elif self._clock and state.global_step - self._clock[0] == ETA_STEPS and state.max_steps > state.global_step:
+        line = expected_time_line(ETA_STEPS, state.max_steps - self._clock[0], time.time() - self._clock[1])
+        if state.is_world_process_zero and self._mode() is not None: print(line, flush=True)
+        self.eta = line; self._clock = False
 
 @patch
 def on_train_end(self:LossHistory, args, state, control, **kw):
