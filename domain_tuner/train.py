@@ -6,7 +6,7 @@ Docs: https://domain-tuner.github.io/domain-tuner/train.html.md"""
 
 # %% ../nbs/22_train.ipynb #2e27350a
 from __future__ import annotations
-import argparse, contextlib, gc, hashlib, json, math, os, sys, time, warnings
+import argparse, contextlib, functools, gc, hashlib, json, math, os, sys, time, warnings
 from collections import Counter
 from dataclasses import dataclass, field, asdict, replace, fields
 from pathlib import Path
@@ -48,6 +48,16 @@ def _drops(prep)->tuple[dict, list]:
     return dict(reasons), where
 
 # %% ../nbs/22_train.ipynb #e61c3f51
+def _prepare_raw(path,               # a raw data file
+                tokenizer,           # tokenizer (or its folder) for templating and the token pre-flight
+                eval_fraction:float, # share held out for eval
+                **checks):           # more `PrepareConfig` options: benchmark=, decontaminate=, keep_duplicates=, ...
+    "A raw data file prepared as training reads it: lenient, exact duplicates dropped, other checks as asked."
+    from domain_tuner.prepare import prepare
+    opts = dict(figure=False, lenient=True, near_dedup=False, decontaminate=False, eval_fraction=eval_fraction)
+    return prepare([path], tokenizer=tokenizer, **{**opts, **checks})
+
+#| export
 def load_training_data(data,                # records, a prepared folder, a raw data file, or a `prepare` result
                        eval_data=None,      # eval records or file; none (or the prepared folder's eval.jsonl) when None
                        tokenizer=None,      # passed to `prepare` for raw files
@@ -69,9 +79,7 @@ def load_training_data(data,                # records, a prepared folder, a raw 
             train = _read_jsonl(p/'train.jsonl')
             ev = _read_jsonl(p/'eval.jsonl') if (p/'eval.jsonl').exists() else []
         else:
-            from domain_tuner.prepare import prepare
-            prep = prepare([p], tokenizer=tokenizer, figure=False, lenient=True, near_dedup=False, decontaminate=False,
-                           eval_fraction=eval_fraction if eval_data is None else 0.0)
+            prep = _prepare_raw(p, tokenizer, eval_fraction if eval_data is None else 0.0)
             train, ev = list(prep.train), list(prep.eval)
             acc['read'] = prep.report['counts']['read']
             acc['dropped'], acc['dropped_examples'] = _drops(prep)
@@ -224,6 +232,17 @@ def _tf32(precision:Precision)->bool|None:
     return True if precision.device == 'cuda' and precision.has_bf16 and precision.load_dtype != 'float32' else None
 
 # %% ../nbs/22_train.ipynb #a589b84d
+@functools.cache
+def _parallel_wrappers()->tuple:
+    "The model wrappers whose own forward must run (DDP, FSDP), looked up once."
+    wrappers = [torch.nn.parallel.DistributedDataParallel]
+    try:
+        from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel
+        wrappers += [FSDPModule, FullyShardedDataParallel]
+    except ImportError: pass  # torch before 2.6 or without distributed
+    return tuple(wrappers)
+
+#| export
 class DomainTrainer(Trainer):
     "transformers' `Trainer` with logits only where the loss is, per-step non-finite guards and a count of real tokens."
     def __init__(self, *args, run_config:TrainConfig|None=None, precision:Precision|None=None, **kwargs):
@@ -266,14 +285,10 @@ class DomainTrainer(Trainer):
 
     def _loss_chunk(self, model, inputs)->int|None:
         "Positions per chunk of the output layer for this batch; None: the whole output layer at once."
-        wrappers = [torch.nn.parallel.DistributedDataParallel]
-        try:
-            from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel
-            wrappers += [FSDPModule, FullyShardedDataParallel]
-        except ImportError: pass  # torch before 2.6 or without distributed
-        if self._chunk is None or isinstance(model, tuple(wrappers)):
+        if self._chunk is None or isinstance(model, _parallel_wrappers()):
             return None  # a wrapper's forward does its own work (gradient buckets, sharding): not bypassed
-        if int((inputs['labels'][:, 1:] != -100).sum()) <= self._chunk: return None
+        labels = inputs['labels']
+        if labels.numel() <= self._chunk or int((labels[:, 1:] != -100).sum()) <= self._chunk: return None
         if self._chunk_ok is None:
             with self.accelerator.autocast(): self._chunk_ok = chunk_agrees(model, inputs)
         return self._chunk if self._chunk_ok else None
@@ -676,12 +691,11 @@ def cli_train(argv:list[str]|None=None)->int:
         over['target_modules'] = [t.strip() for t in over['target_modules'].split(',')]
     cfg, data = TrainConfig(**over), a.data
     if (a.benchmark or a.keep_duplicates) and Path(a.data).is_file():  # a raw file: prepared here with those checks
-        from domain_tuner.prepare import prepare
-        data = prepare([a.data], tokenizer=resolve_model(a.base, need_weights=False), figure=False, lenient=True,
-                       near_dedup=False, benchmark=a.benchmark, decontaminate=not a.keep_contaminated,
-                       keep_duplicates=a.keep_duplicates, max_length=cfg.max_length, truncation=cfg.truncation,
-                       loss_on=cfg.loss_on, eval_fraction=cfg.eval_fraction if a.eval_data is None else 0.0,
-                       seed=cfg.seed)
+        data = _prepare_raw(a.data, resolve_model(a.base, need_weights=False),
+                           cfg.eval_fraction if a.eval_data is None else 0.0, benchmark=a.benchmark,
+                           decontaminate=not a.keep_contaminated,
+                           keep_duplicates=a.keep_duplicates, max_length=cfg.max_length, truncation=cfg.truncation,
+                           loss_on=cfg.loss_on, seed=cfg.seed)
         for f in data.report['contamination']['benchmark'][:5]:
             print(f"contaminated: {f['source']} overlaps {f['against']} item {f['overlaps']} ({f['kind']}, "
                   f"{f['overlap']})" + ('' if a.keep_contaminated else ': removed'), file=sys.stderr)
