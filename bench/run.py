@@ -3,6 +3,7 @@
     .venv/bin/python -m bench                 # everything, ~10 minutes on 2 cores
     .venv/bin/python -m bench --only padding,throughput --repeats 1
     .venv/bin/python -m bench --real          # the real base against TRL, each side a whole process (~25 minutes)
+    .venv/bin/python -m bench --only lr       # the learning rate sweep on SmolLM2-135M behind the default (~20 minutes)
 
 Every figure is a ratio measured in this one run: the two sides alternate (A B, B A, ...) and each side's median
 over the repeats is used; the load average is recorded with every benchmark because a shared machine inflates and
@@ -36,7 +37,7 @@ WHY_NOT = {
     'overhead': "The overhead is data loading and collation, clipping, scheduler and callbacks; the section lists the parts.",
 }
 
-ALL = ('padding', 'throughput', 'lora', 'memory', 'merge', 'tableqa', 'planner', 'chunked', 'data', 'eval', 'overhead', 'latency')  # and 'real' (--real), 'compile'
+ALL = ('padding', 'throughput', 'lora', 'memory', 'merge', 'tableqa', 'planner', 'chunked', 'data', 'eval', 'overhead', 'latency')  # and 'real' (--real), 'compile', 'lr'
 
 def _fmt(v):
     if isinstance(v, float): return f"{v:.4g}"
@@ -98,7 +99,7 @@ def main(argv=None)->int:
     a = p.parse_args(argv)
     if a.real: a.only = 'real'
     a.repeats = a.repeats or (1 if a.real else 3)
-    a.threads = a.threads or (os.cpu_count() if a.real or a.only == 'compile' else 1)
+    a.threads = a.threads or (os.cpu_count() if a.real or a.only in ('compile', 'lr') else 1)
     import torch
     torch.set_num_threads(a.threads)
     from .training import _quiet_logs
@@ -120,7 +121,9 @@ def main(argv=None)->int:
         print(f"[bench] {name} (load {load_average():.1f}) ...", flush=True)
         try:
             from . import training, memory, merge, tableqa, planner, chunked_loss, prep_eval, latency, real, compile as compile_
+            from . import lr
             r = {'real': lambda: real.real_suite(threads=a.threads, repeats=a.repeats),
+                 'lr': lambda: lr.lr_by_size(),
                  'compile': lambda: compile_.compile_trial(threads=a.threads),
                  'padding': lambda: training.padding_efficiency(tok, train_ds),
                  'throughput': lambda: training.throughput(d, tok, train_ds, eval_ds, repeats=a.repeats),

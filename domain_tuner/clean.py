@@ -66,7 +66,10 @@ def scrub_pii(s:str, counts:Counter|None=None)->str:
 
 # %% ../nbs/12_clean.ipynb #cdece43c
 def _map_text(rec, f):
-    if 'messages' in rec: return {**rec, 'messages': [{**m, 'content': f(m['content'])} for m in rec['messages']]}
+    if 'messages' in rec:
+        out = {**rec, 'messages': [{**m, 'content': f(m['content'])} for m in rec['messages']]}
+        if 'rejected' in rec: out['rejected'] = f(rec['rejected'])  # a preference pair's other answer
+        return out
     return {**rec, 'text': f(rec['text'])}
 
 def clean_records(records:list,    # normalized records
@@ -84,7 +87,12 @@ def clean_records(records:list,    # normalized records
 # %% ../nbs/12_clean.ipynb #15272327
 def record_text(rec:dict)->str:
     "All the text of a record, roles included, as one string (for hashing and overlap checks)."
-    if 'messages' in rec: return "\n".join(f"{m['role']}: {m['content']}" for m in rec['messages'])
+    if 'messages' in rec:
+        t = "\n".join(f"{m['role']}: {m['content']}" for m in rec['messages'])
+        # a preference pair's rejected answer and a KTO label are part of what the record teaches
+        if 'rejected' in rec: t += f"\nrejected: {rec['rejected']}"
+        if 'label' in rec: t += f"\nlabel: {rec['label']}"
+        return t
     return rec['text']
 
 def dedup_key(s:str)->str:

@@ -13,7 +13,7 @@ from typing import Any
 from fastcore.basics import patch
 from fastcore.docments import docments
 from .core import DomainTunerError
-from .methods import TrainConfig
+from .methods import TrainConfig, default_lr
 
 # %% auto #0
 __all__ = ['KEY_SETTINGS', 'SettingInfo', 'setting_info', 'setting_widget', 'widget_value', 'DashboardState', 'WidgetLossPlot',
@@ -157,7 +157,8 @@ def plan_text(self:DashboardState)->str:
     per_step = c.batch_size * c.grad_accum
     steps = (f"{c.max_steps} steps x {per_step} examples = {c.max_steps*per_step:,} examples" if c.max_steps > 0
              else f"{c.epochs:g} epoch(s) of the training set, {per_step} examples per step")
-    lr = f"lr {c.learning_rate:g}" + (" (method default)" if c.lr is None else '')
+    auto = default_lr(c.method, p.params - (p.trainable if c.is_adapter else 0))[0]
+    lr = f"lr {c.lr:g}" if c.lr is not None else f"lr {auto:g} (auto: the default for this size and method)"
     return f"{p.table()}\ntraining: {steps}, {lr}, sequences up to {c.max_length} tokens"
 
 # %% ../nbs/60_dashboard.ipynb #258c5159

@@ -14,7 +14,7 @@ __all__ = ['FORMATS', 'ROLE_ALIASES', 'GROUP_KEYS', 'SPECIAL_TOKEN_RE', 'FormatE
            'special_token_strings']
 
 # %% ../nbs/10_formats.ipynb #a4818716
-FORMATS = ('alpaca', 'sharegpt', 'messages', 'prompt_completion', 'text')
+FORMATS = ('alpaca', 'sharegpt', 'messages', 'prompt_completion', 'text', 'preference', 'kto')
 
 class FormatError(ValueError):
     "A row that cannot be normalised: `what` is wrong, in `format` (as detected or asked for)."
@@ -25,6 +25,9 @@ class FormatError(ValueError):
 def detect_format(row)->str|None:
     "The format a row looks like, from its keys (None when it matches none)."
     if not isinstance(row, dict): return None
+    if ('chosen' in row or 'chosen_messages' in row or 'rejected_messages' in row
+        or ('rejected' in row and ('messages' in row or 'prompt' in row or 'conversations' in row))): return 'preference'
+    if 'label' in row and ('messages' in row or 'conversations' in row or 'completion' in row): return 'kto'
     if 'messages' in row: return 'messages'
     if 'conversations' in row: return 'sharegpt'
     if 'instruction' in row or ('output' in row and 'input' in row): return 'alpaca'
@@ -151,7 +154,10 @@ def _prompt_completion(row, fmt):
 
 # %% ../nbs/10_formats.ipynb #d6a78a4b
 _USED = {'alpaca': ('instruction','input','output','system'), 'sharegpt': ('conversations','system'),
-         'messages': ('messages',), 'prompt_completion': ('prompt','completion','system'), 'text': ('text',)}
+         'messages': ('messages',), 'prompt_completion': ('prompt','completion','system'), 'text': ('text',),
+         'preference': ('prompt', 'chosen', 'rejected', 'chosen_messages', 'rejected_messages', 'messages',
+                        'conversations', 'instruction', 'input', 'system'),
+         'kto': ('prompt', 'completion', 'label', 'messages', 'conversations', 'system')}
 
 def _lift_meta(rec, row, fmt):
     "Keep the fields of `row` that `fmt` does not use in `rec['meta']`, with `group` and `synthetic` lifted out."
@@ -163,6 +169,94 @@ def _lift_meta(rec, row, fmt):
     if 'synthetic' in meta: rec['synthetic'] = bool(meta.pop('synthetic'))
     rec['meta'] = meta
     return rec
+
+# %% ../nbs/10_formats.ipynb #3d5ba903
+def _turns(v, fmt, field, default_role):
+    "A string (one `default_role` turn), a message (ShareGPT or OpenAI keys) or a list of messages, as messages."
+    if isinstance(v, str): return [dict(role=default_role, content=v)]
+    if isinstance(v, dict):
+        return _messages([v], fmt, 'from' if 'from' in v else 'role', 'value' if 'value' in v else 'content', field)
+    if isinstance(v, list) and v and isinstance(v[0], dict) and 'from' in v[0]:
+        return _messages(v, fmt, 'from', 'value', field)
+    return _messages(v, fmt, field=field)
+
+def _answer(turns, fmt, field):
+    "The text of a completion that must be exactly one non-blank assistant turn."
+    if len(turns) != 1 or turns[0]['role'] != 'assistant':
+        raise FormatError(f"field {field!r} must be one assistant answer, got "
+                          f"{' + '.join(m['role'] for m in turns) or 'nothing'}", fmt)
+    if not turns[0]['content'].strip(): raise FormatError(f"empty answer: field {field!r} is blank", fmt)
+    return turns[0]['content']
+
+def _pref_prompt(row, fmt):
+    "The prompt turns of a preference or KTO row that states its prompt (`prompt`, alpaca or sharegpt fields)."
+    if 'prompt' in row:
+        if row['prompt'] is None: raise FormatError("missing field 'prompt'", fmt)
+        pm = _turns(row['prompt'], fmt, 'prompt', 'user')
+    elif 'conversations' in row: pm = _turns(row['conversations'], fmt, 'conversations', 'user')
+    elif 'messages' in row: pm = _turns(row['messages'], fmt, 'messages', 'user')
+    elif 'instruction' in row:
+        pm = _alpaca(dict(row, output='-'), fmt)['messages'][:-1]
+    else: raise FormatError("missing field 'prompt' (or 'conversations', 'messages', 'instruction')", fmt)
+    if _str(row, 'system', fmt, required=False) and pm[0]['role'] != 'system':
+        pm.insert(0, dict(role='system', content=row['system']))
+    if pm[-1]['role'] != 'user':
+        raise FormatError(f"the prompt ends with a {pm[-1]['role']!r} turn; it must end with the user's turn", fmt)
+    return pm
+
+def _split_common(a, b, fmt, fa, fb):
+    "Prompt and the two answers of two whole conversations that differ only in their last (assistant) turn."
+    if len(a) != len(b) or a[:-1] != b[:-1]:
+        k = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        raise FormatError(f"mismatched prompt: {fa} and {fb} differ at turn {k + 1}, before the answer; a pair "
+                          "must share everything but the last assistant turn", fmt)
+    return a[:-1], [a[-1]], [b[-1]]
+
+def _preference(row, fmt):
+    "A pair: the prompt and chosen answer as `messages`, and the rejected answer's text as `rejected`."
+    if 'chosen_messages' in row or 'rejected_messages' in row:  # LLaMA-Factory v1: two whole conversations
+        for k in ('chosen_messages', 'rejected_messages'):
+            if row.get(k) is None: raise FormatError(f"missing field {k!r}", fmt)
+        pm, cm, rm = _split_common(_turns(row['chosen_messages'], fmt, 'chosen_messages', 'user'),
+                                   _turns(row['rejected_messages'], fmt, 'rejected_messages', 'user'), fmt,
+                                   'chosen_messages', 'rejected_messages')
+    elif 'messages' in row and 'chosen' not in row:               # as `prepare` writes it
+        msgs = _check_conversation(_messages(row['messages'], fmt), fmt)
+        pm, cm = msgs[:-1], msgs[-1:]
+        rm = [dict(role='assistant', content=_str(row, 'rejected', fmt))]
+    else:
+        for k in ('chosen', 'rejected'):
+            if row.get(k) is None: raise FormatError(f"missing field {k!r}", fmt)
+        cm, rm = _turns(row['chosen'], fmt, 'chosen', 'assistant'), _turns(row['rejected'], fmt, 'rejected', 'assistant')
+        if not any(k in row for k in ('prompt', 'conversations', 'messages', 'instruction')):  # TRL's implicit prompt
+            pm, cm, rm = _split_common(cm, rm, fmt, 'chosen', 'rejected')
+        else: pm = _pref_prompt(row, fmt)
+    if not pm or pm[-1]['role'] != 'user':
+        raise FormatError("the prompt is empty or does not end with the user's turn", fmt)
+    chosen, rejected = _answer(cm, fmt, 'chosen'), _answer(rm, fmt, 'rejected')
+    if chosen.split() == rejected.split():
+        raise FormatError("chosen and rejected answers are identical: the pair teaches nothing", fmt)
+    return dict(messages=pm + [dict(role='assistant', content=chosen)], rejected=rejected)
+
+def _kto(row, fmt):
+    "An unpaired judgement: the prompt and the judged answer as `messages`, and a boolean `label`."
+    lab = row.get('label')
+    if isinstance(lab, str) and lab.strip().lower() in ('true', 'false'): lab = lab.strip().lower() == 'true'
+    if not isinstance(lab, bool):
+        raise FormatError(f"field 'label' is {lab!r}: a KTO label is true (a desirable answer) or false; if "
+                          "'label' is not a judgement of the answer, rename the column", fmt)
+    if 'completion' in row:
+        if row['completion'] is None: raise FormatError("missing field 'completion'", fmt)
+        pm, cm = _pref_prompt(row, fmt), _turns(row['completion'], fmt, 'completion', 'assistant')
+    else:
+        field = 'messages' if 'messages' in row else 'conversations'
+        msgs = _turns(row[field], fmt, field, 'user')
+        if _str(row, 'system', fmt, required=False) and msgs[0]['role'] != 'system':
+            msgs.insert(0, dict(role='system', content=row['system']))
+        msgs = _check_conversation(msgs, fmt)
+        pm, cm = msgs[:-1], msgs[-1:]
+    answer = _answer(cm, fmt, 'completion')
+    return dict(messages=pm + [dict(role='assistant', content=answer)], label=lab)
 
 # %% ../nbs/10_formats.ipynb #5c9eb65b
 def normalize(row,                    # one row: a dict parsed from JSON, CSV, Parquet, ...
@@ -181,6 +275,8 @@ def normalize(row,                    # one row: a dict parsed from JSON, CSV, P
     elif fmt == 'sharegpt': rec = _sharegpt(row, fmt)
     elif fmt == 'messages': rec = dict(messages=_check_conversation(_messages(row['messages'], fmt), fmt))
     elif fmt == 'prompt_completion': rec = _prompt_completion(row, fmt)
+    elif fmt == 'preference': rec = _preference(row, fmt)
+    elif fmt == 'kto': rec = _kto(row, fmt)
     else: rec = dict(text=_str(row, 'text', fmt, target=True))
     return _lift_meta(rec, row, fmt), fmt
 

@@ -6,7 +6,7 @@ Docs: https://domain-tuner.github.io/domain-tuner/methods.html.md"""
 
 # %% ../nbs/20_methods.ipynb #f3af698d
 from __future__ import annotations
-import warnings
+import math, warnings
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from fastcore.basics import patch
@@ -16,13 +16,16 @@ from .models import load_model, load_tokenizer, count_parameters
 from .quant import training_precision_4bit, prepare_4bit_for_training
 
 # %% auto #0
-__all__ = ['METHODS', 'ADAPTER_METHODS', 'TrainConfig', 'linear_module_names', 'lora_config', 'check_method', 'optimizer_name',
-           'prepare_model', 'training_precision', 'load_for_training']
+__all__ = ['METHODS', 'ADAPTER_METHODS', 'OBJECTIVES', 'LR_ANCHORS', 'TrainConfig', 'default_lr', 'with_default_lr',
+           'linear_module_names', 'lora_config', 'check_method', 'optimizer_name', 'prepare_model',
+           'training_precision', 'load_for_training']
 
 # %% ../nbs/20_methods.ipynb #69804464
 METHODS = ('full', 'lora', 'dora', 'qlora')
 
 ADAPTER_METHODS = ('lora', 'dora', 'qlora')
+# what the loss asks for: supervised answers, or preferences (pairs for DPO, IPO and ORPO; judged answers for KTO)
+OBJECTIVES = ('sft', 'dpo', 'ipo', 'orpo', 'kto')
 
 # %% ../nbs/20_methods.ipynb #0495efb1
 @dataclass
@@ -43,7 +46,7 @@ class TrainConfig:
     freeze_embeddings:bool = False # keep the input embeddings (and a tied output layer) frozen
     freeze_layers:int = 0        # keep the lower N transformer layers frozen
     # optimisation
-    lr:float|None = None         # peak learning rate; None: 2e-4 adapters, 2e-5 full (for 0.5-8B; ~2e-3 LoRA at 135M)
+    lr:float|None = None         # peak learning rate; None or 'auto': by the model's size and the method (`default_lr`)
     epochs:float = 1.0           # passes over the training data (ignored when max_steps > 0)
     max_steps:int = -1           # optimizer steps; -1 to use epochs
     batch_size:int = 8           # examples per device per step
@@ -56,6 +59,11 @@ class TrainConfig:
     optim:str|None = None        # transformers optimizer name; None: paged 8-bit AdamW for QLoRA on CUDA, else AdamW
     gradient_checkpointing:bool = False # recompute activations in backward: less memory, ~30% slower
     precision:str|None = None    # 'bf16', 'fp16', 'fp32'; None: the hardware's best (fp32 on CPU)
+    # preference tuning (`26_preference`): the method above says which weights train, the objective what they learn
+    objective:str = 'sft'        # 'sft'; 'dpo', 'ipo' (DPO with the IPO loss), 'orpo' (pairs) or 'kto' (judged answers)
+    beta:float = 0.1             # DPO, IPO, KTO: how far from the reference the model may move; ORPO: odds-ratio weight
+    desirable_weight:float = 1.0 # KTO: weight of the loss on answers labelled true
+    undesirable_weight:float = 1.0 # KTO: weight of the loss on answers labelled false
     # data
     loss_on:str = 'responses'    # 'responses', 'last' or 'all' tokens of a conversation carry loss
     pack:bool = False            # pack several examples into one row (position ids restart per example)
@@ -79,8 +87,40 @@ class TrainConfig:
             raise DomainTunerError(f"unknown training method {self.method!r}", where="method",
                                    fix=f"use one of {', '.join(METHODS)}")
         if self.method == 'dora': self.dora = True
+        if self.objective not in OBJECTIVES:
+            raise DomainTunerError(f"unknown training objective {self.objective!r}", where="objective",
+                                   fix=f"use one of {', '.join(OBJECTIVES)}")
+        if self.beta <= 0: raise DomainTunerError(f"beta must be positive, got {self.beta}", where="beta",
+                                                  fix="use e.g. beta=0.1")
         if self.r < 1:
             raise DomainTunerError(f"LoRA rank must be at least 1, got {self.r}", where="r", fix="use e.g. r=16")
+
+# %% ../nbs/20_methods.ipynb #34c852d1
+# (parameters, peak learning rate, where it comes from); `default_lr` interpolates on log-log axes between them
+LR_ANCHORS = {
+    'adapter': [(1.35e8, 2e-3, "measured on SmolLM2-135M (python -m bench --only lr)"),
+                (7e9, 2e-4, "QLoRA (Dettmers et al. 2023): 2e-4 for 7B and 13B"),
+                (6.5e10, 1e-4, "QLoRA: 1e-4 for 33B and 65B")],
+    'full': [(1.35e8, 8e-5, "measured on SmolLM2-135M (python -m bench --only lr)"),
+             (7e9, 2e-5, "Stanford Alpaca: 2e-5 for LLaMA-7B"),
+             (6.5e10, 1e-5, "LIMA (Zhou et al. 2023): 1e-5 for LLaMA-65B")],
+}
+
+def default_lr(method:str,      # 'full', 'lora', 'dora' or 'qlora'
+               n_params:float   # the base model's parameter count (adapters not counted)
+              )->tuple[float, str]:
+    "The default peak learning rate for `method` on a model of `n_params` parameters, and why (the anchors used)."
+    kind = 'adapter' if method in ADAPTER_METHODS else 'full'
+    pts = LR_ANCHORS[kind]
+    size = f"{n_params / 1e9:.3g}B" if n_params >= 1e9 else f"{n_params / 1e6:.3g}M"
+    if n_params <= pts[0][0] or n_params >= pts[-1][0]:
+        n, lr, src = pts[0] if n_params <= pts[0][0] else pts[-1]
+        return lr, f"{method} on a {size}-parameter model: {lr:g}, the rate of the nearest anchor ({src})"
+    (n0, lr0, s0), (n1, lr1, s1) = next((a, b) for a, b in zip(pts, pts[1:]) if a[0] <= n_params <= b[0])
+    t = math.log(n_params / n0) / math.log(n1 / n0)
+    lr = float(f"{math.exp(math.log(lr0) + t * math.log(lr1 / lr0)):.2g}")
+    return lr, (f"{method} on a {size}-parameter model: {lr:g}, interpolated on log-log axes between {lr0:g} at "
+                f"{n0 / 1e6:.0f}M ({s0}) and {lr1:g} at {n1 / 1e6:.0f}M ({s1})")
 
 # %% ../nbs/20_methods.ipynb #50ed33b3
 @patch(as_prop=True)
@@ -89,7 +129,8 @@ def is_adapter(self:TrainConfig)->bool: return self.method in ADAPTER_METHODS
 def quantize(self:TrainConfig)->str|None: return 'nf4' if self.method == 'qlora' else None
 @patch(as_prop=True)
 def learning_rate(self:TrainConfig)->float:
-    return self.lr if self.lr is not None else (2e-4 if self.is_adapter else 2e-5)
+    "The peak learning rate: `lr`, else the default for a 7B model (`with_default_lr` sets `lr` from the model's size)."
+    return self.lr if self.lr is not None else default_lr(self.method, 7e9)[0]
 @patch
 def to_dict(self:TrainConfig)->dict: return asdict(self)
 
@@ -99,6 +140,16 @@ def updated(self:TrainConfig, **changes)->TrainConfig:
     "A copy with `changes`; DoRA follows a changed method (on for 'dora', off otherwise) unless `dora` is changed too."
     if 'method' in changes and 'dora' not in changes: changes = dict(changes, dora=changes['method'] == 'dora')
     return replace(self, **changes)
+
+# %% ../nbs/20_methods.ipynb #9b6b5db3
+def with_default_lr(cfg:TrainConfig, # the run's configuration
+                    model            # the model about to be trained (a peft model: its base is counted)
+                   )->tuple[TrainConfig, str]:
+    "`cfg` with `lr` set (its own, or `default_lr` for the model's size and the method) and why."
+    if cfg.lr is not None: return cfg, f"{cfg.lr:g}, set in the configuration"
+    c = count_parameters(model)
+    lr, why = default_lr(cfg.method, c['total'] - (c['trainable'] if cfg.is_adapter else 0))
+    return cfg.updated(lr=lr), why
 
 # %% ../nbs/20_methods.ipynb #e486fad1
 def linear_module_names(model)->list[str]:

@@ -60,12 +60,12 @@ def _one_group(records, eval_fraction, seed, notes):
 # %% ../nbs/13_split.ipynb #2a05ddb0
 _W = re.compile(r"\w+")
 
-def prompt_text(rec:dict)->str:
-    "Everything in a record except the final answer (the question a benchmark would ask)."
+def prompt_text(rec:dict, system:bool=True)->str:
+    "Everything in a record except the final answer (the question a benchmark would ask); `system=False`: no system turn."
     if 'messages' in rec:
         msgs = rec['messages']
         if msgs and msgs[-1]['role'] == 'assistant': msgs = msgs[:-1]
-        return "\n".join(m['content'] for m in msgs)
+        return "\n".join(m['content'] for m in msgs if system or m['role'] != 'system')
     return rec['text']
 
 def _grams(s, n):
@@ -80,7 +80,7 @@ def shared_ngrams(records:list,        # records whose prompts share text (train
                   min_rows:int=5)->set: # and in at least this many prompts (small sets share nothing)
     "The n-grams common to many prompts: an instruction, a system prompt, a template's fixed text."
     if len(records) < min_rows: return set()
-    counts = Counter(g for r in records for g in _grams(prompt_text(r), n))
+    counts = Counter(g for r in records for g in _grams(prompt_text(r, system=False), n))
     need = max(min_rows, math.ceil(share * len(records)))
     return {g for g, c in counts.items() if c >= need}
 
@@ -104,7 +104,7 @@ def find_contamination(train:list,            # training records
     # short shared answer ('$4.2 million', a glossary definition) is not: it is the domain knowledge being taught
     index, sizes = defaultdict(set), []
     for j, a in enumerate(against):
-        g = _grams(prompt_text(a), n) - shared; sizes.append(len(g))
+        g = _grams(prompt_text(a, system=False), n) - shared; sizes.append(len(g))
         for x in g: index[x].add(j)
     found = []
     for i, r in enumerate(train):
@@ -114,7 +114,7 @@ def find_contamination(train:list,            # training records
                               kind='exact', overlap=1.0))
             continue
         hits = defaultdict(int)
-        for x in _grams(prompt_text(r), n):
+        for x in _grams(prompt_text(r, system=False), n):
             for k in index.get(x, ()): hits[k] += 1
         best = max(hits, key=lambda k: (hits[k] / sizes[k], -k), default=None)
         if best is not None and hits[best] / sizes[best] >= threshold:

@@ -22,15 +22,18 @@ from .models import load_model, load_tokenizer, count_parameters, standard_causa
 from .quant import ensure_trainable_layout
 from .resolve import resolve_model, base_source
 from .loss import supervised_loss, loss_chunk, output_split, chunk_agrees
-from .methods import (TrainConfig, METHODS, prepare_model, optimizer_name, check_method, training_precision,
-                                  load_for_training)
+from .methods import (TrainConfig, METHODS, OBJECTIVES, prepare_model, optimizer_name, check_method, training_precision,
+                                  load_for_training, with_default_lr)
+from .preference import (encode_preference, check_objective, PreferenceCollator, preference_loss,
+                                     reference_logps)
 from .memory import estimate_memory, PeakMemory, MemoryPlan, step_tokens
 
 # %% auto #0
 __all__ = ['VARLEN_ATTENTION', 'ETA_STEPS', 'load_training_data', 'data_hash', 'encode_records', 'count_encoding',
            'accounting_line', 'PaddingFreeCollator', 'batch_collator', 'varlen_sdpa', 'use_varlen_attention',
-           'DomainTrainer', 'check_overfitting', 'LossHistory', 'expected_time_line', 'training_arguments', 'fit',
-           'save_trained', 'TrainJob', 'Trained', 'train_model', 'TrainResult', 'train', 'train_parser', 'cli_train']
+           'DomainTrainer', 'check_overfitting', 'LossHistory', 'expected_time_line', 'training_arguments',
+           'run_collator', 'fit', 'save_trained', 'TrainJob', 'Trained', 'train_model', 'TrainResult', 'train',
+           'train_parser', 'cli_train']
 
 # %% ../nbs/22_train.ipynb #7d13dea4
 def _read_jsonl(path:Path)->list[dict]:
@@ -99,9 +102,12 @@ def data_hash(records:list)->str:
     return h.hexdigest()[:16]
 
 def encode_records(records:list, tokenizer, cfg:TrainConfig, pack:bool|None=None, stats=None):
-    "Tokenise and mask records as the run's config says (max_length, loss_on, truncation); packed rows when `pack`."
+    ("Tokenise and mask records as the run's config says (max_length, loss_on, truncation); packed rows when `pack`; "
+     "pairs or judged answers for a preference objective (`encode_preference`).")
     from domain_tuner.template import tokenize_records
     from domain_tuner.packing import packed_dataset
+    if cfg.objective != 'sft': return encode_preference(records, tokenizer, cfg, stats)
+    check_objective(records, 'sft')  # judged answers labelled false are not trained on as answers
     ds = tokenize_records(records, tokenizer, max_length=cfg.max_length, loss_on=cfg.loss_on, truncation=cfg.truncation,
                           stats=stats)
     return packed_dataset(ds, cfg.max_length) if (cfg.pack if pack is None else pack) else ds
@@ -254,6 +260,8 @@ class DomainTrainer(Trainer):
         # the output layer in chunks where the logits would be large (`chunked_nll`), once `chunk_agrees` says so
         self._chunk = loss_chunk(self.model) if self._supervised_only and output_split(self.model) else None
         self._chunk_ok = None
+        self._pref_stats = dict(train=[], eval=[])  # a preference objective's rewards and margins, averaged per log
+        if self.run_config.objective != 'sft': self.loss_is_scaled_for_ga = False  # a mean: divided by accumulation
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         inputs['use_cache'] = False  # with a cache, transformers ignores the position ids that separate packed examples
@@ -268,6 +276,10 @@ class DomainTrainer(Trainer):
         return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.run_config.objective != 'sft':  # DPO, IPO, ORPO, KTO (`26_preference`)
+            loss, stats = preference_loss(model, inputs, self.run_config)
+            self._pref_stats['train' if model.training else 'eval'].append({k: float(v) for k, v in stats.items()})
+            return (loss, {}) if return_outputs else loss
         if not (self._supervised_only and 'labels' in inputs and (self._loss_only or not return_outputs)):
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
@@ -280,8 +292,18 @@ class DomainTrainer(Trainer):
         return (loss, out) if return_outputs else loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-        inputs['use_cache'] = False
+        if self.run_config.objective == 'sft': inputs['use_cache'] = False
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+
+    def log(self, logs:dict, start_time=None):
+        "Trainer's log, with a preference objective's statistics averaged over the steps since the last log."
+        kind = 'eval' if any(k.startswith('eval_') for k in logs) else 'train'
+        if seen := self._pref_stats[kind]:
+            for k in seen[0]:
+                vals = [x[k] for x in seen if x[k] == x[k]]  # NaN: a KTO batch without one of the two labels
+                if vals: logs[('eval_' if kind == 'eval' else '') + k] = sum(vals) / len(vals)
+            seen.clear()
+        super().log(logs, start_time)
 
     def _loss_chunk(self, model, inputs)->int|None:
         "Positions per chunk of the output layer for this batch; None: the whole output layer at once."
@@ -379,7 +401,8 @@ def _show(self:LossHistory, final=False):
     mode = self._mode()
     if mode == 'text' and not final:
         l = self.logs[-1]
-        parts = [f"step {l['step']}"] + [f"{k} {l[k]:.4g}" for k in ('loss', 'eval_loss', 'grad_norm', 'learning_rate')
+        parts = [f"step {l['step']}"] + [f"{k} {l[k]:.4g}" for k in ('loss', 'eval_loss', 'grad_norm', 'learning_rate',
+                                                                      'accuracy', 'margin', 'kl')
                                          if k in l]
         print(' | '.join(parts), flush=True)
     elif mode == 'plot' and (final or time.time() - self._last_draw > self.min_interval):
@@ -495,6 +518,20 @@ def _history(callbacks:list, cfg:TrainConfig)->tuple:
     hist.desc = hist.desc or f"train {cfg.method}"
     return hist, [c for c in callbacks if c is not hist]
 
+def run_collator(tokenizer, cfg:TrainConfig):
+    "The collator of a run: `batch_collator` for supervised training, `PreferenceCollator` for a preference objective."
+    return batch_collator(tokenizer, cfg) if cfg.objective == 'sft' else PreferenceCollator(tokenizer.pad_token_id)
+
+def _preference_run(model, tokenizer, cfg:TrainConfig, train_ds, eval_ds)->tuple:
+    ("A preference run's config (padded rows: each example's two rows are scored apart) and its data, with the "
+     "reference log-probs added for full fine-tuning (adapters disable themselves instead; ORPO needs none).")
+    cfg = cfg.updated(padding_free=False, pack=False)
+    if cfg.objective != 'orpo' and not hasattr(getattr(model, 'module', model), 'disable_adapter'):
+        col = PreferenceCollator(tokenizer.pad_token_id)
+        train_ds = reference_logps(model, train_ds, col, cfg.batch_size)
+        if eval_ds is not None: eval_ds = reference_logps(model, eval_ds, col, cfg.batch_size)
+    return cfg, train_ds, eval_ds
+
 def fit(model,                     # a model prepared by `prepare_model`
         tokenizer,                 # its tokenizer (pad token, chat template)
         train_ds,                  # encoded training examples (`encode_records`)
@@ -505,16 +542,20 @@ def fit(model,                     # a model prepared by `prepare_model`
         callbacks:list=(),         # `TrainerCallback`s; a `LossHistory` among them is the run's display and log
         **kwargs):                 # overrides for `TrainingArguments`
     "Train a prepared model with transformers' `Trainer`; returns (trainer, metrics, history)."
-    cfg = cfg or TrainConfig()
+    cfg, lr_why = with_default_lr(cfg or TrainConfig(), model)  # lr=None: by the model's size and the method
     precision = select_precision(cfg.precision, measure=True)
+    if cfg.objective != 'sft': cfg, train_ds, eval_ds = _preference_run(model, tokenizer, cfg, train_ds, eval_ds)
     args = training_arguments(cfg, out, precision, has_eval=eval_ds is not None, **kwargs)
     if resume is True: resume = _last_checkpoint(args.output_dir)
     ensure_trainable_layout(model)
     hist, others = _history(list(callbacks), cfg)
     trainer = DomainTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                            data_collator=batch_collator(tokenizer, cfg), processing_class=tokenizer,
+                            data_collator=run_collator(tokenizer, cfg), processing_class=tokenizer,
                             callbacks=[hist, *others], run_config=cfg, precision=precision)
     for cb in (PrinterCallback, ProgressCallback): trainer.remove_callback(cb)  # LossHistory shows progress and logs
+    trainer.lr_why = lr_why
+    if 'configuration' not in lr_why and hist._mode() is not None and trainer.is_world_process_zero():
+        print(f"learning rate {lr_why}", flush=True)  # chosen here: say so before the first step
     before, res, secs, ev = _train_timed(trainer, resume)
     return trainer, _fit_metrics(trainer, res, secs, before, ev, hist), hist
 
@@ -558,8 +599,10 @@ class Trained:
 def train_model(job:TrainJob)->Trained:
     "Plan the memory, load the base for the method, train it with `fit`, and measure the peak next to the plan."
     prec = training_precision(job.cfg)
-    plan = estimate_memory(job.base, job.cfg, dtype=prec.load_dtype, device=prec.device,
-                           **step_tokens(job.train_ds, job.cfg))
+    # a preference batch holds two padded rows per example (its chosen side stands for both in the plan)
+    pc = job.cfg if job.cfg.objective == 'sft' else job.cfg.updated(batch_size=2 * job.cfg.batch_size,
+                                                                     padding_free=False, pack=False)
+    plan = estimate_memory(job.base, pc, dtype=prec.load_dtype, device=prec.device, **step_tokens(job.train_ds, pc))
     with PeakMemory(prec.device) as mem:
         model = load_for_training(job.base, job.cfg, job.adapter)
         trainer, metrics, hist = fit(model, job.tokenizer, job.train_ds, job.eval_ds, job.cfg, job.out, job.resume,
@@ -601,10 +644,11 @@ def _encoded_data(data, eval_data, tokenizer, cfg:TrainConfig)->tuple:
 # %% ../nbs/22_train.ipynb #063e1c26
 def _train_record(job:TrainJob, done:Trained, info:dict, records:tuple)->dict:
     "The run record `train` saves: config, data (hashes and accounting), parameters, environment, memory, metrics."
-    cfg, plan, mem, hist, metrics = job.cfg, done.plan, done.memory, done.history, done.metrics
+    cfg, plan, mem, hist, metrics = done.trainer.run_config, done.plan, done.memory, done.history, done.metrics
     precision, (train_recs, eval_recs) = select_precision(cfg.precision, measure=True), records
     return dict(kind='train', created=time.strftime('%Y-%m-%dT%H:%M:%S%z'), base=job.base, method=cfg.method,
                 quantize=cfg.quantize, optimizer=optimizer_name(cfg, precision), config=cfg.to_dict(), seed=cfg.seed,
+                learning_rate=dict(value=cfg.lr, why=done.trainer.lr_why),
                 data=dict(source=info['source'], train_hash=data_hash(train_recs), eval_hash=data_hash(eval_recs),
                           n_train=info['train'], n_eval=len(eval_recs), n_train_rows=len(job.train_ds),
                           accounting=info),
@@ -651,6 +695,12 @@ def _arg_type(annot:str):
     if a.startswith('float'): return float
     return str
 
+def _lr_arg(v:str)->float|None:
+    "A learning rate, or 'auto' (None: `default_lr` by the model's size and the method)."
+    if v.strip().lower() == 'auto': return None
+    try: return float(v)
+    except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is not a number or 'auto' (e.g. --lr 2e-4)") from None
+
 def train_parser()->argparse.ArgumentParser:
     "The argparse parser of `domain-tuner train`; every `TrainConfig` field is an option."
     from fastcore.docments import docments
@@ -676,9 +726,12 @@ def train_parser()->argparse.ArgumentParser:
     for f in fields(TrainConfig):
         t = _arg_type(f.type); name = '--' + f.name.replace('_', '-'); h = (docs.get(f.name) or '').replace('%', '%%')
         if f.name == 'method': p.add_argument(name, default=f.default, choices=METHODS, help=h)
+        elif f.name == 'objective': p.add_argument(name, default=None, choices=OBJECTIVES, help=h + " (default: sft)")
         elif t is bool:
             p.add_argument(name, action=argparse.BooleanOptionalAction, default=None,
                            help=h + f" (default: {f.default})")
+        elif f.name == 'lr': p.add_argument(name, type=_lr_arg, default=None, metavar='LR|auto', help=h + " (default: "
+                                            "auto, e.g. 2e-3 for LoRA on a 135M model, 2e-4 on 7B; run_record.json says why)")
         else: p.add_argument(name, type=t, default=None, help=h + f" (default: {f.default})")
     return p
 

@@ -32,7 +32,7 @@ def test_dashboard_has_a_widget_per_chosen_setting_and_changes_reach_the_config(
         assert getattr(d.state.config, k) == v, k
     d.widgets['lr'].value = '1e-4'
     assert d.state.config.lr == 1e-4
-    d.widgets['lr'].value = ''          # empty text: back to the method's default
+    d.widgets['lr'].value = ''          # empty text: back to auto (the default for the model's size and method)
     assert d.state.config.lr is None and d.state.config.learning_rate == 2e-4
     d.inputs['base'].value = 'builtin:tiny'
     d.inputs['data'].value = 'builtin:medical/train'

@@ -34,7 +34,7 @@ HOUSE = [
     Floor(5, 'training and evaluation',
           'training: one training path for every method and stage; merging; GGUF export; curricula. '
           'evaluation: answers, perplexity, benchmarks, human review, expert comparison, reports; the evaluation facade',
-          {'training': 'methods memory train merge export staged',
+          {'training': 'methods memory preference train merge export staged',
            'evaluation': 'generation likelihood benchmark human_eval expert report evaluate'}),
     Floor(6, 'built on both', 'the shipped base (pre-trained and probed); a settings file read into a checked plan',
           {'built on both': 'finance_base plan'}),
