@@ -17,7 +17,9 @@ COMMANDS = {
     # name: (module, function, one-line help)
     'prepare': ('domain_tuner.prepare', 'cli_prepare',
                 "load, validate, clean, dedupe, split and tokenise data; write a data report"),
-    'train':   ('domain_tuner.train', 'cli_train', "fine-tune a base model: full, lora, dora or qlora"),
+    'train':   ('domain_tuner.train', 'cli_train', "fine-tune a base model: full, lora, dora or qlora; sft, dpo, ipo, orpo or kto"),
+    'pairs':   ('domain_tuner.pairs', 'cli_pairs',
+                "preference pairs from a trained model's own mistakes, judged against the document"),
     'merge':   ('domain_tuner.merge', 'cli_merge', "merge a LoRA/QLoRA adapter into a plain transformers model"),
     'export':  ('domain_tuner.export', 'cli_export',
                 "export a model or adapter to GGUF for llama.cpp and Ollama (checked)"),

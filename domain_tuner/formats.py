@@ -174,6 +174,8 @@ def _lift_meta(rec, row, fmt):
 def _turns(v, fmt, field, default_role):
     "A string (one `default_role` turn), a message (ShareGPT or OpenAI keys) or a list of messages, as messages."
     if isinstance(v, str): return [dict(role=default_role, content=v)]
+    if not isinstance(v, (dict, list)):
+        raise FormatError(f"field {field!r} is {type(v).__name__}, expected a string or a list of messages", fmt)
     if isinstance(v, dict):
         return _messages([v], fmt, 'from' if 'from' in v else 'role', 'value' if 'value' in v else 'content', field)
     if isinstance(v, list) and v and isinstance(v[0], dict) and 'from' in v[0]:

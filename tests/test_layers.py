@@ -37,7 +37,7 @@ HOUSE = [
           {'training': 'methods memory preference train merge export staged',
            'evaluation': 'generation likelihood benchmark human_eval expert report evaluate'}),
     Floor(6, 'built on both', 'the shipped base (pre-trained and probed); a settings file read into a checked plan',
-          {'built on both': 'finance_base plan'}),
+          {'built on both': 'finance_base pairs plan'}),
     Floor(7, 'runs', 'a whole run from a plan', {'runs': 'run'}),
     Floor(8, 'faces', 'the notebook dashboard and the `domain-tuner` command', {'faces': 'dashboard cli'}),
 ]
