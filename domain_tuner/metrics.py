@@ -13,10 +13,11 @@ from typing import Callable
 from .core import DomainTunerError
 
 # %% auto #0
-__all__ = ['NUMBER', 'METRICS', 'DEFAULT_METRICS', 'normalize_answer', 'exact_match_squad', 'token_f1_squad', 'rouge_l', 'bleu',
-           'corpus_bleu', 'chrf', 'parse_numbers', 'numbers_close', 'numeric_match', 'answer_spans', 'read_amount',
-           'amounts_equal', 'exact_match', 'token_f1', 'invented_figure', 'contains', 'sacre_bleu', 'sacre_chrf',
-           'unanswerable', 'Metric', 'metric_info', 'worsening', 'mean_score', 'resolve_metrics', 'score_example']
+__all__ = ['NUMBER', 'ABSTAINS', 'METRICS', 'DEFAULT_METRICS', 'normalize_answer', 'exact_match_squad', 'token_f1_squad',
+           'rouge_l', 'bleu', 'corpus_bleu', 'chrf', 'parse_numbers', 'numbers_close', 'numeric_match', 'answer_spans',
+           'read_amount', 'amounts_equal', 'exact_match', 'token_f1', 'invented_figure', 'contains', 'sacre_bleu',
+           'sacre_chrf', 'unanswerable', 'abstains', 'over_abstention', 'answerable', 'Metric', 'metric_info',
+           'worsening', 'mean_score', 'resolve_metrics', 'score_example']
 
 # %% ../nbs/30_metrics.ipynb #453ea826
 _PUNCT = set(string.punctuation) | {'“', '”', '‘', '’', '—', '–', '€', '£'}
@@ -296,6 +297,23 @@ def unanswerable(examples:list)->list:
     "The questions about a document (the prompt holds figures) whose reference holds none: the figure is not there."
     return [e for e in examples if not parse_numbers(e['reference']) and parse_numbers(e['prompt'])]
 
+# %% ../nbs/30_metrics.ipynb #3a001266
+ABSTAINS = re.compile(r"\bnot (?:reported|stated|disclosed|given|provided|available|included|shown|mentioned)\b|"
+                      r"\bdoes not (?:report|state|disclose|give|include|show|mention|contain)\b|"
+                      r"\bcannot (?:find|determine|tell|answer)\b|\bno (?:figure|information|data)\b", re.I)
+
+def abstains(text:str)->bool:
+    "Does the answer say the figure is not in the document (and state none)?"
+    return bool(ABSTAINS.search(str(text))) and not parse_numbers(text)
+
+def over_abstention(prediction:str, reference:str, record:dict|None=None)->float:
+    "1.0 when the reference states a figure and the answer says it is not there (or refuses)."
+    return float(bool(parse_numbers(reference)) and abstains(prediction))
+
+def answerable(examples:list)->list:
+    "The questions whose reference states a figure: where abstaining is a mistake."
+    return [e for e in examples if parse_numbers(e['reference'])]
+
 # %% ../nbs/30_metrics.ipynb #ac83a6f3
 @dataclass(frozen=True)
 class Metric:
@@ -311,6 +329,7 @@ METRICS:dict[str, Metric] = dict(
     token_f1_squad=Metric(token_f1_squad), rouge_l=Metric(rouge_l), word_bleu=Metric(bleu),
     word_chrf=Metric(chrf), bleu=Metric(sacre_bleu), chrf=Metric(sacre_chrf), numeric_match=Metric(numeric_match),
     invented_figure=Metric(invented_figure, higher_is_better=False, items=unanswerable), contains=Metric(contains),
+    over_abstention=Metric(over_abstention, higher_is_better=False, items=answerable),
     mc_accuracy=Metric(kind='choice'), grounded=Metric(kind='grounding'),
     perplexity=Metric(higher_is_better=False, kind='likelihood'),
     loss=Metric(higher_is_better=False, kind='likelihood'))

@@ -11,21 +11,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import DomainTunerError
-from .metrics import parse_numbers, exact_match, numeric_match
+from .metrics import parse_numbers, exact_match, numeric_match, abstains
 from .clean import record_source
 
 # %% auto #0
-__all__ = ['ABSTAINS', 'abstains', 'right_answer', 'judge_answer', 'MinedPairs', 'mine_pairs', 'cli_pairs']
+__all__ = ['right_answer', 'judge_answer', 'MinedPairs', 'mine_pairs', 'cli_pairs']
 
 # %% ../nbs/42_pairs.ipynb #d969f940
-ABSTAINS = re.compile(r"\bnot (?:reported|stated|disclosed|given|provided|available|included|shown|mentioned)\b|"
-                      r"\bdoes not (?:report|state|disclose|give|include|show|mention)\b|\bcannot (?:find|determine|tell)\b|"
-                      r"\bno (?:figure|information|data)\b", re.I)
-
-def abstains(text:str)->bool:
-    "Does the answer say the figure is not in the document (and state none)?"
-    return bool(ABSTAINS.search(text)) and not parse_numbers(text)
-
 _RAW = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
 def _raw(text:str)->set:
