@@ -98,10 +98,10 @@ class TrainConfig:
 # %% ../nbs/20_methods.ipynb #34c852d1
 # (parameters, peak learning rate, where it comes from); `default_lr` interpolates on log-log axes between them
 LR_ANCHORS = {
-    'adapter': [(1.35e8, 2e-3, "measured on SmolLM2-135M (python -m bench --only lr)"),
+    'adapter': [(1.35e8, 2e-3, "the best of a sweep on SmolLM2-135M, python -m bench --only lr"),
                 (7e9, 2e-4, "QLoRA (Dettmers et al. 2023): 2e-4 for 7B and 13B"),
                 (6.5e10, 1e-4, "QLoRA: 1e-4 for 33B and 65B")],
-    'full': [(1.35e8, 8e-5, "measured on SmolLM2-135M (python -m bench --only lr)"),
+    'full': [(1.35e8, 1.6e-4, "the best of a sweep on SmolLM2-135M, python -m bench --only lr"),
              (7e9, 2e-5, "Stanford Alpaca: 2e-5 for LLaMA-7B"),
              (6.5e10, 1e-5, "LIMA (Zhou et al. 2023): 1e-5 for LLaMA-65B")],
 }

@@ -97,7 +97,8 @@ def convert_value(text:str, # the value as written
     "A setting's text as a value of type `tp`; a text that does not convert raises naming the setting and where it is."
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
-        if text.strip().lower() in ('none', 'null', '') and type(None) in args: return None
+        # a setting that may be None: 'auto' (or none, null, empty) leaves the choice to the library, e.g. lr = auto
+        if text.strip().lower() in ('none', 'null', '', 'auto') and type(None) in args: return None
         errs = []
         for a in args:
             if a is type(None): continue

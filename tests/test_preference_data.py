@@ -96,3 +96,10 @@ def test_supervised_training_refuses_answers_judged_bad(tmp_path, tiny_dir):
                            [("$1.5 million.", True), ("$9 billion.", False)] * 4) + "\n")
     r = run_cli('train', '--base', tiny_dir, '--data', p, '--out', tmp_path/'o', '--max-steps', '1', check=False)
     assert r.returncode != 0 and "teach the answers judged bad" in r.stderr and f"{p}:" in r.stderr, r.stderr[-2000:]
+
+@pytest.mark.skipif(not LF.is_dir(), reason="LLaMA-Factory's demo files are not in ../shared/data")
+def test_prepare_command_names_the_preference_format(tmp_path, tiny_dir):
+    run_cli('prepare', LF/'v1_dpo_demo.jsonl', '--out', tmp_path/'prep', '--tokenizer', tiny_dir, '--lenient')
+    rep = json.loads((tmp_path/'prep'/'report.json').read_text())
+    c = rep['counts']
+    assert rep['by_format'] == {'preference': 10} and c['read'] == c['accepted'] + c['rejected'] + c['duplicates'] + c['blank']
