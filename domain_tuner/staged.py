@@ -228,12 +228,24 @@ def check_forgetting(self:_CurriculumRun, k:int, stage:Stage, ref)->None:
 
 # %% ../nbs/24_staged.ipynb #fa1740e7
 def _stage_data(stages:list, tok)->list:
-    "Every stage's training records (and its `eval_records`), read up front: a missing file fails now, not an hour in."
+    ("Every stage's training records (and its `eval_records`), read up front: a missing file fails now, not an hour in. "
+     "A stage whose data is made from the model before it (a callable) gets None, and its eval data now.")
     data = []
     for s in stages:
+        if callable(s.data):
+            s.eval_records = _records(s.eval_data, tok); data.append(None); continue
         tr, s.eval_records = load_training_data(s.data, s.eval_data, tok)
         data.append(tr)
     return data
+
+def _made_data(stage:Stage, model_dir, tok)->list:
+    "The records a stage makes from the model the previous stage left (`stage.data(model, tokenizer)`)."
+    model, _ = load_trained(model_dir)
+    try: recs = list(stage.data(model, tok))
+    finally: del model; release_memory()
+    if not recs: raise DomainTunerError("the stage's data function returned no records", where=f"stage {stage.name}",
+                                        fix="check what it mines from (more questions, more samples per question)")
+    return recs
 
 def _merged_base(adapter_dir, sdir:Path, done:bool, dtype:str)->str:
     ("The previous stage's adapter merged into `sdir/merged` (unless it is there already), in the dtype the next stage "
@@ -257,7 +269,11 @@ def run(self:Curriculum,
     for k, (stage, train_recs) in enumerate(zip(self.stages, data), 1):
         cfg, sdir = stage.config(self.config), r.out/f"{k:02d}-{stage.name}"
         done = resume and (sdir/'run_record.json').exists()
-        if adapter_dir is not None and (not cfg.is_adapter or stage.adapter_policy == 'merge'):
+        if train_recs is None and not done: train_recs = _made_data(stage, adapter_dir or cur_base, r.tok)
+        # DPO, IPO and KTO measure against a reference, the model this stage starts from: an adapter stage takes it
+        # as its adapter disabled, so the previous stage's adapter must be in the weights, not in that adapter
+        if adapter_dir is not None and (not cfg.is_adapter or stage.adapter_policy == 'merge'
+                                        or cfg.objective in ('dpo', 'ipo', 'kto')):
             cur_base, adapter_dir = _merged_base(adapter_dir, sdir, done, training_precision(cfg).load_dtype), None
         if done: r.result.stages.append(json.loads((sdir/'run_record.json').read_text())['stage'])
         else: r.train_and_save(k, stage, train_recs, cur_base, adapter_dir)
