@@ -16,7 +16,7 @@ from .prepare import PrepareConfig
 from .benchmark import EvalConfig
 
 # %% auto #0
-__all__ = ['RunSpec', 'ModelSpec', 'DataSpec', 'EvalSpec', 'RunPlan', 'plan_run', 'plan_problems']
+__all__ = ['MINED', 'RunSpec', 'ModelSpec', 'DataSpec', 'EvalSpec', 'RunPlan', 'plan_run', 'plan_problems']
 
 # %% ../nbs/50_plan.ipynb #06d55860
 @dataclass
@@ -80,6 +80,8 @@ def _method_keys(section:dict[str,Setting]|None, method:str)->dict[str,Setting]:
     return {**plain, **own}
 
 # %% ../nbs/50_plan.ipynb #4c17d358
+MINED = 'mined'  # a stage's data made from the previous stage's model: pairs from its own mistakes (`42_pairs`)
+
 def _stage(name:str, section:dict[str,Setting], method:str, data:dict):
     from domain_tuner.staged import Stage
     sec = _method_keys(section, method)
@@ -98,7 +100,12 @@ def _stage(name:str, section:dict[str,Setting], method:str, data:dict):
                                fix="add `data = NAME` naming a [data.NAME] section "
                                    f"({', '.join(data) or 'none defined'})")
     dname = own['data'].value
-    if dname not in data:
+    if dname == MINED:
+        if overrides.get('objective', 'sft') not in ('dpo', 'ipo', 'orpo', 'kto'):
+            raise DomainTunerError(f"stage {name!r} trains on mined pairs but its objective is "
+                                   f"{overrides.get('objective', 'sft')!r}", where=own['data'].where,
+                                   fix="add `objective = dpo` (or ipo, orpo, kto) to the stage")
+    elif dname not in data:
         raise DomainTunerError(f"stage {name!r} uses data {dname!r}, which no [data.{dname}] section defines",
                                where=own['data'].where,
                                fix=f"use one of: {', '.join(data) or '(none: add a [data.NAME] section)'}")
@@ -141,6 +148,10 @@ def plan_run(settings:Settings|str|Path, overrides:list[str]|None=None)->RunPlan
     for m in run.methods:
         train[m] = from_section(TrainConfig, _method_keys(settings.get('train'), m), 'train', method=m, seed=run.seed)
         stages[m] = [_stage(n, settings[f"stage.{n}"], m, data) for n in stage_names]
+    if stages and (first := next(iter(stages.values()))[0]).data == MINED:
+        raise DomainTunerError(f"the first stage ({first.name!r}) cannot train on mined pairs: there is no model before "
+                               "it to mine from", where=settings[f"stage.{first.name}"]['data'].where,
+                               fix="put the preference stage after a supervised stage")
     if run.replay and run.replay not in data:
         raise DomainTunerError(f"run.replay names data {run.replay!r}, which no [data.{run.replay}] section defines",
                                where=settings['run']['replay'].where, fix=f"use one of: {', '.join(data) or '(none)'}")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from .core import DomainTunerError, seed_everything, release_memory
 from .settings import Settings
-from .plan import RunPlan, plan_run, plan_problems
+from .plan import RunPlan, plan_run, plan_problems, MINED
 from .benchmark import evaluate
 from .report import write_run_report, summary_text, metrics_line
 
@@ -173,11 +173,38 @@ def _stage_hook(res:RunResult, method:str, last:str, bench:list, canary:list):
     return hook
 
 # %% ../nbs/51_run.ipynb #b880abe8
+def _miner(res:RunResult, method:str, stage, questions:list):
+    ("A stage's data function: pairs mined from the model the previous stage left, on that stage's training "
+     "questions (`mine_pairs`; KTO gets each pair as a good and a bad answer); the pairs and report are saved.")
+    from domain_tuner.pairs import mine_pairs
+    def mined(model, tokenizer):
+        m = mine_pairs(model, tokenizer, questions, seed=res.plan.run.seed)
+        d = res.out/method/'mined'; d.mkdir(parents=True, exist_ok=True)
+        (d/'pairs.jsonl').write_text(''.join(json.dumps(p, ensure_ascii=False) + '\n' for p in m.pairs))
+        (d/'report.json').write_text(json.dumps(m.report, indent=1))
+        print(f"{method} {stage.name}: {len(m.pairs)} pairs mined from {m.report['questions']} questions "
+              f"({m.report['reasons']}); in {d}")
+        return _as_judged(m.pairs) if stage.overrides.get('objective') == 'kto' else m.pairs
+    return mined
+
+def _as_judged(pairs:list)->list:
+    "Each pair as two judged answers for KTO: the chosen one labelled true, the rejected one false."
+    out = []
+    for p in pairs:
+        good = {k: v for k, v in p.items() if k != 'rejected'}
+        bad = dict(good, messages=p['messages'][:-1] + [dict(role='assistant', content=p['rejected'])])
+        out += [dict(good, label=True), dict(bad, label=False)]
+    return out
+
 def _train_method(res:RunResult, method:str, base:str, bench:list, canary:list, plot:str|None):
     "Train one method's curriculum from `base`, evaluating after its stages; the result and time go into `res`."
     from domain_tuner.staged import Curriculum
     plan, t0 = res.plan, time.perf_counter()
-    stages = [replace(s, data=res.prepared[s.data], eval_data=res.prepared[s.data].eval) for s in plan.stages[method]]
+    stages, before = [], None
+    for s in plan.stages[method]:
+        if s.data == MINED: stages.append(replace(s, data=_miner(res, method, s, res.prepared[before].train)))
+        else: stages.append(replace(s, data=res.prepared[s.data], eval_data=res.prepared[s.data].eval))
+        before = s.data if s.data != MINED else before
     hook = _stage_hook(res, method, stages[-1].name, bench, canary)
     replay = res.prepared[plan.run.replay].train if plan.run.replay else None
     # forgetting is the canary benchmark's score (generated with the domain benchmark), so the curriculum does not
