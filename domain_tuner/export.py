@@ -16,7 +16,7 @@ from .tiny import EOT
 
 # %% auto #0
 __all__ = ['GGUF_ARCHITECTURES', 'GGUF_TYPES', 'gguf_tensors', 'gguf_vocabulary', 'ollama_modelfile', 'verify_gguf',
-           'export_gguf', 'cli_export']
+           'export_gguf', 'export_parser', 'cli_export']
 
 # %% ../nbs/25_export.ipynb #b4e807ac
 GGUF_ARCHITECTURES = {'llama': 'llama', 'mistral': 'llama', 'qwen2': 'qwen2'}  # model_type -> GGUF architecture
@@ -228,8 +228,8 @@ def _fp32():
     return select_precision('fp32', device='cpu', capability=None)
 
 # %% ../nbs/25_export.ipynb #70e26804
-def cli_export(argv:list[str]|None=None)->int:
-    "Entry point of `domain-tuner export MODEL --gguf OUT.gguf`."
+def export_parser()->argparse.ArgumentParser:
+    "The argparse parser of `domain-tuner export` (the command line adds `--score`, `51_run`)."
     p = argparse.ArgumentParser(prog='domain-tuner export',
         description="Export a model folder (or an adapter folder, merged first) to a GGUF file for llama.cpp, Ollama "
                     "and LM Studio, with an Ollama Modelfile; checked by loading it back.")
@@ -238,7 +238,11 @@ def cli_export(argv:list[str]|None=None)->int:
     p.add_argument('--type', default='f16', choices=GGUF_TYPES, help="weight type (default f16)")
     p.add_argument('--base', default=None, help="an adapter's base model (default: the one it names)")
     p.add_argument('--no-verify', action='store_true', help="skip loading the file back")
-    a = p.parse_args(argv)
+    return p
+
+def cli_export(argv:list[str]|None=None, parser:argparse.ArgumentParser|None=None)->int:
+    "Export as `domain-tuner export MODEL --gguf OUT.gguf` asks (`parser`: `export_parser()` with more options)."
+    a = (parser or export_parser()).parse_args(argv)
     r = export_gguf(a.model, a.gguf, type=a.type, base=a.base, verify=not a.no_verify)
     c = r.get('check') or {}
     print(f"wrote {r['path']} ({r['bytes']/1e6:.1f} MB, {r['type']})"

@@ -384,7 +384,16 @@ def _export_blocks(res)->list:
                   f"({c['tokens_equal']}), keeps the chat template ({c['template_equal']}) and predicts the same next "
                   f"token at {c['argmax_equal']:.0%} of {c['positions']} positions (largest logit difference "
                   f"{c['max_logit_diff']:.3g}). Run it with:"),
-            ('p', f"`{res.export['ollama']}`")]
+            ('p', f"`{res.export['ollama']}`")] + _export_score_blocks(res.export.get('score'))
+
+def _export_score_blocks(score:dict|None)->list:
+    "The exported file's scores beside its model's, each with the paired difference (`run.score_export`)."
+    if not score or not score.get('metrics'): return []
+    rows = [dict(metric=m, model=v['model'], GGUF=v['gguf'], difference=tuple(v['paired_difference']),
+                 verdict=v['verdict']) for m, v in score['metrics'].items()]
+    return [('p', f"The file answered the benchmark ({score['n']} items) beside the model it came from; the difference "
+                  "(GGUF minus model) is measured item by item, with a paired 95% interval:"),
+            ('table', ['metric', 'model', 'GGUF', 'difference', 'verdict'], rows)]
 
 # %% ../nbs/36_report.ipynb #f30a0477
 def _detail_blocks(res, finals:list, figs:Path)->list:

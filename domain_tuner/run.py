@@ -17,7 +17,7 @@ from .benchmark import evaluate
 from .report import write_run_report, summary_text, metrics_line
 
 # %% auto #0
-__all__ = ['resolve_files', 'RunResult', 'run', 'cli_run', 'cli_demo']
+__all__ = ['resolve_files', 'RunResult', 'score_export', 'score_line', 'cli_export_scored', 'run', 'cli_run', 'cli_demo']
 
 # %% ../nbs/51_run.ipynb #322d8ff0
 def _builtin_files(name:str, root:Path, seed:int, n:int)->list[Path]:
@@ -217,8 +217,75 @@ def _train_method(res:RunResult, method:str, base:str, bench:list, canary:list, 
     res.timings[method] = time.perf_counter() - t0
     release_memory()
 
+# %% ../nbs/51_run.ipynb #e1e9a92b
+def score_export(model_dir,          # the model or adapter folder that was exported
+                 gguf,               # the exported file
+                 bench:list,         # benchmark records
+                 spec=None,          # the evaluation settings (`EvalSpec`); the defaults when None
+                 tuned=None)->dict:  # the model's own `EvalResult` on `bench`, when the run has it already
+    "The GGUF file scored on `bench` beside the model it came from: per metric both scores and the paired difference."
+    from domain_tuner.resolve import resolve_model
+    from domain_tuner.models import load_trained
+    from domain_tuner.intervals import paired_difference, supported
+    from domain_tuner.metrics import metric_info
+    from domain_tuner.plan import EvalSpec
+    spec = spec or EvalSpec()
+    def scored(path, label, tok=None):
+        model, own = load_trained(path)
+        try: return evaluate(model, tok or own, bench, spec, name=label)
+        finally: del model; release_memory()
+    tok = load_trained(model_dir)[1] if tuned is None else None
+    tuned = tuned or scored(model_dir, 'model', tok)
+    src_tok = tok or _tokenizer_of(model_dir)
+    g = scored(resolve_model(str(gguf)), 'gguf', src_tok)  # the source's tokenizer: the same prompts, token for token
+    out = dict(path=str(gguf), n=len(bench), metrics={})
+    for m in spec.metrics:
+        info = metric_info(m)
+        if info.kind != 'answer' or m not in tuned.metrics: continue
+        pick = info.items or (lambda xs: xs)
+        a, b = [e[m] for e in pick(tuned.examples) if m in e], [e[m] for e in pick(g.examples) if m in e]
+        if not a or len(a) != len(b): continue
+        d = paired_difference(a, b)
+        out['metrics'][m] = dict(model=sum(a) / len(a), gguf=sum(b) / len(b), n=len(a), paired_difference=list(d),
+                                 verdict=supported(d, info.higher_is_better))
+    return out
+
+def _tokenizer_of(model_dir):
+    from domain_tuner.models import load_tokenizer, is_adapter_dir, adapter_base
+    p = Path(model_dir)
+    return load_tokenizer(p if (p/'tokenizer_config.json').exists() or not is_adapter_dir(p) else adapter_base(p))
+
+def score_line(score:dict)->str:
+    "One line: each metric's model and GGUF scores with the paired difference."
+    parts = [f"{m} {v['model']:.3f} vs {v['gguf']:.3f} ({v['paired_difference'][0]:+.3f} "
+             f"[{v['paired_difference'][1]:+.3f}, {v['paired_difference'][2]:+.3f}], {v['verdict']})"
+             for m, v in score['metrics'].items()]
+    return f"GGUF scored beside its model on {score['n']} items: " + '; '.join(parts)
+
+# %% ../nbs/51_run.ipynb #31de7c70
+def cli_export_scored(argv:list[str]|None=None)->int:
+    "Entry point of `domain-tuner export MODEL --gguf OUT.gguf [--score BENCH]`: the export, then its score."
+    from domain_tuner.export import export_parser, cli_export
+    from domain_tuner.benchmark import load_bench
+    from domain_tuner.plan import EvalSpec
+    p = export_parser()
+    p.add_argument('--score', metavar='BENCH', default=None,
+                   help="a benchmark file: answer it with the exported file and with MODEL, and show both with paired "
+                        "intervals (written to OUT.score.json)")
+    p.add_argument('--score-limit', type=int, default=None, help="score only the first N items of BENCH")
+    p.add_argument('--metrics', default='exact_match,numeric_match,token_f1,invented_figure',
+                   help="metrics to compare (default: exact_match,numeric_match,token_f1,invented_figure)")
+    a = p.parse_args(argv)
+    cli_export(argv, parser=p)
+    if not a.score: return 0
+    bench = load_bench(a.score)[:a.score_limit]
+    sc = score_export(a.model, a.gguf, bench, EvalSpec(metrics=[m.strip() for m in a.metrics.split(',') if m.strip()]))
+    Path(a.gguf).with_suffix('.score.json').write_text(json.dumps(sc, indent=1))
+    print(score_line(sc))
+    return 0
+
 # %% ../nbs/51_run.ipynb #b9fc2200
-def _export_or_hint(res:RunResult):
+def _export_or_hint(res:RunResult, bench:list=()):
     "Export the model `run.export` names to GGUF (a failure only warns), or print how to export one."
     plan, out = res.plan, res.out
     if plan.run.export and plan.run.export in res.curricula:
@@ -230,6 +297,11 @@ def _export_or_hint(res:RunResult):
             print(f"exported {plan.run.export} to {res.export['path']} ({res.export['bytes']/1e6:.0f} MB); "
                   f"loaded back: same next token at {c['argmax_equal']:.0%} of {c['positions']} positions; "
                   f"run it with Ollama: {res.export['ollama']}")
+            if bench:  # the file scored beside the model it came from, on the run's benchmark
+                cr = res.curricula[plan.run.export]
+                res.export['score'] = score_export(cr.final, res.export['path'], bench, plan.eval,
+                                                   tuned=res.evals.get((plan.run.export, cr.stages[-1]['name'])))
+                print(score_line(res.export['score']))
         except DomainTunerError as e:  # the models and scores stand without it: report, do not lose the run
             res.export = None
             warnings.warn(f"GGUF export of {plan.run.export} failed: {e}", stacklevel=3)  # points at run's caller
@@ -265,7 +337,7 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
         release_memory()
         print(f"base{' (4-bit)' if quantize else ''}: {metrics_line(res.base_eval)}")
     for method in plan.run.methods: _train_method(res, method, base, bench, canary, plot)
-    _export_or_hint(res)
+    _export_or_hint(res, bench)
     res.timings['total'] = time.perf_counter() - t_start
     res.report = write_run_report(res)
     print(f"report: {res.report['markdown']} and {res.report['html']} ({res.timings['total']/60:.1f} min)")
