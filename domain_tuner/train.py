@@ -522,15 +522,17 @@ def run_collator(tokenizer, cfg:TrainConfig):
     "The collator of a run: `batch_collator` for supervised training, `PreferenceCollator` for a preference objective."
     return batch_collator(tokenizer, cfg) if cfg.objective == 'sft' else PreferenceCollator(tokenizer.pad_token_id)
 
-def _preference_run(model, tokenizer, cfg:TrainConfig, train_ds, eval_ds)->tuple:
-    ("A preference run's config (padded rows: each example's two rows are scored apart) and its data, with the "
-     "reference log-probs added for full fine-tuning (adapters disable themselves instead; ORPO needs none).")
-    cfg = cfg.updated(padding_free=False, pack=False)
-    if cfg.objective != 'orpo' and not hasattr(getattr(model, 'module', model), 'disable_adapter'):
-        col = PreferenceCollator(tokenizer.pad_token_id)
-        train_ds = reference_logps(model, train_ds, col, cfg.batch_size)
-        if eval_ds is not None: eval_ds = reference_logps(model, eval_ds, col, cfg.batch_size)
-    return cfg, train_ds, eval_ds
+def _preference_reference(trainer)->None:
+    ("Full fine-tuning under DPO, IPO or KTO: the reference log-probs of the train and eval examples, from the model "
+     "before its first step, under the autocast training uses (bf16 on a GPU), so the policy starts exactly at its "
+     "reference. Adapters disable themselves instead; ORPO needs none.")
+    cfg, model = trainer.run_config, trainer.model
+    if cfg.objective in ('sft', 'orpo') or hasattr(getattr(model, 'module', model), 'disable_adapter'): return
+    col = trainer.data_collator
+    with trainer.accelerator.autocast():
+        trainer.train_dataset = reference_logps(model, trainer.train_dataset, col, cfg.batch_size)
+        if trainer.eval_dataset is not None:
+            trainer.eval_dataset = reference_logps(model, trainer.eval_dataset, col, cfg.batch_size)
 
 def fit(model,                     # a model prepared by `prepare_model`
         tokenizer,                 # its tokenizer (pad token, chat template)
@@ -544,7 +546,7 @@ def fit(model,                     # a model prepared by `prepare_model`
     "Train a prepared model with transformers' `Trainer`; returns (trainer, metrics, history)."
     cfg, lr_why = with_default_lr(cfg or TrainConfig(), model)  # lr=None: by the model's size and the method
     precision = select_precision(cfg.precision, measure=True)
-    if cfg.objective != 'sft': cfg, train_ds, eval_ds = _preference_run(model, tokenizer, cfg, train_ds, eval_ds)
+    if cfg.objective != 'sft': cfg = cfg.updated(padding_free=False, pack=False)  # two padded rows per example
     args = training_arguments(cfg, out, precision, has_eval=eval_ds is not None, **kwargs)
     if resume is True: resume = _last_checkpoint(args.output_dir)
     ensure_trainable_layout(model)
@@ -554,6 +556,7 @@ def fit(model,                     # a model prepared by `prepare_model`
                             callbacks=[hist, *others], run_config=cfg, precision=precision)
     for cb in (PrinterCallback, ProgressCallback): trainer.remove_callback(cb)  # LossHistory shows progress and logs
     trainer.lr_why = lr_why
+    _preference_reference(trainer)
     if 'configuration' not in lr_why and hist._mode() is not None and trainer.is_world_process_zero():
         print(f"learning rate {lr_why}", flush=True)  # chosen here: say so before the first step
     before, res, secs, ev = _train_timed(trainer, resume)
