@@ -132,9 +132,16 @@ class _quiet_transformers:
     def __enter__(self):
         from transformers.utils import logging as hf_logging
         self.was = hf_logging.is_progress_bar_enabled(); hf_logging.disable_progress_bar()
+        # the GGUF dequantizer calls tqdm itself, not through transformers' logging: its bar is off for the block only
+        try:
+            import functools, transformers.modeling_gguf_pytorch_utils as g
+            self.mod, self.bar = g, g.tqdm
+            g.tqdm = functools.partial(self.bar, disable=True)
+        except (ImportError, AttributeError): self.mod = None
     def __exit__(self, *exc):
         from transformers.utils import logging as hf_logging
         if self.was: hf_logging.enable_progress_bar()
+        if self.mod is not None: self.mod.tqdm = self.bar
 
 # %% ../nbs/02_resolve.ipynb #94019ab1
 # the project's own pre-trained base, shipped inside the package (`domain_tuner.finance_base` builds and documents it)
