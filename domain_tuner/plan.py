@@ -101,7 +101,7 @@ def _stage(name:str, section:dict[str,Setting], method:str, data:dict):
                                    f"({', '.join(data) or 'none defined'})")
     dname = own['data'].value
     if dname == MINED:
-        if overrides.get('objective', 'sft') not in ('dpo', 'ipo', 'orpo', 'kto'):
+        if overrides.get('objective', 'sft') == 'sft':
             raise DomainTunerError(f"stage {name!r} trains on mined pairs but its objective is "
                                    f"{overrides.get('objective', 'sft')!r}", where=own['data'].where,
                                    fix="add `objective = dpo` (or ipo, orpo, kto) to the stage")

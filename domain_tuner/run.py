@@ -232,12 +232,11 @@ def score_export(model_dir,          # the model or adapter folder that was expo
     spec = spec or EvalSpec()
     def scored(path, label, tok=None):
         model, own = load_trained(path)
-        try: return evaluate(model, tok or own, bench, spec, name=label)
+        try: return evaluate(model, tok or own, bench, spec, name=label), tok or own
         finally: del model; release_memory()
-    tok = load_trained(model_dir)[1] if tuned is None else None
-    tuned = tuned or scored(model_dir, 'model', tok)
-    src_tok = tok or _tokenizer_of(model_dir)
-    g = scored(resolve_model(str(gguf)), 'gguf', src_tok)  # the source's tokenizer: the same prompts, token for token
+    if tuned is None: tuned, src_tok = scored(model_dir, 'model')
+    else: src_tok = _tokenizer_of(model_dir)
+    g, _ = scored(resolve_model(str(gguf)), 'gguf', src_tok)  # the source's tokenizer: the same prompts, token for token
     out = dict(path=str(gguf), n=len(bench), metrics={})
     for m in spec.metrics:
         info = metric_info(m)

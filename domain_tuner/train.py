@@ -278,7 +278,8 @@ class DomainTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.run_config.objective != 'sft':  # DPO, IPO, ORPO, KTO (`26_preference`)
             loss, stats = preference_loss(model, inputs, self.run_config)
-            self._pref_stats['train' if model.training else 'eval'].append({k: float(v) for k, v in stats.items()})
+            # kept as tensors: read (one device sync) when logged, not on every step
+            self._pref_stats['train' if model.training else 'eval'].append({k: v.detach() for k, v in stats.items()})
             return (loss, {}) if return_outputs else loss
         if not (self._supervised_only and 'labels' in inputs and (self._loss_only or not return_outputs)):
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
@@ -300,7 +301,7 @@ class DomainTrainer(Trainer):
         kind = 'eval' if any(k.startswith('eval_') for k in logs) else 'train'
         if seen := self._pref_stats[kind]:
             for k in seen[0]:
-                vals = [x[k] for x in seen if x[k] == x[k]]  # NaN: a KTO batch without one of the two labels
+                vals = [v for v in (float(x[k]) for x in seen) if v == v]  # NaN: a KTO batch missing a label
                 if vals: logs[('eval_' if kind == 'eval' else '') + k] = sum(vals) / len(vals)
             seen.clear()
         super().log(logs, start_time)
