@@ -13,8 +13,9 @@ from .domains import (ITEMS, STATEMENT_TITLES, FINANCE_GLOSSARY, RATIOS, GROWTH_
     ITEM_LABELS, ITEM_STATEMENT)
 
 # %% auto #0
-__all__ = ['HOUSE_TERMS', 'ABSTAIN', 'ABSENT_ITEMS', 'SYSTEM', 'CASE_STUDY_MIX', 'definition', 'statement_prose',
-           'statement_table', 'ratio_answer', 'growth_answer', 'case_questions', 'finance_case_study']
+__all__ = ['HOUSE_TERMS', 'CASE_STUDY_VERSION', 'ABSTAIN', 'ABSENT_ITEMS', 'SYSTEM', 'SYSTEMS', 'INSTRUCTIONS', 'FRAMINGS',
+           'CASE_STUDY_MIX', 'BENCH_SIZES', 'definition', 'statement_prose', 'statement_table', 'framed_messages',
+           'ratio_answer', 'growth_answer', 'case_questions', 'finance_case_study']
 
 # %% ../nbs/40a_case_study.ipynb #2fb200d8
 HOUSE_TERMS = ('revenue', 'gross profit', 'gross margin', 'operating income', 'operating margin', 'net income',
@@ -22,6 +23,7 @@ HOUSE_TERMS = ('revenue', 'gross profit', 'gross margin', 'operating income', 'o
                'debt to equity ratio', 'free cash flow', 'capital expenditure', 'return on equity', 'return on assets',
                'depreciation', 'amortization', 'goodwill', 'deferred revenue', 'accounts receivable',
                'accounts payable')
+CASE_STUDY_VERSION = 2  # bumped when the generated data changes (2: framings vary, bare_prose, 80 abstain items)
 ABSTAIN = 'Not reported in the document.'  # the fixed, honest answer when the figure is not in the document
 ABSENT_ITEMS = ('research and development expense', 'dividends paid', 'number of employees', 'inventory', 'goodwill',
                 'capital expenditure', 'earnings per share', 'accounts receivable', 'marketing expense',
@@ -83,11 +85,39 @@ def statement_table(company:dict, years:list[int], statement:str)->str:
              for k, label in ITEMS[statement]]
     return '\n'.join(rows)
 
+# %% ../nbs/40a_case_study.ipynb #e52cc6aa
+SYSTEMS = (SYSTEM, 'You answer questions about company reports using only the text you are given.')
+INSTRUCTIONS = ('Answer the question from the document below.', 'Use only this report excerpt to answer.',
+                'Read the excerpt from an annual report, then answer the question.')
+FRAMINGS = dict(  # framing -> share of the training questions; `bare` is never trained on (the benchmark's `bare_prose`)
+    system=0.4, system_question_first=0.15, instruction=0.15, instruction_question_first=0.15, labelled=0.15, bare=0.0)
+
+def framed_messages(document:str, question:str, framing:str='system', r:random.Random|None=None)->list[dict]:
+    "The prompt's messages for a question about a document, in one of the `FRAMINGS` (`r` picks the wordings)."
+    r = r or random.Random(0)
+    if framing == 'system': return [dict(role='system', content=SYSTEM), dict(role='user', content=f"{document}\n\n{question}")]
+    if framing == 'system_question_first':
+        return [dict(role='system', content=r.choice(SYSTEMS)), dict(role='user', content=f"{question}\n\n{document}")]
+    if framing == 'instruction': user = f"{r.choice(INSTRUCTIONS)}\n\n{document}\n\n{question}"
+    elif framing == 'instruction_question_first': user = f"{question}\n{r.choice(INSTRUCTIONS)}\n\n{document}"
+    elif framing == 'labelled': user = f"Document:\n{document}\n\nQuestion: {question}"
+    elif framing == 'bare': user = f"{document}\n\n{question}"
+    else: raise DomainTunerError(f"unknown framing {framing!r}", where="framed_messages(framing)",
+                                 fix=f"use one of {', '.join(FRAMINGS)}")
+    return [dict(role='user', content=user)]
+
+def _framing(r:random.Random)->str:
+    "A training framing, drawn by the `FRAMINGS` shares."
+    names = [k for k, w in FRAMINGS.items() if w > 0]
+    return r.choices(names, weights=[FRAMINGS[k] for k in names])[0]
+
 # %% ../nbs/40a_case_study.ipynb #fb3be613
-def _chat(user:str, answer:str, group:str, **meta)->dict:
-    return dict(messages=[dict(role='system', content=SYSTEM), dict(role='user', content=user),
-                          dict(role='assistant', content=answer)],
-                meta=meta, group=group, synthetic=True)
+def _chat(user:str, answer:str, group:str, framing:str='system', r:random.Random|None=None, **meta)->dict:
+    "A record: the user turn framed as `framing` (a document question's `user` is `document\\n\\nquestion`)."
+    doc, _, q = user.rpartition('\n\n')
+    msgs = framed_messages(doc, q, framing, r) if doc else [dict(role='system', content=SYSTEM), dict(role='user', content=user)]
+    return dict(messages=msgs + [dict(role='assistant', content=answer)], meta=meta | dict(framing=framing),
+                group=group, synthetic=True)
 
 def ratio_answer(f:dict, name:str, operands:bool=True)->str:
     "A ratio's answer: `Gross profit $X million / revenue $Y million = 30.5%` (or only the result)."
@@ -108,25 +138,31 @@ _ABSTAIN_Q = {'train': ["What was {company}'s {label} in fiscal {year}?", "Repor
               'bench': ["According to the document, what {label} did {company} report for fiscal {year}?"]}
 
 # %% ../nbs/40a_case_study.ipynb #62c4dc90
-def _extract_questions(company:dict, y:int, T:dict, r:random.Random, split:str)->dict:
-    "One year's figure questions: asked of the statement, of its prose and (benchmark only) of the table layout."
+def _extract_questions(company:dict, y:int, T:dict, r:random.Random, split:str, rf:random.Random|None=None)->dict:
+    ("One year's figure questions: asked of the statement, of its prose and (benchmark only) of the table layout and "
+     "of bare prose; `rf` draws the training framings.")
     c, f, years = company['name'], company['years'][y], sorted(company['years'])
-    out = dict(extract=[], extract_prose=[], extract_layout=[])
+    fr = (lambda: _framing(rf)) if split == 'train' and rf else (lambda: 'system')
+    out = dict(extract=[], extract_prose=[], extract_layout=[], bare_prose=[])
     for field, label in ITEM_LABELS.items():
         q = r.choice(T['extract']).format(company=c, label=label.lower(), year=y)
         st, a = ITEM_STATEMENT[field], fmt_money(f[field])
-        out['extract'].append(_chat(f"{statement_text(company, y, st)}\n\n{q}", a, c,
+        out['extract'].append(_chat(f"{statement_text(company, y, st)}\n\n{q}", a, c, fr(), rf,
                                     task='extract', company=c, year=y, item=field))
         if st != 'cashflow':
-            out['extract_prose'].append(_chat(f"{statement_prose(company, y, st, r, split)}\n\n{q}", a, c,
+            prose = statement_prose(company, y, st, r, split)
+            out['extract_prose'].append(_chat(f"{prose}\n\n{q}", a, c, fr(), rf,
                                               task='extract_prose', company=c, year=y, item=field))
+            if split == 'bench':  # the same paragraph and question with nothing around them: a framing never trained
+                out['bare_prose'].append(_chat(f"{prose}\n\n{q}", a, c, 'bare', task='bare_prose', company=c, year=y,
+                                               item=field))
             if split == 'bench' and len(years) > 1:
                 out['extract_layout'].append(_chat(f"{statement_table(company, years, st)}\n\n{q}", a, c,
                                                    task='extract_layout', company=c, year=y, item=field))
     return out
 
 # %% ../nbs/40a_case_study.ipynb #0a9d279c
-def _abstain_questions(company:dict, y:int, r:random.Random, split:str)->list[dict]:
+def _abstain_questions(company:dict, y:int, r:random.Random, split:str, rf:random.Random|None=None)->list[dict]:
     "One year's questions about a figure the document does not hold, answered with `ABSTAIN`."
     c, out = company['name'], []
     for st in ('income', 'balance'):  # a figure the document does not hold: another item, or another year
@@ -134,24 +170,27 @@ def _abstain_questions(company:dict, y:int, r:random.Random, split:str)->list[di
         label = r.choice(ABSENT_ITEMS) if r.random() < 0.7 else ITEM_LABELS[r.choice([k for k, _ in ITEMS[st]])].lower()
         year = y if label in ABSENT_ITEMS else y + r.choice([-2, -1, 1])
         q = r.choice(_ABSTAIN_Q[split]).format(company=c, label=label, year=year)
-        out.append(_chat(f"{doc}\n\n{q}", ABSTAIN, c, task='abstain', company=c, year=year, item=label))
+        framing = _framing(rf) if split == 'train' and rf else 'system'
+        out.append(_chat(f"{doc}\n\n{q}", ABSTAIN, c, framing, rf, task='abstain', company=c, year=year, item=label))
     return out
 
 # %% ../nbs/40a_case_study.ipynb #c19a28c3
 def case_questions(company:dict, split:str='train', seed:int=0, operands:bool=True)->dict:
     "Every question of every task about one company: {task: [records]} (`split` picks the phrasings and wordings)."
     r, c = random.Random(f"cs-{seed}-{split}-{company['name']}"), company['name']
+    rf = random.Random(f"frame-{seed}-{company['name']}")  # framings: their own stream, so the questions stay the same
+    fr = (lambda: _framing(rf)) if split == 'train' else (lambda: 'system')
     T = {k: v[split] for k, v in QUESTION_TEMPLATES.items()}
     years = sorted(company['years'])
-    out = {k: [] for k in ('extract', 'extract_prose', 'extract_layout', 'abstain', 'ratio', 'growth')}
+    out = {k: [] for k in ('extract', 'extract_prose', 'extract_layout', 'abstain', 'ratio', 'growth', 'bare_prose')}
     for y in years:
         f = company['years'][y]
-        for k, v in _extract_questions(company, y, T, r, split).items(): out[k] += v
+        for k, v in _extract_questions(company, y, T, r, split, rf).items(): out[k] += v
         for name, (st, *_) in RATIOS.items():
             q = r.choice(T['ratio']).format(company=c, label=name, year=y)
             out['ratio'].append(_chat(f"{statement_text(company, y, st)}\n\n{q}", ratio_answer(f, name, operands), c,
-                                      task='ratio', company=c, year=y, item=name))
-        out['abstain'] += _abstain_questions(company, y, r, split)
+                                      fr(), rf, task='ratio', company=c, year=y, item=name))
+        out['abstain'] += _abstain_questions(company, y, r, split, rf)
     for prev, y in zip(years, years[1:]):
         for name, field in GROWTH_ITEMS.items():
             st = ITEM_STATEMENT[field]
@@ -159,7 +198,7 @@ def case_questions(company:dict, split:str='train', seed:int=0, operands:bool=Tr
             q = r.choice(T['growth']).format(company=c, label=name, year=y, prev=prev)
             out['growth'].append(_chat(f"{ctx}\n\n{q}",
                                        growth_answer(company['years'][prev], company['years'][y], field, operands),
-                                       c, task='growth', company=c, year=y, prev=prev, item=name))
+                                       c, fr(), rf, task='growth', company=c, year=y, prev=prev, item=name))
     return out
 
 # %% ../nbs/40a_case_study.ipynb #c0c21aaa
@@ -182,12 +221,14 @@ def _case_pools(names, want:dict, seed:int, operands:bool)->tuple[list, dict]:
     return train_cos, pools
 
 # %% ../nbs/40a_case_study.ipynb #39761ee2
+BENCH_SIZES = dict(abstain=80, bare_prose=40)  # tasks whose benchmark holds more than `n_bench` questions
+
 def _case_bench(bench_cos:list[dict], n_bench:int, seed:int, operands:bool, r:random.Random)->dict:
-    "Up to `n_bench` benchmark questions per task about the benchmark companies."
+    "Up to `n_bench` benchmark questions per task (`BENCH_SIZES` for some) about the benchmark companies."
     bpools = {}
     for co in bench_cos:
         for k, v in case_questions(co, 'bench', seed, operands).items(): bpools.setdefault(k, []).extend(v)
-    return {k: r.sample(v, min(n_bench, len(v))) for k, v in bpools.items() if v}
+    return {k: r.sample(v, min(max(n_bench, BENCH_SIZES.get(k, 0)), len(v))) for k, v in bpools.items() if v}
 
 # %% ../nbs/40a_case_study.ipynb #4f779ba4
 def finance_case_study(n:int=480,             # training examples, glossary included

@@ -86,14 +86,23 @@ class _Decoding(NamedTuple):
     "How answers are decoded: the stop tokens, the pad id, the length limit, and the other `model.generate` arguments."
     stops:list; pad:int; max_new_tokens:int; kwargs:dict
 
-def _generate_batch(model, tokenizer, batch:list[list[int]], dec:_Decoding)->list[str]:
-    "Answers for one batch of prompt token lists: left-padded, generated, cut at the first stop token."
+def _generate_batch(model, tokenizer, batch:list[list[int]], dec:_Decoding, k:int=1)->list[str]:
+    ("Answers for one batch of prompt token lists: left-padded, generated, cut at the first stop token; `k` answers "
+     "per prompt (each prompt's `k` in a row) share one pass over the prompt.")
     import torch
     L, pad, dev = max(len(e) for e in batch), dec.pad, model_device(model)
     ids = torch.tensor([[pad]*(L-len(e)) + e for e in batch], device=dev)
     mask = torch.tensor([[0]*(L-len(e)) + [1]*len(e) for e in batch], device=dev)
+    extra = {}
+    if k > 1:  # the prompt once, all but its last token, then its cache copied k times: generate continues from it
+        from transformers import DynamicCache
+        cache, kw = DynamicCache(), _cache_kw(model)
+        model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=_positions(mask[:, :-1]),
+              use_cache=True, logits_to_keep=1, **{kw: cache})
+        cache.batch_repeat_interleave(k)
+        ids, mask, extra = ids.repeat_interleave(k, 0), mask.repeat_interleave(k, 0), {'past_key_values': cache}
     gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=dec.max_new_tokens, eos_token_id=dec.stops,
-                         pad_token_id=pad, **dec.kwargs)
+                         pad_token_id=pad, **extra, **dec.kwargs)
     return [tokenizer.decode(_cut(g[L:].tolist(), set(dec.stops)), skip_special_tokens=True).strip() for g in gen]
 
 # %% ../nbs/31_generation.ipynb #2fa796ad
@@ -105,9 +114,11 @@ def generate(model,                      # a causal LM (transformers or PEFT)
              do_sample:bool=False,       # greedy (reproducible) when False
              seed:int|None=None,         # seed for sampling
              desc:str='generate',        # progress bar label
+             num_samples:int=1,          # answers per conversation (sampling), computed from one pass over its prompt
              **gen_kwargs,               # more `model.generate` arguments; sampling uses temperature=0.7, top_p=0.95
             )->list[str]:
-    "Answer each conversation with the chat template: batched, length-sorted, left-padded, stopping at end of turn."
+    ("Answer each conversation with the chat template: batched, length-sorted, left-padded, stopping at end of turn; "
+     "with `num_samples=k`, k answers per conversation, conversation i's at [i*k, (i+1)*k).")
     import torch
     prompts = render_prompts(tokenizer, messages_list)
     enc = [tokenizer(p, add_special_tokens=False)['input_ids'] for p in prompts]  # the template writes any BOS itself
@@ -119,13 +130,14 @@ def generate(model,                      # a causal LM (transformers or PEFT)
     else: gen_kwargs.update(temperature=None, top_p=None, top_k=None)
     dec = _Decoding(stops, pad, max_new_tokens, dict(do_sample=do_sample, **gen_kwargs))
     if seed is not None: torch.manual_seed(seed)
-    out = [None]*len(enc)
+    k = num_samples
+    out, step = [None]*(len(enc)*k), max(1, batch_size // k)  # batch_size counts answers: batch_size // k prompts
     # adapters merged for the block (the same answers, fewer kernels per step); the stored weights are untouched
     with _eval_mode(model), torch.inference_mode(), merged_adapters(model), progress(total=len(enc), desc=desc) as bar:
-        for s in range(0, len(order), batch_size):
-            idx = order[s:s+batch_size]
-            answers = _generate_batch(model, tokenizer, [enc[i] for i in idx], dec)
-            for i, a in zip(idx, answers): out[i] = a
+        for s in range(0, len(order), step):
+            idx = order[s:s+step]
+            answers = _generate_batch(model, tokenizer, [enc[i] for i in idx], dec, k)
+            for j, i in enumerate(idx): out[i*k:(i+1)*k] = answers[j*k:(j+1)*k]
             bar.update(len(idx))
     return out
 

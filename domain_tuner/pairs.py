@@ -15,7 +15,7 @@ from .metrics import parse_numbers, exact_match, numeric_match, abstains
 from .clean import record_source
 
 # %% auto #0
-__all__ = ['right_answer', 'judge_answer', 'MinedPairs', 'mine_pairs', 'cli_pairs']
+__all__ = ['right_answer', 'judge_answer', 'checkable', 'MinedPairs', 'mine_pairs', 'cli_pairs']
 
 # %% ../nbs/42_pairs.ipynb #d969f940
 _RAW = re.compile(r"\d[\d,]*(?:\.\d+)?")
@@ -53,6 +53,16 @@ def judge_answer(prediction:str, # a sampled answer
     if not _raw(reference) <= seen: return 'wrong figure'  # a computed answer: a wrong number is an arithmetic error
     return 'invented figure' if _raw(prediction) - seen else 'wrong figure'
 
+# %% ../nbs/42_pairs.ipynb #cf37d869
+def checkable(record:dict)->bool:
+    "Can the document decide an answer to this question: its reference abstains, or states only figures the prompt holds."
+    msgs = record.get('messages') or []
+    if not msgs or msgs[-1].get('role') != 'assistant': return False
+    ref = msgs[-1]['content']
+    if abstains(ref): return True
+    nums = _raw(ref)
+    return bool(nums) and nums <= _raw(_prompt(record))
+
 # %% ../nbs/42_pairs.ipynb #b6dd4e6c
 @dataclass
 class MinedPairs:
@@ -84,9 +94,10 @@ def mine_pairs(model,                  # the supervised model (a model, or a pef
     recs = [r for r in records if 'messages' in r and r['messages'][-1]['role'] == 'assistant']
     if not recs: raise DomainTunerError("no record with a reference answer to mine", where="mine_pairs(records)",
                                         fix="pass conversations that end with the assistant's answer")
-    prompts = [r['messages'][:-1] for r in recs for _ in range(k)]
     gen_kwargs = dict(max_new_tokens=64, temperature=0.8, top_p=0.95, desc='sample answers') | gen_kwargs
-    answers = generate(model, tokenizer, prompts, do_sample=True, seed=seed, **gen_kwargs)
+    # the k answers to a question share one pass over its prompt (`generate(num_samples=k)`)
+    answers = generate(model, tokenizer, [r['messages'][:-1] for r in recs], do_sample=True, seed=seed, num_samples=k,
+                       **gen_kwargs)
     pairs, samples, verdicts, outcome = [], [], Counter(), Counter()
     for i, rec in enumerate(recs):
         judged, made = _pairs_for(rec, i, answers[i * k:(i + 1) * k], per_question)
@@ -114,14 +125,20 @@ def cli_pairs(argv:list[str]|None=None)->int:
     p.add_argument('--per-question', type=int, default=1, help="pairs kept per question (default 1)")
     p.add_argument('--max-new-tokens', type=int, default=64, help="answer length limit (default 64)")
     p.add_argument('--seed', type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument('--all-questions', action='store_true',
+                   help="mine every question, not only those the document can check (see `checkable`)")
     a = p.parse_args(argv)
     from domain_tuner.load import load_records
     from domain_tuner.models import load_trained
     from domain_tuner.resolve import resolve_model
     recs = load_records(a.data).records
+    qs = recs if a.all_questions else [r for r in recs if checkable(r)]
+    if len(qs) < len(recs): print(f"{len(recs) - len(qs)} of {len(recs)} questions left out: the document cannot check "
+                                  "their answers (a computed figure, or text); --all-questions mines them too")
     src = a.model if Path(a.model).is_dir() else resolve_model(a.model)
     model, tok = load_trained(src)
-    mined = mine_pairs(model, tok, recs, k=a.k, per_question=a.per_question, seed=a.seed, max_new_tokens=a.max_new_tokens)
+    mined = mine_pairs(model, tok, qs, k=a.k, per_question=a.per_question, seed=a.seed, max_new_tokens=a.max_new_tokens)
+    mined.report['not_checkable'] = len(recs) - len(qs)
     out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in mined.pairs))
     rep = out.with_suffix('.report.json'); rep.write_text(json.dumps(mined.report, indent=1))

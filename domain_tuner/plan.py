@@ -16,7 +16,7 @@ from .prepare import PrepareConfig
 from .benchmark import EvalConfig
 
 # %% auto #0
-__all__ = ['MINED', 'RunSpec', 'ModelSpec', 'DataSpec', 'EvalSpec', 'RunPlan', 'plan_run', 'plan_problems']
+__all__ = ['MINED', 'RunSpec', 'ModelSpec', 'DataSpec', 'EvalSpec', 'MineSpec', 'RunPlan', 'plan_run', 'plan_problems']
 
 # %% ../nbs/50_plan.ipynb #06d55860
 @dataclass
@@ -62,6 +62,8 @@ class EvalSpec(EvalConfig):
     canary_metrics:list[str]|None = None
     canary_limit:int|None = None     # score only the first N canary items
     limit:int|None = None            # score only the first N benchmark items of each file (quick runs)
+    # per-task limits that replace `limit` for some files: 'TASK:N' items, e.g. abstain:80 (bench_abstain.jsonl)
+    task_limits:list[str] = field(default_factory=list)
     batch_size:int = 32              # prompts per generation batch
     max_new_tokens:int = 48          # answer length limit
     after_each_stage:bool = True     # run the benchmark after every stage (else only after the last)
@@ -81,6 +83,34 @@ def _method_keys(section:dict[str,Setting]|None, method:str)->dict[str,Setting]:
 
 # %% ../nbs/50_plan.ipynb #4c17d358
 MINED = 'mined'  # a stage's data made from the previous stage's model: pairs from its own mistakes (`42_pairs`)
+
+@dataclass
+class MineSpec:
+    "How a `data = mined` stage mines its pairs: the stage's `mine_*` keys (`mine_pairs` arguments)."
+    k:int = 4                        # answers sampled per question
+    questions:int|None = None        # mine from this many of the previous stage's questions (a seeded sample)
+    max_new_tokens:int = 32          # answer length limit while sampling
+    temperature:float = 0.8          # sampling temperature
+    batch_size:int = 32              # prompts per generation batch
+
+def _stage_extras(name:str, section:dict[str,Setting], all_methods:list[str])->tuple[list[str], MineSpec, dict]:
+    "A stage section's run-level keys: `methods` (the tracks it joins) and `mine_*`; the rest is the stage's."
+    rest = {k: v for k, v in section.items() if k != 'methods' and not k.startswith('mine_')}
+    methods = all_methods
+    if 'methods' in section:
+        s = section['methods']
+        methods = convert_value(s.value, list[str], f"stage.{name}.methods", s.where)
+        if bad := [m for m in methods if m not in all_methods]:
+            raise DomainTunerError(f"stage.{name}.methods names {', '.join(bad)}, which the run does not train",
+                                   where=s.where, fix=f"use some of run.methods: {', '.join(all_methods)}")
+    known = [f.name for f in fields(MineSpec)]
+    for k, v in section.items():
+        if k.startswith('mine_') and k[len('mine_'):] not in known:
+            raise DomainTunerError(f"unknown setting stage.{name}.{k}", where=v.where,
+                                   fix=f"mining keys are {', '.join('mine_' + f for f in known)}")
+    mine = from_section(MineSpec, {k[len('mine_'):]: v for k, v in section.items() if k.startswith('mine_')},
+                        f"stage.{name}")
+    return methods, mine, rest
 
 def _stage(name:str, section:dict[str,Setting], method:str, data:dict):
     from domain_tuner.staged import Stage
@@ -123,6 +153,7 @@ class RunPlan:
     stages:dict                      # method -> [Stage] (each stage's `data` names a DataSpec)
     eval:EvalSpec
     settings:Settings|None = field(default=None, repr=False)
+    mining:dict = field(default_factory=dict)  # stage name -> MineSpec, for `data = mined` stages
 
 # %% ../nbs/50_plan.ipynb #689c3bdc
 def plan_run(settings:Settings|str|Path, overrides:list[str]|None=None)->RunPlan:
@@ -145,18 +176,23 @@ def plan_run(settings:Settings|str|Path, overrides:list[str]|None=None)->RunPlan
         raise DomainTunerError("the run has no stages", where=settings.path or 'settings',
                                fix="add at least one [stage.NAME] section with `data = NAME`")
     train, stages = {}, {}
+    extras = {n: _stage_extras(n, settings[f"stage.{n}"], run.methods) for n in stage_names}
     for m in run.methods:
         train[m] = from_section(TrainConfig, _method_keys(settings.get('train'), m), 'train', method=m, seed=run.seed)
-        stages[m] = [_stage(n, settings[f"stage.{n}"], m, data) for n in stage_names]
-    if stages and (first := next(iter(stages.values()))[0]).data == MINED:
-        raise DomainTunerError(f"the first stage ({first.name!r}) cannot train on mined pairs: there is no model before "
-                               "it to mine from", where=settings[f"stage.{first.name}"]['data'].where,
-                               fix="put the preference stage after a supervised stage")
+        stages[m] = [_stage(n, extras[n][2], m, data) for n in stage_names if m in extras[n][0]]
+        if not stages[m]:
+            raise DomainTunerError(f"method {m} has no stage: every stage's `methods` leaves it out",
+                                   where=settings.path or 'settings', fix=f"add {m} to a stage's methods")
+        if (first := stages[m][0]).data == MINED:
+            raise DomainTunerError(f"the first stage ({first.name!r}) cannot train on mined pairs: there is no model "
+                                   "before it to mine from", where=settings[f"stage.{first.name}"]['data'].where,
+                                   fix="put the preference stage after a supervised stage")
     if run.replay and run.replay not in data:
         raise DomainTunerError(f"run.replay names data {run.replay!r}, which no [data.{run.replay}] section defines",
                                where=settings['run']['replay'].where, fix=f"use one of: {', '.join(data) or '(none)'}")
     ev = from_section(EvalSpec, settings.get('eval'), 'eval')
-    return RunPlan(run, from_section(ModelSpec, settings.get('model'), 'model'), data, train, stages, ev, settings)
+    mining = {n: x[1] for n, x in extras.items() if any(s.name == n and s.data == MINED for ss in stages.values() for s in ss)}
+    return RunPlan(run, from_section(ModelSpec, settings.get('model'), 'model'), data, train, stages, ev, settings, mining)
 
 # %% ../nbs/50_plan.ipynb #0c2a4a37
 def plan_problems(plan:RunPlan)->list[str]:

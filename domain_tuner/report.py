@@ -14,9 +14,9 @@ from .intervals import fmt_interval, scores_with_intervals, paired_by, supported
 from .benchmark import EvalResult, Comparison, compare, scores_by
 
 # %% auto #0
-__all__ = ['blocks_to_markdown', 'blocks_to_html', 'plot_metrics', 'report_blocks', 'write_report', 'headline_metric',
-           'metrics_line', 'score_table', 'task_table', 'paired_table', 'write_run_report', 'summary_text',
-           'results_markdown', 'read_results']
+__all__ = ['PREFERENCE_METRICS', 'blocks_to_markdown', 'blocks_to_html', 'plot_metrics', 'report_blocks', 'write_report',
+           'headline_metric', 'metrics_line', 'score_table', 'task_table', 'paired_table', 'preference_summary',
+           'write_run_report', 'summary_text', 'results_markdown', 'read_results']
 
 # %% ../nbs/36_report.ipynb #3b59c16b
 def _fmt(v)->str:
@@ -295,6 +295,51 @@ def paired_table(res, metric:str='exact_match')->list[dict]:
         rows.append(row)
     return rows
 
+# %% ../nbs/36_report.ipynb #cf0954c7
+PREFERENCE_METRICS = ('invented_figure', 'exact_match', 'over_abstention')
+
+def _paired_rate(before:list, after:list, metric:str)->dict|None:
+    "One metric before and after, on the items its headline rate is about, with the paired difference (after - before)."
+    from domain_tuner.intervals import paired_difference, supported
+    info = metric_info(metric); pick = info.items or (lambda xs: xs)
+    a, b = [e[metric] for e in pick(before) if metric in e], [e[metric] for e in pick(after) if metric in e]
+    if not a or len(a) != len(b): return None
+    d = paired_difference(a, b)
+    return dict(before=sum(a) / len(a), after=sum(b) / len(b), paired_difference=list(d), n=len(a),
+                verdict=supported(d, info.higher_is_better))
+
+def preference_summary(res)->dict: # a `run.RunResult`
+    ("Per method with a preference stage: each of `PREFERENCE_METRICS` and the canary before and after that stage, "
+     "with paired intervals, and how its pairs were mined.")
+    out = {}
+    for m, stages in res.plan.stages.items():
+        for prev, st in zip(stages, stages[1:]):
+            obj = st.config(res.plan.train[m]).objective
+            b, a = res.evals.get((m, prev.name)), res.evals.get((m, st.name))
+            if obj == 'sft' or a is None or b is None: continue
+            row = dict(stage=st.name, before_stage=prev.name, objective=obj, mined=res.mined.get(m))
+            for k in PREFERENCE_METRICS:
+                if (v := _paired_rate(b.examples, a.examples, k)) is not None: row[k] = v
+            if b.canary is not None and a.canary is not None and (cm := headline_metric(b.canary)):
+                row[f"canary_{cm}"] = _paired_rate(b.canary.examples, a.canary.examples, cm)
+            out[m] = row
+    return out
+
+def _preference_blocks(res)->list:
+    "The preference stage's table for report.md: before, after and the paired difference per metric."
+    ps = preference_summary(res)
+    if not ps: return []
+    rows = [dict(model=m, stage=f"{v['before_stage']} → {v['stage']} ({v['objective']})", metric=k, before=x['before'],
+                 after=x['after'], difference=tuple(x['paired_difference']), n=x['n'], verdict=x['verdict'])
+            for m, v in ps.items() for k, x in v.items() if isinstance(x, dict) and 'paired_difference' in x]
+    mined = [f"{m}: {v['mined']['pairs']} pairs from {v['mined']['questions']} questions ({v['mined']['reasons']})"
+             for m, v in ps.items() if v.get('mined')]
+    return [('h2', 'The preference stage, against the same model before it'),
+            ('p', "Each metric on the items it is about (invented figures: questions the document cannot answer; "
+                  "over-abstention: those it can), before and after the stage, with the paired 95% interval of the "
+                  "difference (after minus before)." + (" Pairs mined: " + '; '.join(mined) + '.' if mined else '')),
+            ('table', ['model', 'stage', 'metric', 'before', 'after', 'difference', 'n', 'verdict'], rows)]
+
 # %% ../nbs/36_report.ipynb #ee85c4d7
 def _plot_losses(res, path:Path)->Path:
     from matplotlib.figure import Figure  # no pyplot: saving a file leaves the session's backend (inline plots) alone
@@ -426,9 +471,10 @@ def _run_record(res, rows:list, st:list, pt:list, by_task:dict, metric_keys:list
     return dict(name=res.plan.run.name, created=time.strftime('%Y-%m-%d %H:%M %Z'), seed=res.plan.run.seed,
                 summary=rows, timings=res.timings, environment=environment_info(),
                 base_dir=res.base_dir, final_models={m: str(cr.final) for m, cr in res.curricula.items()},
-                scores=st, by_task_intervals={k: task_table(res, k) for k in ('exact_match', 'invented_figure')
+                scores=st, by_task_intervals={k: task_table(res, k) for k in ('exact_match', 'invented_figure',
+                                                                              'over_abstention')
                                               if k in metric_keys},
-                paired=pt, export=res.export,
+                paired=pt, export=res.export, preference=preference_summary(res),
                 settings={s: settings.section(s) for s in settings} if settings else None,
                 evals={f"{m}/{s}": r.metrics for (m, s), r in res.evals.items()}, by_task=by_task,
                 base_eval=res.base_eval.metrics if res.base_eval else None)
@@ -445,7 +491,8 @@ def write_run_report(res)->dict: # a `run.RunResult`
     finals = list(res.final_evals().values())
     by_task = {r.name: scores_by(r) for r in finals}
     score_blocks, pt = _method_blocks(res, st, metric_keys)
-    B += score_blocks + _figure_blocks(res, rows, metric_keys, figs) + _detail_blocks(res, finals, figs)
+    B += score_blocks + _preference_blocks(res) + _figure_blocks(res, rows, metric_keys, figs) \
+         + _detail_blocks(res, finals, figs)
     (out/'report.md').write_text(blocks_to_markdown(B, 'figures'), encoding='utf-8')
     (out/'report.html').write_text(blocks_to_html(B, f"domain-tuner run: {res.plan.run.name}"), encoding='utf-8')
     record = _run_record(res, rows, st, pt, by_task, metric_keys)
@@ -547,6 +594,40 @@ def _paired_lines(r:dict)->list[str]:
                    + (f"; worse on {', '.join(worse)}" if worse else '') + '.')
     return out
 
+# %% ../nbs/36_report.ipynb #d14c5b90
+def _preference_lines(r:dict)->list[str]:
+    "The preference stage before and after, per method, from a run record's `preference`."
+    names = {'invented_figure': 'invented figures (unanswerable items)', 'exact_match': 'exact match (all items)',
+             'over_abstention': 'over-abstention (answerable items)'}
+    rows = []
+    for m, v in (r.get('preference') or {}).items():
+        for k, x in v.items():
+            if not isinstance(x, dict) or 'paired_difference' not in x: continue
+            rows.append([m, names.get(k, k.replace('canary_', 'canary ')), f"{x['before']:.2f}", f"{x['after']:.2f}",
+                         _iv(x['paired_difference']), str(x['n'])])
+    if not rows: return []
+    out = []
+    for m, v in r['preference'].items():
+        mi = v.get('mined') or {}
+        out.append(f"The preference stage ({v['objective'].upper()}, `{v['before_stage']}` → `{v['stage']}`) on **{m}**"
+                   + (f", trained on {mi['pairs']} pairs mined from its own answers to {mi['questions']} training "
+                      f"questions ({', '.join(f'{n} {why}' for why, n in mi['reasons'].items())})" if mi else '')
+                   + ", against the same model before the stage (paired 95% intervals, after minus before):")
+    return out + ['', _md_table(['model', 'metric', 'before', 'after', 'after − before', 'n'], rows), '']
+
+def _framing_lines(r:dict)->list[str]:
+    ("A benchmark part asked in a framing never trained on (`bare_prose`: a paragraph and a question, no system "
+     "prompt, no instruction): each model's extraction, its gain over the base, and its over-abstention there.")
+    em = {t['task']: t for t in r['by_task_intervals'].get('exact_match', [])}.get('bare_prose')
+    if not em: return []
+    oa = {t['task']: t for t in r['by_task_intervals'].get('over_abstention', [])}.get('bare_prose', {})
+    pr = next((p for p in r.get('paired') or [] if p['task'] == 'bare_prose'), {})
+    models = [row['model'] for row in r['scores']]
+    rows = [[m, _iv(em.get(m)), _iv(pr.get(f"{m} - base")) if m != 'base' else '', _iv(oa.get(m))] for m in models]
+    return ["A framing never trained on (`bare_prose`: a paragraph of prose and a question, no system prompt, no "
+            "instruction; the training data varies its framing but never uses this one):", '',
+            _md_table(['model', 'exact match', 'minus the base (paired)', 'over-abstention'], rows), '']
+
 # %% ../nbs/36_report.ipynb #47f855aa
 def _spread_line(records:list[dict])->str:
     "How far runs with other seeds moved exact match, overall and per task."
@@ -573,6 +654,7 @@ def results_markdown(records:list[dict],      # run.json records: the run to sho
     r = records[0]
     out = _measured_on(r) + _score_tables(r)
     if r.get('paired'): out += _paired_lines(r) + ['']
+    out += _framing_lines(r) + _preference_lines(r)
     if len(records) > 1: out += [_spread_line(records), '']
     if stage1: out.append(_stage1_line(stage1))
     return '\n'.join(out).rstrip() + '\n'

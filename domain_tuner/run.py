@@ -25,8 +25,10 @@ def _builtin_files(name:str, root:Path, seed:int, n:int)->list[Path]:
     from domain_tuner import domains as D
     parts = name.split('/')
     dom, part = parts[0], '/'.join(parts[1:])
-    folder = root/(f"{dom}-seed{seed}" + (f"-n{n}" if dom.startswith('finance') else ''))
-    from domain_tuner.case_study import finance_case_study
+    from domain_tuner.case_study import finance_case_study, CASE_STUDY_VERSION
+    # the version: a cached folder written by an older generator is not reused
+    folder = root/(f"{dom}-seed{seed}" + (f"-n{n}" if dom.startswith('finance') else '')
+                   + (f"-v{CASE_STUDY_VERSION}" if dom == 'finance-reports' else ''))
     makers = {'finance': lambda: D.finance_dataset(n=n, seed=seed), 'medical': lambda: D.medical_dataset(seed=seed),
               'legal': lambda: D.legal_dataset(seed=seed),
               'finance-reports': lambda: finance_case_study(n=n, seed=seed)}
@@ -75,6 +77,7 @@ class RunResult:
     report:dict = field(default_factory=dict)                 # paths of report.md/html and figures
     base_dir:str|None = None                                  # the base model's local folder (or hub id) as loaded
     export:dict|None = None                                   # what `export_gguf` wrote and checked, when asked for
+    mined:dict = field(default_factory=dict)                  # method -> the mining report of its preference stage
     def final_evals(self)->dict:
         ("The base's evaluation and each method's after its last stage: {'base' or method: EvalResult}, "
          "missing ones left out.")
@@ -123,13 +126,26 @@ def _prepare_all(plan:RunPlan, out:Path, tok, bench_files:list[str])->dict:
               f"report in {out/'data'/name}")
     return prepared
 
+def _task_limits(plan:RunPlan)->dict:
+    "`[eval] task_limits` as {task: N}; a malformed entry stops the run at its line."
+    out = {}
+    for t in plan.eval.task_limits:
+        task, _, n = t.partition(':')
+        if not n.strip().isdigit():
+            s = (plan.settings or {}).get('eval', {}).get('task_limits') if plan.settings else None
+            raise DomainTunerError(f"eval.task_limits entry {t!r} is not TASK:N", where=s.where if s else '[eval]',
+                                   fix="write e.g. task_limits = abstain:80, bare_prose:30 (TASK is bench_TASK.jsonl)")
+        out[task.strip()] = int(n)
+    return out
+
 def _bench_records(plan:RunPlan, out:Path)->tuple[list, list, list]:
     from domain_tuner.load import load_records
     files = resolve_files(plan.eval.bench, out/'data'/'builtin', plan.run.seed, plan.run.builtin_examples)
-    recs = []
+    limits, recs = _task_limits(plan), []
     for f in files:
         rs = load_records([f]).records
-        recs += rs[:plan.eval.limit] if plan.eval.limit else rs
+        n = limits.get(Path(f).stem.removeprefix('bench_'), plan.eval.limit)
+        recs += rs[:n] if n else rs
     canary = []
     if plan.eval.canary:
         cf = resolve_files([plan.eval.canary], out/'data'/'builtin', plan.run.seed, plan.run.builtin_examples)
@@ -151,8 +167,9 @@ def _check_machine(plan:RunPlan):
                                fix="install what is named, or drop the method with --set run.methods=...")
 
 # %% ../nbs/51_run.ipynb #73bd2206
-def _stage_hook(res:RunResult, method:str, last:str, bench:list, canary:list):
-    "A curriculum's `evaluate_stage` for `method`: the benchmark and canary after each stage (or the `last`)."
+def _stage_hook(res:RunResult, method:str, last:str, bench:list, canary:list, also:tuple=()):
+    ("A curriculum's `evaluate_stage` for `method`: the benchmark and canary after each stage (or the `last`, and "
+     "the stages in `also`: those a preference stage follows, its 'before').")
     plan, seen = res.plan, set()
     def hook(model, tokenizer, stage, _m=method):
         from domain_tuner.staged import evaluate_stage
@@ -161,7 +178,7 @@ def _stage_hook(res:RunResult, method:str, last:str, bench:list, canary:list):
         is_base = _m not in seen; seen.add(_m)
         if is_base and res.base_eval is not None:
             r = res.base_eval
-        elif bench and (plan.eval.after_each_stage or stage.name == last):
+        elif bench and (plan.eval.after_each_stage or stage.name == last or stage.name in also):
             # `evaluate` answers with adapters merged and 4-bit weights dequantized once for the block, not per step
             r = evaluate(model, tokenizer, bench, plan.eval, name=f"{_m}/{stage.name}", canary=canary or None)
             res.evals[(_m, stage.name)] = r
@@ -176,14 +193,28 @@ def _stage_hook(res:RunResult, method:str, last:str, bench:list, canary:list):
 def _miner(res:RunResult, method:str, stage, questions:list):
     ("A stage's data function: pairs mined from the model the previous stage left, on that stage's training "
      "questions (`mine_pairs`; KTO gets each pair as a good and a bad answer); the pairs and report are saved.")
-    from domain_tuner.pairs import mine_pairs
+    import random
+    from domain_tuner.pairs import mine_pairs, checkable
+    from domain_tuner.plan import MineSpec
+    spec = res.plan.mining.get(stage.name) or MineSpec()
+    qs = [q for q in questions if checkable(q)]  # questions whose answers the document can check
+    if spec.questions and spec.questions < len(qs): qs = random.Random(res.plan.run.seed).sample(qs, spec.questions)
     def mined(model, tokenizer):
-        m = mine_pairs(model, tokenizer, questions, seed=res.plan.run.seed)
+        m = mine_pairs(model, tokenizer, qs, k=spec.k, seed=res.plan.run.seed, max_new_tokens=spec.max_new_tokens,
+                       temperature=spec.temperature, batch_size=spec.batch_size)
+        m.report['not_checkable'] = len(questions) - sum(map(checkable, questions))
         d = res.out/method/'mined'; d.mkdir(parents=True, exist_ok=True)
         (d/'pairs.jsonl').write_text(''.join(json.dumps(p, ensure_ascii=False) + '\n' for p in m.pairs))
         (d/'report.json').write_text(json.dumps(m.report, indent=1))
+        res.mined[method] = dict(m.report, folder=str(d))
         print(f"{method} {stage.name}: {len(m.pairs)} pairs mined from {m.report['questions']} questions "
-              f"({m.report['reasons']}); in {d}")
+              f"({m.report['reasons']}; {m.report['not_checkable']} questions the document cannot check were left "
+              f"out); in {d}")
+        if not m.pairs:
+            raise DomainTunerError(f"{method} {stage.name}: no pair mined: every sampled answer was right or not judged",
+                                   where=str(d/'report.json'),
+                                   fix="sample more answers (mine_k), mine more questions (mine_questions), or raise "
+                                       "mine_temperature")
         return _as_judged(m.pairs) if stage.overrides.get('objective') == 'kto' else m.pairs
     return mined
 
@@ -205,7 +236,9 @@ def _train_method(res:RunResult, method:str, base:str, bench:list, canary:list, 
         if s.data == MINED: stages.append(replace(s, data=_miner(res, method, s, res.prepared[before].train)))
         else: stages.append(replace(s, data=res.prepared[s.data], eval_data=res.prepared[s.data].eval))
         before = s.data if s.data != MINED else before
-    hook = _stage_hook(res, method, stages[-1].name, bench, canary)
+    objectives = [s.config(plan.train[method]).objective for s in stages]
+    before_pref = tuple(s.name for s, o in zip(stages, objectives[1:]) if o != 'sft')
+    hook = _stage_hook(res, method, stages[-1].name, bench, canary, also=before_pref)
     replay = res.prepared[plan.run.replay].train if plan.run.replay else None
     # forgetting is the canary benchmark's score (generated with the domain benchmark), so the curriculum does not
     # also score the canary's perplexity after every stage
@@ -324,6 +357,8 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
     base = resolve_model(plan.model.base, need_weights=False)
     tok = load_tokenizer(base)
     bench_files, bench, canary = _bench_records(plan, out)
+    if bench:  # the items as scored, in order: what `domain-tuner export ... --score RUN/bench.jsonl` answers too
+        (out/'bench.jsonl').write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in bench))
     res = RunResult(out, plan, base_dir=base)
     res.prepared = _prepare_all(plan, out, tok, bench_files)
     if bench:
