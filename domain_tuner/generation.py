@@ -100,7 +100,7 @@ def _generate_batch(model, tokenizer, batch:list[list[int]], dec:_Decoding, k:in
         model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=_positions(mask[:, :-1]),
               use_cache=True, logits_to_keep=1, **{kw: cache})
         cache.batch_repeat_interleave(k)
-        ids, mask, extra = ids.repeat_interleave(k, 0), mask.repeat_interleave(k, 0), {'past_key_values': cache}
+        ids, mask, extra = ids.repeat_interleave(k, 0), mask.repeat_interleave(k, 0), {kw: cache}
     gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=dec.max_new_tokens, eos_token_id=dec.stops,
                          pad_token_id=pad, **extra, **dec.kwargs)
     return [tokenizer.decode(_cut(g[L:].tolist(), set(dec.stops)), skip_special_tokens=True).strip() for g in gen]
@@ -114,12 +114,13 @@ def generate(model,                      # a causal LM (transformers or PEFT)
              do_sample:bool=False,       # greedy (reproducible) when False
              seed:int|None=None,         # seed for sampling
              desc:str='generate',        # progress bar label
-             num_samples:int=1,          # answers per conversation (sampling), computed from one pass over its prompt
-             **gen_kwargs,               # more `model.generate` arguments; sampling uses temperature=0.7, top_p=0.95
+             **gen_kwargs,               # more `model.generate` arguments; sampling uses temperature=0.7, top_p=0.95;
+                                         # num_samples=k: k answers per conversation from one pass over its prompt
             )->list[str]:
     ("Answer each conversation with the chat template: batched, length-sorted, left-padded, stopping at end of turn; "
      "with `num_samples=k`, k answers per conversation, conversation i's at [i*k, (i+1)*k).")
     import torch
+    k = gen_kwargs.pop('num_samples', 1)
     prompts = render_prompts(tokenizer, messages_list)
     enc = [tokenizer(p, add_special_tokens=False)['input_ids'] for p in prompts]  # the template writes any BOS itself
     stops = stop_token_ids(model, tokenizer)
@@ -130,7 +131,6 @@ def generate(model,                      # a causal LM (transformers or PEFT)
     else: gen_kwargs.update(temperature=None, top_p=None, top_k=None)
     dec = _Decoding(stops, pad, max_new_tokens, dict(do_sample=do_sample, **gen_kwargs))
     if seed is not None: torch.manual_seed(seed)
-    k = num_samples
     out, step = [None]*(len(enc)*k), max(1, batch_size // k)  # batch_size counts answers: batch_size // k prompts
     # adapters merged for the block (the same answers, fewer kernels per step); the stored weights are untouched
     with _eval_mode(model), torch.inference_mode(), merged_adapters(model), progress(total=len(enc), desc=desc) as bar:

@@ -15,7 +15,7 @@ from .metrics import parse_numbers, exact_match, numeric_match, abstains
 from .clean import record_source
 
 # %% auto #0
-__all__ = ['right_answer', 'judge_answer', 'checkable', 'MinedPairs', 'mine_pairs', 'cli_pairs']
+__all__ = ['right_answer', 'judge_answer', 'checkable', 'MinedPairs', 'mine_pairs', 'balance_pairs', 'cli_pairs']
 
 # %% ../nbs/42_pairs.ipynb #d969f940
 _RAW = re.compile(r"\d[\d,]*(?:\.\d+)?")
@@ -53,7 +53,7 @@ def judge_answer(prediction:str, # a sampled answer
     if not _raw(reference) <= seen: return 'wrong figure'  # a computed answer: a wrong number is an arithmetic error
     return 'invented figure' if _raw(prediction) - seen else 'wrong figure'
 
-# %% ../nbs/42_pairs.ipynb #cf37d869
+# %% ../nbs/42_pairs.ipynb #c683d3da
 def checkable(record:dict)->bool:
     "Can the document decide an answer to this question: its reference abstains, or states only figures the prompt holds."
     msgs = record.get('messages') or []
@@ -88,8 +88,10 @@ def mine_pairs(model,                  # the supervised model (a model, or a pef
                k:int=4,                # answers sampled per question
                per_question:int=1,     # pairs kept per question, from distinct wrong answers
                seed:int=0,             # sampling seed
+               balance:bool=True,      # as many pairs choosing an abstention as choosing a figure (`balance_pairs`)
                **gen_kwargs)->MinedPairs: # `generate` arguments: max_new_tokens, batch_size, temperature, ...
-    "Pairs of (reference or own right answer, wrong answer) from `k` sampled answers per question, with a report."
+    ("Pairs of (reference or own right answer, wrong answer) from `k` sampled answers per question, with a report; "
+     "`balance` evens the two directions of abstention.")
     from domain_tuner.generation import generate
     recs = [r for r in records if 'messages' in r and r['messages'][-1]['role'] == 'assistant']
     if not recs: raise DomainTunerError("no record with a reference answer to mine", where="mine_pairs(records)",
@@ -107,10 +109,23 @@ def mine_pairs(model,                  # the supervised model (a model, or a pef
         outcome['paired' if made else 'all right' if all(right_answer(a, rec['messages'][-1]['content'], rec)
                                                          for a, _ in judged) else 'no judged mistake'] += 1
         pairs += made
+    mined = len(pairs)
+    if balance: pairs = balance_pairs(pairs, seed)
     report = dict(questions=len(recs), skipped_records=len(records) - len(recs), samples=len(answers), k=k,
                   verdicts=dict(verdicts), questions_by_outcome=dict(outcome), pairs=len(pairs),
-                  reasons=dict(Counter(p['meta']['mined'] for p in pairs)))
+                  reasons=dict(Counter(p['meta']['mined'] for p in pairs)), left_out_to_balance=mined - len(pairs))
     return MinedPairs(pairs, report, samples)
+
+# %% ../nbs/42_pairs.ipynb #12c75f25
+def balance_pairs(pairs:list, seed:int=0)->list:
+    ("As many pairs whose chosen answer abstains as pairs whose chosen answer states a figure: the larger kind sampled "
+     "down with `seed`, the order kept.")
+    import random
+    by = {True: [], False: []}
+    for i, p in enumerate(pairs): by[abstains(p['messages'][-1]['content'])].append(i)
+    n, r = min(len(v) for v in by.values()), random.Random(seed)
+    keep = {i for v in by.values() for i in (v if len(v) == n else r.sample(v, n))}
+    return [p for i, p in enumerate(pairs) if i in keep]
 
 # %% ../nbs/42_pairs.ipynb #9f12c754
 def cli_pairs(argv:list[str]|None=None)->int:

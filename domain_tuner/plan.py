@@ -64,7 +64,8 @@ class EvalSpec(EvalConfig):
     limit:int|None = None            # score only the first N benchmark items of each file (quick runs)
     # per-task limits that replace `limit` for some files: 'TASK:N' items, e.g. abstain:80 (bench_abstain.jsonl)
     task_limits:list[str] = field(default_factory=list)
-    batch_size:int = 32              # prompts per generation batch
+    batch_size:int = 32              # sampled answers per generation batch
+    balance:bool = True              # as many pairs choosing an abstention as choosing a figure (`balance_pairs`)
     max_new_tokens:int = 48          # answer length limit
     after_each_stage:bool = True     # run the benchmark after every stage (else only after the last)
     max_forgetting:float|None = None # allowed relative drop of the canary score vs the base (0.2 = 20%)
@@ -91,7 +92,8 @@ class MineSpec:
     questions:int|None = None        # mine from this many of the previous stage's questions (a seeded sample)
     max_new_tokens:int = 32          # answer length limit while sampling
     temperature:float = 0.8          # sampling temperature
-    batch_size:int = 32              # prompts per generation batch
+    batch_size:int = 32              # sampled answers per generation batch
+    balance:bool = True              # as many pairs choosing an abstention as choosing a figure (`balance_pairs`)
 
 def _stage_extras(name:str, section:dict[str,Setting], all_methods:list[str])->tuple[list[str], MineSpec, dict]:
     "A stage section's run-level keys: `methods` (the tracks it joins) and `mine_*`; the rest is the stage's."

@@ -295,7 +295,7 @@ def paired_table(res, metric:str='exact_match')->list[dict]:
         rows.append(row)
     return rows
 
-# %% ../nbs/36_report.ipynb #cf0954c7
+# %% ../nbs/36_report.ipynb #32849ce8
 PREFERENCE_METRICS = ('invented_figure', 'exact_match', 'over_abstention')
 
 def _paired_rate(before:list, after:list, metric:str)->dict|None:
@@ -594,7 +594,7 @@ def _paired_lines(r:dict)->list[str]:
                    + (f"; worse on {', '.join(worse)}" if worse else '') + '.')
     return out
 
-# %% ../nbs/36_report.ipynb #d14c5b90
+# %% ../nbs/36_report.ipynb #2594344a
 def _preference_lines(r:dict)->list[str]:
     "The preference stage before and after, per method, from a run record's `preference`."
     names = {'invented_figure': 'invented figures (unanswerable items)', 'exact_match': 'exact match (all items)',
@@ -628,6 +628,22 @@ def _framing_lines(r:dict)->list[str]:
             "instruction; the training data varies its framing but never uses this one):", '',
             _md_table(['model', 'exact match', 'minus the base (paired)', 'over-abstention'], rows), '']
 
+# %% ../nbs/36_report.ipynb #2bea3291
+def _export_lines(r:dict)->list[str]:
+    ("The exported GGUF file scored beside its model (`run.score_export`): from the run record, or the score "
+     "`domain-tuner export ... --score` wrote (`export_score` in a results folder).")
+    sc = (r.get('export') or {}).get('score') or r.get('export_score')
+    if not sc or not sc.get('metrics'): return []
+    rows = [[m, f"{v['model']:.2f}", f"{v['gguf']:.2f}", _iv(v['paired_difference']), v['verdict']]
+            for m, v in sc['metrics'].items()]
+    em = sc['metrics'].get('exact_match')
+    note = ('' if not em else ' The paired interval of exact match includes 0: the file keeps what tuning gained.'
+            if em['paired_difference'][1] <= 0 <= em['paired_difference'][2] else
+            ' The paired interval of exact match excludes 0: the export changed the answers, read the table.')
+    return [f"The exported file (`{Path(sc['path']).name}`) answered the same {sc['n']} items beside the model it came "
+            "from (GGUF minus model, paired 95% intervals)." + note, '',
+            _md_table(['metric', 'model', 'GGUF', 'GGUF − model', 'verdict'], rows), '']
+
 # %% ../nbs/36_report.ipynb #47f855aa
 def _spread_line(records:list[dict])->str:
     "How far runs with other seeds moved exact match, overall and per task."
@@ -654,15 +670,16 @@ def results_markdown(records:list[dict],      # run.json records: the run to sho
     r = records[0]
     out = _measured_on(r) + _score_tables(r)
     if r.get('paired'): out += _paired_lines(r) + ['']
-    out += _framing_lines(r) + _preference_lines(r)
+    out += _framing_lines(r) + _preference_lines(r) + _export_lines(r)
     if len(records) > 1: out += [_spread_line(records), '']
     if stage1: out.append(_stage1_line(stage1))
     return '\n'.join(out).rstrip() + '\n'
 
 # %% ../nbs/36_report.ipynb #640a0ad6
 def read_results(folder:str|Path)->tuple[list[dict], dict|None]:
-    ("The run records in a results folder (`demo_seed*.json`, in seed order) and the stage-1 probe (`stage1.json`) "
-     "if there.")
-    folder = Path(folder); s1 = folder/'stage1.json'
-    return ([json.loads(p.read_text()) for p in sorted(folder.glob('demo_seed*.json'))],
-            json.loads(s1.read_text()) if s1.exists() else None)
+    ("The run records in a results folder (`demo_seed*.json`, in seed order; the first gets `export_score.json`, "
+     "the score `domain-tuner export --score` wrote) and the stage-1 probe (`stage1.json`) if there.")
+    folder = Path(folder); s1 = folder/'stage1.json'; ex = folder/'export_score.json'
+    recs = [json.loads(p.read_text()) for p in sorted(folder.glob('demo_seed*.json'))]
+    if recs and ex.exists(): recs[0]['export_score'] = json.loads(ex.read_text())  # what `export --score` wrote
+    return recs, json.loads(s1.read_text()) if s1.exists() else None

@@ -201,7 +201,7 @@ def _miner(res:RunResult, method:str, stage, questions:list):
     if spec.questions and spec.questions < len(qs): qs = random.Random(res.plan.run.seed).sample(qs, spec.questions)
     def mined(model, tokenizer):
         m = mine_pairs(model, tokenizer, qs, k=spec.k, seed=res.plan.run.seed, max_new_tokens=spec.max_new_tokens,
-                       temperature=spec.temperature, batch_size=spec.batch_size)
+                       temperature=spec.temperature, batch_size=spec.batch_size, balance=spec.balance)
         m.report['not_checkable'] = len(questions) - sum(map(checkable, questions))
         d = res.out/method/'mined'; d.mkdir(parents=True, exist_ok=True)
         (d/'pairs.jsonl').write_text(''.join(json.dumps(p, ensure_ascii=False) + '\n' for p in m.pairs))
@@ -211,10 +211,12 @@ def _miner(res:RunResult, method:str, stage, questions:list):
               f"({m.report['reasons']}; {m.report['not_checkable']} questions the document cannot check were left "
               f"out); in {d}")
         if not m.pairs:
-            raise DomainTunerError(f"{method} {stage.name}: no pair mined: every sampled answer was right or not judged",
-                                   where=str(d/'report.json'),
-                                   fix="sample more answers (mine_k), mine more questions (mine_questions), or raise "
-                                       "mine_temperature")
+            why = (f"the {m.report['left_out_to_balance']} pairs mined all chose the same kind of answer (an abstention, "
+                   "or a figure), so balancing left none" if m.report['left_out_to_balance'] else
+                   "every sampled answer was right or not judged")
+            raise DomainTunerError(f"{method} {stage.name}: no pair to train on: {why}", where=str(d/'report.json'),
+                                   fix="sample more answers (mine_k), mine more questions (mine_questions), raise "
+                                       "mine_temperature, or set mine_balance = false")
         return _as_judged(m.pairs) if stage.overrides.get('objective') == 'kto' else m.pairs
     return mined
 

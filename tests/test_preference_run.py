@@ -35,6 +35,7 @@ batch_size = 2
 mine_k = 2
 mine_questions = 12
 mine_max_new_tokens = 16
+mine_balance = false                # a 2M model's few pairs may all be of one kind
 [eval]
 bench = builtin:finance-reports/bench/abstain, builtin:finance-reports/bench/extract
 metrics = exact_match, invented_figure, over_abstention
@@ -74,7 +75,7 @@ def test_the_record_holds_before_after_and_a_paired_interval(pref_run):
 def test_mined_pairs_are_saved_and_accounted_for(pref_run):
     res, rec = pref_run
     m = rec['preference']['lora']['mined']
-    assert m['questions'] == 12 and m['samples'] == 12 * 2
+    assert m['questions'] == 12 and m['samples'] == 12 * 2 and m['left_out_to_balance'] == 0
     assert sum(m['verdicts'].values()) == m['samples']
     pairs = [json.loads(l) for l in (res.out/'lora'/'mined'/'pairs.jsonl').read_text().splitlines()]
     assert len(pairs) == m['pairs'] > 0
@@ -86,3 +87,13 @@ def test_report_and_readme_tables_show_the_stage(pref_run):
     assert 'The preference stage, against the same model before it' in (res.out/'report.md').read_text()
     md = results_markdown([rec])
     assert 'on **lora**' in md and 'invented figures (unanswerable items)' in md
+
+def test_task_limits_are_read_and_a_bad_entry_names_its_line():
+    from domain_tuner.run import _task_limits
+    from domain_tuner.core import DomainTunerError
+    head = "[data.d]\nfiles = x.jsonl\n[stage.s]\ndata = d\n[eval]\n"
+    assert _task_limits(plan_run(parse_settings(head + "task_limits = abstain:80, bare_prose:30\n", 'x.ini'))) == \
+        {'abstain': 80, 'bare_prose': 30}
+    with pytest.raises(DomainTunerError) as e:
+        _task_limits(plan_run(parse_settings(head + "task_limits = abstain:80, bare\n", 'x.ini')))
+    assert 'x.ini:6' in str(e.value) and "'bare' is not TASK:N" in str(e.value)
