@@ -295,7 +295,7 @@ def paired_table(res, metric:str='exact_match')->list[dict]:
         rows.append(row)
     return rows
 
-# %% ../nbs/36_report.ipynb #32849ce8
+# %% ../nbs/36_report.ipynb #e8a05f88
 PREFERENCE_METRICS = ('invented_figure', 'exact_match', 'over_abstention')
 
 def _paired_rate(before:list, after:list, metric:str)->dict|None:
@@ -594,7 +594,7 @@ def _paired_lines(r:dict)->list[str]:
                    + (f"; worse on {', '.join(worse)}" if worse else '') + '.')
     return out
 
-# %% ../nbs/36_report.ipynb #2594344a
+# %% ../nbs/36_report.ipynb #bc84e463
 def _preference_lines(r:dict)->list[str]:
     "The preference stage before and after, per method, from a run record's `preference`."
     names = {'invented_figure': 'invented figures (unanswerable items)', 'exact_match': 'exact match (all items)',
@@ -628,7 +628,7 @@ def _framing_lines(r:dict)->list[str]:
             "instruction; the training data varies its framing but never uses this one):", '',
             _md_table(['model', 'exact match', 'minus the base (paired)', 'over-abstention'], rows), '']
 
-# %% ../nbs/36_report.ipynb #2bea3291
+# %% ../nbs/36_report.ipynb #19bef412
 def _export_lines(r:dict)->list[str]:
     ("The exported GGUF file scored beside its model (`run.score_export`): from the run record, or the score "
      "`domain-tuner export ... --score` wrote (`export_score` in a results folder).")
