@@ -139,7 +139,9 @@ def test_packaged_settings_match_the_default_run():
 
 def test_default_run_plan_is_valid():
     r = run_cli('run', ROOT/'settings.ini', '--dry-run')
-    assert 'full' in r.stdout and 'qlora' in r.stdout
+    assert 'qlora' in r.stdout and 'lora:' in r.stdout and 'preference(mined' in r.stdout  # the demo's preference stage
+    r = run_cli('run', ROOT/'settings.ini', '--dry-run', '--set', 'run.methods=qlora,lora,full')
+    assert 'full: domain_text' in r.stdout  # full fine-tuning is one setting away
 
 
 def test_dry_run_without_bitsandbytes_says_so(tmp_path):
