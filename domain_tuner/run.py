@@ -198,11 +198,12 @@ def _miner(res:RunResult, method:str, stage, questions:list):
     from domain_tuner.plan import MineSpec
     spec = res.plan.mining.get(stage.name) or MineSpec()
     qs = [q for q in questions if checkable(q)]  # questions whose answers the document can check
+    not_checkable = len(questions) - len(qs)
     if spec.questions and spec.questions < len(qs): qs = random.Random(res.plan.run.seed).sample(qs, spec.questions)
     def mined(model, tokenizer):
         m = mine_pairs(model, tokenizer, qs, k=spec.k, seed=res.plan.run.seed, max_new_tokens=spec.max_new_tokens,
                        temperature=spec.temperature, batch_size=spec.batch_size, balance=spec.balance)
-        m.report['not_checkable'] = len(questions) - sum(map(checkable, questions))
+        m.report['not_checkable'] = not_checkable
         d = res.out/method/'mined'; d.mkdir(parents=True, exist_ok=True)
         (d/'pairs.jsonl').write_text(''.join(json.dumps(p, ensure_ascii=False) + '\n' for p in m.pairs))
         (d/'report.json').write_text(json.dumps(m.report, indent=1))
