@@ -241,6 +241,10 @@ def finance_case_study(n:int=480,             # training examples, glossary incl
                        n_bench_companies:int=40)->dict:
     "Documents, `n` training examples and held-out benchmarks per task for the financial reports case study."
     mix = mix or CASE_STUDY_MIX
+    if set(mix) - set(CASE_STUDY_MIX) or any(v < 0 for v in mix.values()) or abs(sum(mix.values()) - 1) > 1e-6:
+        raise DomainTunerError(f"mix {mix} is not a set of shares of the case study's tasks",
+                               where="finance_case_study(mix)",
+                               fix=f"give shares >= 0 that sum to 1, of the tasks {', '.join(CASE_STUDY_MIX)}")
     tpls = QUESTION_TEMPLATES['glossary']
     gl_train = _glossary_records(terms, tpls['train'][:phrasings])
     if len(gl_train) > n: raise DomainTunerError(f"n={n} is smaller than the glossary's {len(gl_train)} examples",

@@ -6,7 +6,7 @@ Docs: https://domain-tuner.github.io/domain-tuner/clean.html.md"""
 
 # %% ../nbs/12_clean.ipynb #5084d686
 from __future__ import annotations
-import re, unicodedata, hashlib, itertools
+import json, re, unicodedata, hashlib, itertools
 from collections import Counter
 import numpy as np
 from .core import DomainTunerError
@@ -88,7 +88,9 @@ def clean_records(records:list,    # normalized records
 def record_text(rec:dict)->str:
     "All the text of a record, roles included, as one string (for hashing and overlap checks)."
     if 'messages' in rec:
-        t = "\n".join(f"{m['role']}: {m['content']}" for m in rec['messages'])
+        t = "\n".join(f"{m['role']}: {m['content']}" + (f" {json.dumps(m['tool_calls'], sort_keys=True)}"
+                                                        if m.get('tool_calls') else '') for m in rec['messages'])
+        if rec.get('tools'): t += f"\ntools: {json.dumps(rec['tools'], sort_keys=True)}"  # what the calls may call
         # a preference pair's rejected answer and a KTO label are part of what the record teaches
         if 'rejected' in rec: t += f"\nrejected: {rec['rejected']}"
         if 'label' in rec: t += f"\nlabel: {rec['label']}"

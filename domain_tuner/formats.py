@@ -6,7 +6,7 @@ Docs: https://domain-tuner.github.io/domain-tuner/formats.html.md"""
 
 # %% ../nbs/10_formats.ipynb #c06c1970
 from __future__ import annotations
-import re
+import json, re
 from .core import DomainTunerError
 
 # %% auto #0
@@ -73,6 +73,50 @@ def _content(c, where, fmt):
     if not isinstance(c, str): raise FormatError(f"{where}: content is {type(c).__name__}, expected a string", fmt)
     return c
 
+# %% ../nbs/10_formats.ipynb #7c1a2b02
+def _json(v, where, fmt, what):
+    "A JSON string parsed (or the value itself when it is not a string)."
+    if not isinstance(v, str): return v
+    try: return json.loads(v)
+    except json.JSONDecodeError as e:
+        raise FormatError(f"{where}: {what} is not valid JSON ({e.msg} at character {e.pos})", fmt) from None
+
+def _tool_calls(v, where, fmt)->list:
+    "Tool calls as OpenAI or LLaMA-Factory write them, as `[{'type': 'function', 'function': {'name', 'arguments'}}]`."
+    v = _json(v, where, fmt, 'the tool call')
+    calls = v if isinstance(v, list) else [v]
+    if not calls: raise FormatError(f"{where}: the list of tool calls is empty", fmt)
+    out = []
+    for j, c in enumerate(calls, 1):
+        f = c.get('function', c) if isinstance(c, dict) else None
+        if not isinstance(f, dict):
+            raise FormatError(f"{where}: tool call {j} is {type(c).__name__}, expected an object with a name", fmt)
+        name = f.get('name')
+        if not isinstance(name, str) or not name.strip():
+            raise FormatError(f"{where}: tool call {j} has no function name", fmt)
+        args = f.get('arguments', f.get('parameters', {}))
+        args = {} if isinstance(args, str) and not args.strip() else _json(args, where, fmt, f"the arguments of {name}")
+        if not isinstance(args, dict):
+            raise FormatError(f"{where}: the arguments of {name} are {type(args).__name__}, expected an object", fmt)
+        call = dict(type='function', function=dict(name=name, arguments=args))
+        if isinstance(c, dict) and c.get('id') is not None: call['id'] = str(c['id'])
+        out.append(call)
+    return out
+
+def _tools(row, fmt)->list:
+    "The row's tool schemas as `[{'type': 'function', 'function': {...}}]`; [] when it has none."
+    v = row.get('tools')
+    if v is None or (isinstance(v, str) and not v.strip()): return []
+    v = _json(v, 'tools', fmt, "the field 'tools'")
+    if not isinstance(v, list): raise FormatError(f"field 'tools' is {type(v).__name__}, expected a list of schemas", fmt)
+    out = []
+    for j, t in enumerate(v, 1):
+        f = t.get('function', t) if isinstance(t, dict) else None
+        if not isinstance(f, dict) or not isinstance(f.get('name'), str) or not f['name'].strip():
+            raise FormatError(f"tools[{j}] has no function name", fmt)
+        out.append(dict(type='function', function=f))
+    return out
+
 # %% ../nbs/10_formats.ipynb #0d36c9e1
 def _messages(turns, fmt, role_key='role', content_key='content', field='messages'):
     if not isinstance(turns, list):
@@ -88,11 +132,21 @@ def _messages(turns, fmt, role_key='role', content_key='content', field='message
                               f"and aliases {sorted(set(ROLE_ALIASES) - {'system','user','assistant'})})", fmt)
         if (content_key not in m or m[content_key] is None) and not m.get('tool_calls'):
             raise FormatError(f"{field}[{k}] has no {content_key!r}", fmt)
-        msg = dict(role=role, content=_content(m.get(content_key) or '', f"{field}[{k}]", fmt))
-        if role in ('tool', 'tool_call') or m.get('tool_calls'):
-            raise FormatError(f"{field}[{k}] is a tool {'result' if role == 'tool' else 'call'}: training on tool-call "
-                              "conversations is not supported yet; leave these rows out or write the calls as "
-                              "text", fmt)
+        where = f"{field}[{k}]"
+        if role == 'tool_call':  # LLaMA-Factory's function_call turn: the assistant calling a tool
+            msg = dict(role='assistant', content='', tool_calls=_tool_calls(m[content_key], where, fmt))
+        else:
+            c = m.get(content_key)
+            if role == 'tool' and isinstance(c, (dict, list)) and not (isinstance(c, list) and all(
+                    isinstance(p, dict) and 'type' in p for p in c)):
+                c = json.dumps(c, ensure_ascii=False)  # a tool result given as JSON: its text
+            msg = dict(role=role, content=_content(c or '', where, fmt))
+            if m.get('tool_calls'):
+                if role != 'assistant': raise FormatError(f"{where} is a {role!r} turn with tool_calls", fmt)
+                msg['tool_calls'] = _tool_calls(m['tool_calls'], where, fmt)
+            if role == 'tool':
+                for key in ('tool_call_id', 'name'):
+                    if m.get(key) is not None: msg[key] = str(m[key])
         w = m.get('loss_weight', m.get('weight'))
         if w is not None:
             if not isinstance(w, (int, float)) or isinstance(w, bool) or w not in (0, 1):
@@ -107,12 +161,24 @@ def _messages(turns, fmt, role_key='role', content_key='content', field='message
     return out
 
 # %% ../nbs/10_formats.ipynb #48d8a014
-def _check_conversation(msgs, fmt):
+def _check_conversation(msgs, fmt, tools:list|None=None):
     roles = [m['role'] for m in msgs]
     if 'assistant' not in roles: raise FormatError("conversation has no assistant turn", fmt)
     if roles[-1] != 'assistant':
         raise FormatError(f"conversation ends with a {roles[-1]!r} turn, not the assistant's answer", fmt)
-    if not msgs[-1]['content'].strip(): raise FormatError("empty target: the last assistant turn is blank", fmt)
+    if not (msgs[-1]['content'].strip() or msgs[-1].get('tool_calls')):
+        raise FormatError("empty target: the last assistant turn is blank", fmt)
+    names = {t['function']['name'] for t in tools or []}
+    for k, m in enumerate(msgs, 1):  # a result follows a call; a call is answered (or ends the conversation)
+        prev = msgs[k - 2] if k > 1 else {}
+        if m['role'] == 'tool' and not (prev.get('tool_calls') or prev.get('role') == 'tool'):
+            raise FormatError(f"turn {k} is a tool result with no tool call before it", fmt)
+        if m.get('tool_calls') and k < len(msgs) and msgs[k]['role'] != 'tool':
+            raise FormatError(f"turn {k} calls a tool but turn {k + 1} is a {msgs[k]['role']!r} turn, not its result", fmt)
+        unknown = [c['function']['name'] for c in m.get('tool_calls', []) if names and c['function']['name'] not in names]
+        if unknown:
+            raise FormatError(f"turn {k} calls {', '.join(unknown)}, not among the row's tools ({', '.join(sorted(names))})",
+                              fmt)
     return msgs
 
 # %% ../nbs/10_formats.ipynb #08a97c03
@@ -132,7 +198,13 @@ def _sharegpt(row, fmt):
     msgs = _messages(row['conversations'], fmt, 'from', 'value', 'conversations')
     if _str(row, 'system', fmt, required=False) and msgs[0]['role'] != 'system':
         msgs.insert(0, dict(role='system', content=row['system']))
-    return dict(messages=_check_conversation(msgs, fmt))
+    return _with_tools(dict(messages=msgs), row, fmt)
+
+def _with_tools(rec, row, fmt):
+    "The record checked as a conversation, with the row's `tools` when it has some."
+    tools = _tools(row, fmt)
+    _check_conversation(rec['messages'], fmt, tools)
+    return dict(rec, tools=tools) if tools else rec
 
 # %% ../nbs/10_formats.ipynb #8196c951
 def _prompt_completion(row, fmt):
@@ -153,8 +225,8 @@ def _prompt_completion(row, fmt):
     return dict(messages=_check_conversation(msgs, fmt))
 
 # %% ../nbs/10_formats.ipynb #d6a78a4b
-_USED = {'alpaca': ('instruction','input','output','system'), 'sharegpt': ('conversations','system'),
-         'messages': ('messages',), 'prompt_completion': ('prompt','completion','system'), 'text': ('text',),
+_USED = {'alpaca': ('instruction','input','output','system'), 'sharegpt': ('conversations','system','tools'),
+         'messages': ('messages','tools'), 'prompt_completion': ('prompt','completion','system'), 'text': ('text',),
          'preference': ('prompt', 'chosen', 'rejected', 'chosen_messages', 'rejected_messages', 'messages',
                         'conversations', 'instruction', 'input', 'system'),
          'kto': ('prompt', 'completion', 'label', 'messages', 'conversations', 'system')}
@@ -275,7 +347,7 @@ def normalize(row,                    # one row: a dict parsed from JSON, CSV, P
     if fmt not in FORMATS: raise FormatError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})", fmt)
     if fmt == 'alpaca': rec = _alpaca(row, fmt)
     elif fmt == 'sharegpt': rec = _sharegpt(row, fmt)
-    elif fmt == 'messages': rec = dict(messages=_check_conversation(_messages(row['messages'], fmt), fmt))
+    elif fmt == 'messages': rec = _with_tools(dict(messages=_messages(row['messages'], fmt)), row, fmt)
     elif fmt == 'prompt_completion': rec = _prompt_completion(row, fmt)
     elif fmt == 'preference': rec = _preference(row, fmt)
     elif fmt == 'kto': rec = _kto(row, fmt)

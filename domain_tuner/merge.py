@@ -122,6 +122,17 @@ def _merge_device(base, dtype:str)->tuple:
     free, _ = torch.cuda.mem_get_info()
     return ('cuda', torch.cuda.get_device_capability()) if need <= 0.8 * free else ('cpu', None)
 
+# %% ../nbs/23_merge.ipynb #5d1a0e02
+_ONTO = ('auto', 'dequantized', 'base')
+
+def _merge_base(base, prec:Precision, onto:str):
+    "The model the adapter is merged onto: the base as saved, or (`onto='dequantized'`) its NF4 rounding in `prec`'s dtype."
+    if onto == 'base': return load_model(base, precision=prec)
+    from transformers.utils import logging as hf_logging
+    before = hf_logging.get_verbosity(); hf_logging.set_verbosity_error()  # "dequantized in ... and casted to ...": expected
+    try: return load_model(base, quantize='nf4', precision=prec).dequantize().to(prec.torch_dtype)
+    finally: hf_logging.set_verbosity(before)
+
 # %% ../nbs/23_merge.ipynb #76b0b690
 def merge(
     adapter_dir:str|Path,    # a PEFT adapter folder written by `train`
@@ -130,9 +141,10 @@ def merge(
     # largest allowed |merged - adapter| logit difference per unit of the largest logit; 1e-4 in fp32, 5e-2 in 16 bits
     atol:float|None=None,
     dtype:str|None=None,     # load, merge and save in: 'bf16' (default), 'fp16' (default for a float16 base), 'fp32'
+    onto:str='auto',         # 'dequantized': the base's NF4 rounding (QLoRA's, the 'auto' choice for one); 'base'
 )->dict:
-    ("Merge an adapter into a reload of its base (bf16 by default, layer by layer in place), check logits against the "
-     "adapter, save; returns the check.")
+    ("Merge an adapter into a reload of its base (a QLoRA adapter: its NF4 rounding; bf16 by default, layer by layer in "
+     "place), check logits against the adapter, save; returns the check.")
     from peft import PeftModel
     adapter_dir, out = Path(adapter_dir), Path(out)
     _check_adapter_dir(adapter_dir)
@@ -140,18 +152,21 @@ def merge(
     record_path = adapter_dir/'run_record.json'
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     dtype = merge_dtype(base, dtype)
+    if onto not in _ONTO:
+        raise DomainTunerError(f"unknown onto={onto!r}", where="merge(onto)", fix=f"use one of {', '.join(_ONTO)}")
+    if onto == 'auto': onto = 'dequantized' if record.get('quantize') == 'nf4' else 'base'
     atol = atol if atol is not None else (1e-4 if dtype == 'float32' else 5e-2)
     # in the dtype it is saved in, on the GPU when it fits there: one copy of the model, never a full-precision one
     device, cap = _merge_device(base, dtype)
     prec = Precision(device, dtype, None, 'float32', f"merge in {dtype} on the {device.upper()}", cap)
     # the adapter in the merge dtype too: a 16-bit merge holds no fp32 copy of it
-    model = PeftModel.from_pretrained(load_model(base, precision=prec), str(adapter_dir),
+    model = PeftModel.from_pretrained(_merge_base(base, prec, onto), str(adapter_dir),
                                       autocast_adapter_dtype=dtype == 'float32').eval()
     tok_src = adapter_dir if (adapter_dir/'tokenizer_config.json').exists() else base
     tok = load_tokenizer(tok_src)
     x = _probe_batch(tok)
     merged, got, check = _merge_and_check(model, x, atol, adapter_dir)
-    check.update(dtype=dtype, device=device)
+    check.update(dtype=dtype, device=device, onto=onto)
     _save_merged(merged, tok, out)
     del model, merged; release_memory()
     if record.get('quantize') == 'nf4':  # how far the training-time (4-bit base) model is from the merged one
@@ -165,8 +180,9 @@ def merge(
 def cli_merge(argv:list[str]|None=None)->int:
     "Entry point of `domain-tuner merge ADAPTER_DIR --out DIR`."
     p = argparse.ArgumentParser(prog='domain-tuner merge',
-        description="Merge a LoRA/DoRA/QLoRA adapter into a full-precision reload of its base model and save a plain "
-                    "transformers model (safetensors), after checking merged logits against the adapter.")
+        description="Merge a LoRA/DoRA/QLoRA adapter into a reload of its base model (a QLoRA adapter: the base's "
+                    "4-bit rounding, dequantized) and save a plain transformers model (safetensors), after checking "
+                    "merged logits against the adapter.")
     p.add_argument('adapter_dir', help="the adapter folder written by `domain-tuner train`")
     p.add_argument('--out', required=True, help="output folder for the merged model")
     p.add_argument('--base', default=None, help="base model (default: the one named in adapter_config.json)")
@@ -175,8 +191,11 @@ def cli_merge(argv:list[str]|None=None)->int:
     p.add_argument('--atol', type=float, default=None,
                    help="largest allowed logit difference, merged vs adapter, per unit of the largest logit "
                         "(default 1e-4 in fp32, 5e-2 in 16 bits)")
+    p.add_argument('--onto', default='auto', choices=_ONTO,
+                   help="the base weights merged onto: auto (a QLoRA adapter: its base's 4-bit NF4 rounding, dequantized, "
+                        "the model it was trained on; else the base), dequantized, or base (the weights as saved)")
     a = p.parse_args(argv)
-    check = merge(a.adapter_dir, a.out, base=a.base, atol=a.atol, dtype=a.dtype)
+    check = merge(a.adapter_dir, a.out, base=a.base, atol=a.atol, dtype=a.dtype, onto=a.onto)
     print(f"merged into {a.out}: max logit difference vs adapter {check['max_diff']:.2e}"
           + (f", vs the 4-bit training model {check['max_diff_vs_4bit']:.2e}" if 'max_diff_vs_4bit' in check else ''))
     return 0

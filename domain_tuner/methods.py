@@ -64,6 +64,7 @@ class TrainConfig:
     beta:float = 0.1             # DPO, IPO, KTO: how far from the reference the model may move; ORPO: odds-ratio weight
     desirable_weight:float = 1.0 # KTO: weight of the loss on answers labelled true
     undesirable_weight:float = 1.0 # KTO: weight of the loss on answers labelled false
+    sft_weight:float = 0.0       # DPO, IPO: weight of the chosen answers' NLL added (TRL's loss_type=['sigmoid','sft'])
     # data
     loss_on:str = 'responses'    # 'responses', 'last' or 'all' tokens of a conversation carry loss
     pack:bool = False            # pack several examples into one row (position ids restart per example)
@@ -92,6 +93,10 @@ class TrainConfig:
                                    fix=f"use one of {', '.join(OBJECTIVES)}")
         if self.beta <= 0: raise DomainTunerError(f"beta must be positive, got {self.beta}", where="beta",
                                                   fix="use e.g. beta=0.1")
+        if self.sft_weight < 0 or (self.sft_weight and self.objective not in ('dpo', 'ipo')):
+            raise DomainTunerError(f"sft_weight={self.sft_weight} applies to objective dpo or ipo, with a weight >= 0 "
+                                   f"(objective is {self.objective!r})", where="sft_weight",
+                                   fix="set sft_weight = 0, or use objective = dpo (ORPO has its NLL term already)")
         if self.r < 1:
             raise DomainTunerError(f"LoRA rank must be at least 1, got {self.r}", where="r", fix="use e.g. r=16")
 

@@ -15,7 +15,7 @@ from .metrics import parse_numbers, exact_match, numeric_match, abstains
 from .clean import record_source
 
 # %% auto #0
-__all__ = ['right_answer', 'judge_answer', 'checkable', 'MinedPairs', 'mine_pairs', 'balance_pairs', 'cli_pairs']
+__all__ = ['COUNTER', 'right_answer', 'judge_answer', 'checkable', 'MinedPairs', 'mine_pairs', 'balance_pairs', 'cli_pairs']
 
 # %% ../nbs/42_pairs.ipynb #d969f940
 _RAW = re.compile(r"\d[\d,]*(?:\.\d+)?")
@@ -88,7 +88,7 @@ def mine_pairs(model,                  # the supervised model (a model, or a pef
                k:int=4,                # answers sampled per question
                per_question:int=1,     # pairs kept per question, from distinct wrong answers
                seed:int=0,             # sampling seed
-               balance:bool=True,      # as many pairs choosing an abstention as choosing a figure (`balance_pairs`)
+               balance:bool=True,      # as many pairs rejecting an abstention as choosing one (`balance_pairs`)
                **gen_kwargs)->MinedPairs: # `generate` arguments: max_new_tokens, batch_size, temperature, ...
     ("Pairs of (reference or own right answer, wrong answer) from `k` sampled answers per question, with a report; "
      "`balance` evens the two directions of abstention.")
@@ -110,22 +110,53 @@ def mine_pairs(model,                  # the supervised model (a model, or a pef
                                                          for a, _ in judged) else 'no judged mistake'] += 1
         pairs += made
     mined = len(pairs)
-    if balance: pairs = balance_pairs(pairs, seed)
+    if balance: pairs = balance_pairs(pairs, seed, candidates=[r for r in recs if checkable(r)])
     report = dict(questions=len(recs), skipped_records=len(records) - len(recs), samples=len(answers), k=k,
                   verdicts=dict(verdicts), questions_by_outcome=dict(outcome), pairs=len(pairs),
-                  reasons=dict(Counter(p['meta']['mined'] for p in pairs)), left_out_to_balance=mined - len(pairs))
+                  reasons=dict(Counter(p['meta']['mined'] for p in pairs)),
+                  counter_pairs=sum(bool(p['meta'].get('counter')) for p in pairs),
+                  left_out_to_balance=mined - sum(not p['meta'].get('counter') for p in pairs))
     return MinedPairs(pairs, report, samples)
 
 # %% ../nbs/42_pairs.ipynb #12c75f25
-def balance_pairs(pairs:list, seed:int=0)->list:
-    ("As many pairs whose chosen answer abstains as pairs whose chosen answer states a figure: the larger kind sampled "
-     "down with `seed`, the order kept.")
+COUNTER = 'abstention on a reported figure (counter-pair)'  # the reason of a pair `balance_pairs` makes, not samples
+
+def _doc_overlap(a:dict, b:dict)->float:
+    "How much two records' prompts share their figures (Jaccard): 1.0 for two questions about the same statement."
+    x, y = _raw(_prompt(a)), _raw(_prompt(b))
+    return len(x & y) / max(1, len(x | y))
+
+def _counter_pair(rec:dict, abstention:str)->dict:
+    "A pair on an answerable question: the reference figure chosen, the abstention rejected."
+    return dict(messages=rec['messages'], rejected=abstention,
+                meta=dict(source=record_source(rec, 0), mined=COUNTER, chosen_from='reference', counter=True))
+
+def balance_pairs(pairs:list,               # mined preference pairs
+                  seed:int=0,               # seeds the sampling down and the ties between counter-pair candidates
+                  candidates:list|None=None # answerable questions to make counter-pairs from (`checkable`, not abstaining)
+                 )->list:
+    ("As many pairs that reject an abstention as pairs that choose one. Counter-pairs (the reference figure chosen, "
+     "the abstention rejected) on the answerable `candidates` closest to each abstention pair's document make up a "
+     "shortfall; what is still uneven is sampled down with `seed`. Pairs between two figures are kept.")
     import random
-    by = {True: [], False: []}
-    for i, p in enumerate(pairs): by[abstains(p['messages'][-1]['content'])].append(i)
-    n, r = min(len(v) for v in by.values()), random.Random(seed)
-    keep = {i for v in by.values() for i in (v if len(v) == n else r.sample(v, n))}
-    return [p for i, p in enumerate(pairs) if i in keep]
+    r = random.Random(seed)
+    up = [i for i, p in enumerate(pairs) if abstains(p['messages'][-1]['content'])]  # pairs choosing an abstention
+    down = [i for i, p in enumerate(pairs) if abstains(p['rejected'])]                # pairs rejecting one
+    pairs, extra = list(pairs), []
+    pool = [c for c in (candidates or []) if not abstains(c['messages'][-1]['content'])]
+    used = {_prompt(pairs[i]) for i in down}
+    for i in up[len(down):]:  # each abstention pair without a counterpart: the closest answerable question
+        free = [c for c in pool if _prompt(c) not in used]
+        if not free: break
+        best = max(_doc_overlap(pairs[i], c) for c in free)
+        c = r.choice([c for c in free if _doc_overlap(pairs[i], c) == best])
+        used.add(_prompt(c)); extra.append(_counter_pair(c, pairs[i]['messages'][-1]['content']))
+    down += range(len(pairs), len(pairs) + len(extra)); pairs += extra
+    n = min(len(up), len(down))
+    drop = set()
+    for v in (up, down):
+        if len(v) > n: drop |= set(v) - set(r.sample(v, n))
+    return [p for i, p in enumerate(pairs) if i not in drop]
 
 # %% ../nbs/42_pairs.ipynb #9f12c754
 def cli_pairs(argv:list[str]|None=None)->int:

@@ -28,6 +28,8 @@ class RunSpec:
     # each method trains the whole curriculum from the same base
     methods:list[str] = field(default_factory=lambda: ['lora'])
     builtin_examples:int = 10_000    # size of a generated `builtin:finance` training set
+    # shares of a generated `builtin:finance-reports` set's tasks, TASK:SHARE (the case study's CASE_STUDY_MIX when empty)
+    builtin_mix:list[str] = field(default_factory=list)
     # a [data.NAME] whose training split stages with `replay > 0` mix in (limits forgetting)
     replay:str|None = None
     # a method whose final model is exported to GGUF at the end (for llama.cpp / Ollama)

@@ -198,7 +198,11 @@ def preference_loss(model,            # the policy (peft model for adapters)
     r = logps - ref
     if cfg.objective == 'kto':
         return kto_loss(r[:B], r[B:], batch['kto_label'], cfg.beta, cfg.desirable_weight, cfg.undesirable_weight)
-    return dpo_loss(logps[:B], logps[B:], ref[:B], ref[B:], cfg.beta, ipo=cfg.objective == 'ipo', nc=n[:B], nr=n[B:])
+    loss, stats = dpo_loss(logps[:B], logps[B:], ref[:B], ref[B:], cfg.beta, ipo=cfg.objective == 'ipo', nc=n[:B], nr=n[B:])
+    if cfg.sft_weight:  # RPO / TRL's 'sft' loss type: the chosen answers' NLL, averaged over their tokens in the batch
+        nll = -logps[:B].sum() / n[:B].sum().clamp(min=1)
+        loss, stats = loss + cfg.sft_weight * nll, dict(stats, nll=nll.detach())
+    return loss, stats
 
 # %% ../nbs/26_preference.ipynb #bd07ff38
 def reference_logps(model,              # the model before training (the reference)

@@ -52,7 +52,7 @@ def _augmented(r):
     return 'augmentation' in (r.get('meta') or {})
 
 def _blank_answer(r):
-    if 'messages' in r: return not r['messages'][-1]['content'].strip()
+    if 'messages' in r: return not (r['messages'][-1]['content'].strip() or r['messages'][-1].get('tool_calls'))
     return not r['text'].strip()
 
 # %% ../nbs/16_prepare.ipynb #d4a4d17a
@@ -349,6 +349,15 @@ def _nothing_left(report:dict, out)->DomainTunerError:
             if 'contaminated' in why else '')
     return DomainTunerError(f"no training records are left: {c['rejected']} of {c['read']} rejected ({reasons}), "
                             f"{c['duplicates']} duplicates", where="prepare", fix=files + '.' + hint)
+
+# %% ../nbs/16_prepare.ipynb #4e8b6162
+import types as _types
+
+class _CallableModule(_types.ModuleType):
+    "This module, callable as `prepare` (see above)."
+    def __call__(self, *args, **kwargs): return prepare(*args, **kwargs)
+
+if __name__ == "domain_tuner.prepare": sys.modules[__name__].__class__ = _CallableModule  # not in the notebook itself
 
 # %% ../nbs/16_prepare.ipynb #bf61eb26
 def _jsonl(path, rows):

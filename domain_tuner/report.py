@@ -637,9 +637,11 @@ def _export_lines(r:dict)->list[str]:
     rows = [[m, f"{v['model']:.2f}", f"{v['gguf']:.2f}", _iv(v['paired_difference']), v['verdict']]
             for m, v in sc['metrics'].items()]
     em = sc['metrics'].get('exact_match')
-    note = ('' if not em else ' The paired interval of exact match includes 0: the file keeps what tuning gained.'
+    note = ('' if not em else ' The paired interval of exact match includes 0: no clear loss of exact match.'
             if em['paired_difference'][1] <= 0 <= em['paired_difference'][2] else
             ' The paired interval of exact match excludes 0: the export changed the answers, read the table.')
+    worse = [m for m, v in sc['metrics'].items() if v['verdict'] == 'worse']
+    if worse: note += f" It is worse on {', '.join(worse)}: the rounding of the export moved those answers."
     return [f"The exported file (`{Path(sc['path']).name}`) answered the same {sc['n']} items beside the model it came "
             "from (GGUF minus model, paired 95% intervals)." + note, '',
             _md_table(['metric', 'model', 'GGUF', 'GGUF − model', 'verdict'], rows), '']

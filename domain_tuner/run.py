@@ -20,18 +20,20 @@ from .report import write_run_report, summary_text, metrics_line
 __all__ = ['resolve_files', 'RunResult', 'score_export', 'score_line', 'cli_export_scored', 'run', 'cli_run', 'cli_demo']
 
 # %% ../nbs/51_run.ipynb #322d8ff0
-def _builtin_files(name:str, root:Path, seed:int, n:int)->list[Path]:
+def _builtin_files(name:str, root:Path, seed:int, n:int, mix:dict|None=None)->list[Path]:
     "Write (once) and return the files a `builtin:DOMAIN/PART` name stands for."
     from domain_tuner import domains as D
     parts = name.split('/')
     dom, part = parts[0], '/'.join(parts[1:])
     from domain_tuner.case_study import finance_case_study, CASE_STUDY_VERSION
     # the version: a cached folder written by an older generator is not reused
+    # and the mix: a set generated with other task shares is another folder
+    tag = '-mix' + '-'.join(f"{k}{v:g}" for k, v in sorted(mix.items())) if mix and dom == 'finance-reports' else ''
     folder = root/(f"{dom}-seed{seed}" + (f"-n{n}" if dom.startswith('finance') else '')
-                   + (f"-v{CASE_STUDY_VERSION}" if dom == 'finance-reports' else ''))
+                   + (f"-v{CASE_STUDY_VERSION}" if dom == 'finance-reports' else '') + tag)
     makers = {'finance': lambda: D.finance_dataset(n=n, seed=seed), 'medical': lambda: D.medical_dataset(seed=seed),
               'legal': lambda: D.legal_dataset(seed=seed),
-              'finance-reports': lambda: finance_case_study(n=n, seed=seed)}
+              'finance-reports': lambda: finance_case_study(n=n, seed=seed, mix=mix)}
     if dom in ('canary', 'general'):
         f = root/f"{dom}-seed{seed}.jsonl"
         if not f.exists():
@@ -55,11 +57,17 @@ def _builtin_files(name:str, root:Path, seed:int, n:int)->list[Path]:
     return files
 
 # %% ../nbs/51_run.ipynb #2e812e59
-def resolve_files(names:list[str], root:str|Path, seed:int=0, n:int=10_000)->list[str]:
+def resolve_files(names:list[str],  # file names, and `builtin:DOMAIN/PART` names
+                  root:str|Path,     # where generated data is written
+                  seed:int=0,        # the generators' seed
+                  n:int=10_000,      # training examples of a generated finance set
+                  mix:dict|None=None # task shares of a generated `finance-reports` set (`finance_case_study(mix)`)
+                 )->list[str]:
     "Turn a list of file names and `builtin:` names into file paths."
     out = []
     for nm in names:
-        if nm.startswith('builtin:'): out += [str(p) for p in _builtin_files(nm[len('builtin:'):], Path(root), seed, n)]
+        if nm.startswith('builtin:'):
+            out += [str(p) for p in _builtin_files(nm[len('builtin:'):], Path(root), seed, n, mix)]
         else: out.append(nm)
     return out
 
@@ -114,8 +122,8 @@ def _prepare_all(plan:RunPlan, out:Path, tok, bench_files:list[str])->dict:
     from domain_tuner.prepare import prepare
     prepared = {}
     for name, d in plan.data.items():
-        files = resolve_files(d.files, out/'data'/'builtin', plan.run.seed, plan.run.builtin_examples)
-        evals = resolve_files(d.eval_files, out/'data'/'builtin', plan.run.seed, plan.run.builtin_examples) or None
+        files = _files(plan, d.files, out)
+        evals = _files(plan, d.eval_files, out) or None
         p = prepare(files, out=out/'data'/name, tokenizer=tok, config=replace(d, seed=plan.run.seed),
                     eval_sources=evals, benchmark=bench_files or None)
         if d.limit: p.train = p.train[:d.limit]
@@ -125,6 +133,23 @@ def _prepare_all(plan:RunPlan, out:Path, tok, bench_files:list[str])->dict:
               f"(rejected {c['rejected']}, duplicates {c['duplicates']}, blank {c['blank']}); "
               f"report in {out/'data'/name}")
     return prepared
+
+def _builtin_mix(plan:RunPlan)->dict|None:
+    "`[run] builtin_mix` as {task: share}, None when empty; a malformed entry stops the run at its line."
+    out = {}
+    for t in plan.run.builtin_mix:
+        task, _, v = t.partition(':')
+        try: out[task.strip()] = float(v)
+        except ValueError:
+            s = (plan.settings or {}).get('run', {}).get('builtin_mix') if plan.settings else None
+            raise DomainTunerError(f"run.builtin_mix entry {t!r} is not TASK:SHARE", where=s.where if s else '[run]',
+                                   fix="write e.g. builtin_mix = extract:0.3, extract_prose:0.35, abstain:0.15, "
+                                       "ratio:0.1, growth:0.1") from None
+    return out or None
+
+def _files(plan:RunPlan, names:list[str], out:Path)->list[str]:
+    "`resolve_files` with the run's seed, size and mix, generated data under RUN/data/builtin."
+    return resolve_files(names, out/'data'/'builtin', plan.run.seed, plan.run.builtin_examples, _builtin_mix(plan))
 
 def _task_limits(plan:RunPlan)->dict:
     "`[eval] task_limits` as {task: N}; a malformed entry stops the run at its line."
@@ -140,7 +165,7 @@ def _task_limits(plan:RunPlan)->dict:
 
 def _bench_records(plan:RunPlan, out:Path)->tuple[list, list, list]:
     from domain_tuner.load import load_records
-    files = resolve_files(plan.eval.bench, out/'data'/'builtin', plan.run.seed, plan.run.builtin_examples)
+    files = _files(plan, plan.eval.bench, out)
     limits, recs = _task_limits(plan), []
     for f in files:
         rs = load_records([f]).records
@@ -148,7 +173,7 @@ def _bench_records(plan:RunPlan, out:Path)->tuple[list, list, list]:
         recs += rs[:n] if n else rs
     canary = []
     if plan.eval.canary:
-        cf = resolve_files([plan.eval.canary], out/'data'/'builtin', plan.run.seed, plan.run.builtin_examples)
+        cf = _files(plan, [plan.eval.canary], out)
         canary = load_records(cf).records[:plan.eval.canary_limit or None]
     return files, recs, canary
 

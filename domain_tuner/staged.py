@@ -251,7 +251,9 @@ def _merged_base(adapter_dir, sdir:Path, done:bool, dtype:str)->str:
     ("The previous stage's adapter merged into `sdir/merged` (unless it is there already), in the dtype the next stage "
      "loads its base in: that stage's base.")
     mdir = sdir/'merged'
-    if not (done or (mdir/'model.safetensors').exists()): merge(adapter_dir, mdir, dtype=dtype)
+    # onto the base as saved: the next stage quantizes the merged weights again (QLoRA), and merged onto the 4-bit
+    # base's dequantized weights they did not survive that on the demo (`23_merge`)
+    if not (done or (mdir/'model.safetensors').exists()): merge(adapter_dir, mdir, dtype=dtype, onto='base')
     return str(mdir)
 
 # %% ../nbs/24_staged.ipynb #83b8f357

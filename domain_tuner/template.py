@@ -6,7 +6,7 @@ Docs: https://domain-tuner.github.io/domain-tuner/template.html.md"""
 
 # %% ../nbs/15_template.ipynb #3d6bf7f3
 from __future__ import annotations
-import os, re
+import json, os, re
 from dataclasses import dataclass, field, asdict
 from typing import Any
 from fastcore.basics import patch
@@ -16,9 +16,10 @@ from .tiny import CHATML_TEMPLATE, EOS_DOC
 from .clean import record_source
 
 # %% auto #0
-__all__ = ['PLAIN_TEMPLATE', 'TEMPLATES', 'has_generation_markers', 'chat_template_for', 'render_conversations', 'EncodeStats',
-           'generation_eos_tokens', 'end_of_turn_token', 'end_of_document_token', 'encode_batch', 'encode',
-           'split_documents', 'document_blocks', 'tokenize_records']
+__all__ = ['PLAIN_TEMPLATE', 'TEMPLATES', 'TOOL_SYSTEM', 'has_generation_markers', 'chat_template_for', 'supports_tools',
+           'has_tool_turns', 'hermes_messages', 'render_conversations', 'EncodeStats', 'generation_eos_tokens',
+           'end_of_turn_token', 'end_of_document_token', 'encode_batch', 'encode', 'split_documents', 'document_blocks',
+           'tokenize_records']
 
 # %% ../nbs/15_template.ipynb #c4e09b21
 PLAIN_TEMPLATE = (
@@ -57,12 +58,17 @@ def chat_template_for(tokenizer,             # a transformers tokenizer
     return t
 
 # %% ../nbs/15_template.ipynb #1be116e0
-def _render(convs, template, tokenizer, add_generation_prompt=False, spans=False):
+def _render(convs, template, tokenizer, add_generation_prompt=False, spans=False, tools=None):
     from transformers.utils.chat_template_utils import render_jinja_template
     kw = {k:v for k,v in tokenizer.special_tokens_map.items() if isinstance(v, str)}
     try:
-        return render_jinja_template(conversations=convs, chat_template=template, return_assistant_tokens_mask=spans,
-                                     add_generation_prompt=add_generation_prompt, **kw)
+        try: return render_jinja_template(conversations=convs, chat_template=template, return_assistant_tokens_mask=spans,
+                                          add_generation_prompt=add_generation_prompt, tools=tools, **kw)
+        except TypeError:
+            if tools is not None: raise
+            # a tool-use template that loops over `tools` unguarded (Hermes' `tool_use`): no tools is an empty list
+            return render_jinja_template(conversations=convs, chat_template=template, return_assistant_tokens_mask=spans,
+                                         add_generation_prompt=add_generation_prompt, tools=[], **kw)
     except Exception as e:
         raise DomainTunerError(f"the chat template failed to render: {type(e).__name__}: {e}", where="template",
                                fix="check that roles alternate as the template expects, or pick another "
@@ -96,38 +102,124 @@ _FAST = {CHATML_TEMPLATE: _chatml, PLAIN_TEMPLATE: _plain}
 
 _ROLES = {'system', 'user', 'assistant'}
 
+# %% ../nbs/15_template.ipynb #5e2b7c02
+TOOL_SYSTEM = ("You may call one or more functions to assist with the user query. You are provided with function "
+               "signatures within <tools></tools> XML tags:\n<tools>\n{tools}\n</tools>\n\nFor each function call, "
+               "return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n"
+               "<tool_call>\n{{\"name\": <function-name>, \"arguments\": <args-json-object>}}\n</tool_call>")
+
+def supports_tools(template:str)->bool:
+    "Does a Jinja chat template render tool schemas and tool calls (it reads `tools` and `tool_calls`)?"
+    return bool(re.search(r"\btools\b", template or '')) and 'tool_calls' in (template or '')
+
+def has_tool_turns(messages:list)->bool:
+    "Does a conversation call a tool or hold a tool's result?"
+    return any(m.get('tool_calls') or m.get('role') == 'tool' for m in messages)
+
+# %% ../nbs/15_template.ipynb #5e2b7c04
+def _call_text(calls:list)->str:
+    return '\n'.join('<tool_call>\n' + json.dumps(dict(name=c['function']['name'], arguments=c['function']['arguments']),
+                                                 ensure_ascii=False) + '\n</tool_call>' for c in calls)
+
+def hermes_messages(messages:list,          # a conversation with tool calls and results (`10_formats`)
+                    tools:list|None=None    # the tool schemas of its row
+                   )->list:
+    "The conversation as plain system/user/assistant turns in the Hermes tool-call style, for a template without tools."
+    out, schema = [], '\n'.join(json.dumps(t, ensure_ascii=False) for t in tools or [])
+    if schema:
+        block = TOOL_SYSTEM.format(tools=schema)
+        if messages and messages[0]['role'] == 'system':
+            out.append(dict(messages[0], content=messages[0]['content'] + '\n\n' + block)); messages = messages[1:]
+        else: out.append(dict(role='system', content=block))
+    for m in messages:
+        if m.get('tool_calls'):
+            body = _call_text(m['tool_calls'])
+            out.append({k: v for k, v in m.items() if k != 'tool_calls'} | dict(content=(m['content'] + '\n' if m['content'] else '') + body))
+        elif m['role'] == 'tool':
+            resp = '<tool_response>\n' + m['content'] + '\n</tool_response>'
+            if out and out[-1].get('role') == 'user' and out[-1]['content'].endswith('</tool_response>'):
+                out[-1] = dict(out[-1], content=out[-1]['content'] + '\n' + resp)  # several results: one turn
+            else: out.append(dict(role='user', content=resp))
+        else: out.append(m)
+    return out
+
 # %% ../nbs/15_template.ipynb #8fa02cd6
 def render_conversations(convs:list,          # list of message lists
                          tokenizer,           # gives the special tokens the template may use
                          template:str|None=None, # name, Jinja string, or None for the tokenizer's own
+                         tools:list|None=None, # each conversation's tool schemas (None or a list), as `convs`
                         )->tuple[list[str], list[list[tuple]]]:
     "Render conversations and return (texts, spans): the character spans of each assistant turn."
+    tools = list(tools or [None] * len(convs))
+    uses = [bool(t) or has_tool_turns(c) for c, t in zip(convs, tools)]
+    named = getattr(tokenizer, 'chat_template', None)
+    if template is None and isinstance(named, dict) and 'tool_use' in named and any(uses) and not all(uses):
+        # a tokenizer that ships a `tool_use` template (Hermes): it renders the tool conversations, `default` the rest
+        parts = [render_conversations([c for c, u in zip(convs, uses) if u == flag], tokenizer, None,
+                                      [t for t, u in zip(tools, uses) if u == flag]) for flag in (False, True)]
+        its = [iter(zip(*p)) for p in parts]
+        texts, spans = zip(*[next(its[u]) for u in uses])
+        return list(texts), list(spans)
+    if template is None and isinstance(named, dict) and 'tool_use' in named and any(uses): template = named['tool_use']
     template = chat_template_for(tokenizer, template)
+    if any(uses):
+        if not supports_tools(template):  # the Hermes fallback: tool turns as text the template renders
+            return render_conversations([hermes_messages(c, t) for c, t in zip(convs, tools)], tokenizer, template)
+        return _render_with_tools(convs, tools, tokenizer, template)
     fast = _FAST.get(template)
     if fast and all(m.get('role') in _ROLES and isinstance(m.get('content'), str) for c in convs for m in c):
         out = [fast(c, tokenizer.eos_token) for c in convs]
         return [t for t, _ in out], [sp for _, sp in out]
+    return _render_spans(convs, template, tokenizer)
+
+def _render_with_tools(convs, tools, tokenizer, template):
+    "Conversations rendered with their tool schemas: one Jinja pass per distinct set of tools."
+    texts, spans = [None] * len(convs), [None] * len(convs)
+    groups = {}
+    for j, t in enumerate(tools): groups.setdefault(json.dumps(t, sort_keys=True), []).append(j)
+    for key, idx in groups.items():
+        tx, sp = _render_spans([convs[j] for j in idx], template, tokenizer, json.loads(key))
+        for j, t_, s_ in zip(idx, tx, sp): texts[j], spans[j] = t_, s_
+    return texts, spans
+
+def _render_spans(convs, template, tokenizer, tools=None):
+    "Texts and assistant spans by Jinja: the template's generation markers, or each turn's prefix difference."
     if has_generation_markers(template):
-        texts, spans = _render(convs, template, tokenizer, spans=True)
+        texts, spans = _render(convs, template, tokenizer, spans=True, tools=tools)
         return texts, [[tuple(s) for s in sp] for sp in spans]
-    texts, _ = _render(convs, template, tokenizer)
+    texts, _ = _render(convs, template, tokenizer, tools=tools)
     spans = [[] for _ in convs]
     for k in range(max((len(c) for c in convs), default=0)):
         idx = [j for j,c in enumerate(convs) if len(c) > k and c[k]['role'] == 'assistant']
         if not idx: continue
-        pre, _ = _render([convs[j][:k] for j in idx], template, tokenizer, add_generation_prompt=True)
-        upto, _ = _render([convs[j][:k+1] for j in idx], template, tokenizer)
+        pre, _ = _render([convs[j][:k] for j in idx], template, tokenizer, add_generation_prompt=True, tools=tools)
+        upto, _ = _render([convs[j][:k+1] for j in idx], template, tokenizer, tools=tools)
         for j,p,u in zip(idx, pre, upto):
             # the turn is what `upto` adds to `pre`, as far as the whole conversation agrees with it (a template may
             # close a conversation differently from a prefix: Phi-3 appends eos only when no generation prompt is
             # asked for)
             end = len(os.path.commonprefix((u, texts[j]))) if u.startswith(p) and texts[j].startswith(p) else -1
-            if end <= len(p):
+            span = (len(p), end) if end > len(p) else _turn_by_search(convs[j][:k], p, u, texts[j], spans[j],
+                                                                     template, tokenizer, tools)
+            if span is None:
                 raise DomainTunerError("the chat template renders a conversation differently from its prefixes, so the "
                                        "assistant's tokens cannot be located", where="template",
                                        fix="use a template with {% generation %} markers, or template='chatml'/'plain'")
-            spans[j].append((len(p), end))
+            spans[j].append(span)
     return texts, spans
+
+def _turn_by_search(before, p, u, text, done, template, tokenizer, tools)->tuple|None:
+    ("An assistant turn's span when the template renders the last message its own way (Hermes closes a final tool "
+     "result differently): the turn's own text, after the generation prompt in `u`, found in `text` after `done`.")
+    plain, _ = _render([before], template, tokenizer, tools=tools)
+    gen = p[len(os.path.commonprefix((p, plain[0]))):]  # what the generation prompt adds: the turn's header
+    at = u.rfind(gen) if gen else -1
+    body = u[at + len(gen):] if at >= 0 else ''
+    if not body: return None
+    start = text.find(gen + body[:64], done[-1][1] if done else 0)
+    if start < 0: return None
+    start += len(gen)
+    return (start, start + len(os.path.commonprefix((body, text[start:]))))
 
 # %% ../nbs/15_template.ipynb #c337019d
 @dataclass
@@ -269,7 +361,8 @@ def tokenize(self:_Encoding, records:list)->tuple:
     docs = [i for i,r in enumerate(records) if 'messages' not in r]
     enc, spans, ends_with = {}, {}, {}
     if chat:
-        texts, sp = render_conversations([records[i]['messages'] for i in chat], self.tokenizer, self.template)
+        texts, sp = render_conversations([records[i]['messages'] for i in chat], self.tokenizer, self.template,
+                                         tools=[records[i].get('tools') for i in chat])
         for i,t,s,e in zip(chat, texts, sp, self.bt.encode_batch(texts, add_special_tokens=False)):
             enc[i], spans[i], ends_with[i] = e, _trim_spans(t, _trained(records[i], s), self.eot), self.eot_id
     if docs:

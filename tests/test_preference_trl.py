@@ -91,6 +91,23 @@ def test_dpo_and_ipo_match_trl_with_a_reference_copy(setup, objective):
                           ('margin', 'rewards/margins'), ('accuracy', 'rewards/accuracies')]:
         assert abs(float(st[ours_k]) - m[trl_k]) <= 1e-5, (ours_k, float(st[ours_k]), m[trl_k])
 
+def test_dpo_with_an_sft_term_matches_trl(setup):
+    "`sft_weight` is TRL's loss_type=['sigmoid', 'sft'] with loss_weights=[1, w] (the RPO paper's NLL on the chosen)."
+    d, tok = setup
+    pol, ref = _models(d)
+    tr = trl.DPOTrainer(model=pol, ref_model=ref, args=_args(trl.DPOConfig, loss_type=['sigmoid', 'sft'],
+                        loss_weights=[1.0, 0.5]), train_dataset=_pairs(), processing_class=tok)
+    b = tr.data_collator([tr.train_dataset[i] for i in range(4)])
+    tr.model.train()
+    ours = _ours(b['input_ids'], b['attention_mask'], b['completion_mask'])
+    with torch.no_grad(): ours['ref_logps'] = sequence_logps(ref, ours)[0]
+    cfg = TrainConfig(method='full', objective='dpo', beta=BETA, sft_weight=0.5)
+    _agree(_grads(tr.model, lambda: tr.compute_loss(tr.model, b)),
+           _grads(tr.model, lambda: preference_loss(tr.model, ours, cfg)[0]))
+    plain = preference_loss(tr.model, ours, TrainConfig(method='full', objective='dpo', beta=BETA))[0]
+    with_sft, st = preference_loss(tr.model, ours, cfg)
+    assert abs(float(with_sft - plain) - 0.5 * float(st['nll'])) < 1e-5  # the term is there, weighted
+
 def test_dpo_with_lora_matches_trl_reference_is_the_disabled_adapter(setup):
     from peft import LoraConfig
     d, tok = setup
