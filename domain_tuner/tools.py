@@ -6,11 +6,11 @@ Docs: https://domain-tuner.github.io/domain-tuner/tools.html.md"""
 
 # %% ../nbs/43_tools.ipynb #2938068f
 from __future__ import annotations
-import math, re, unicodedata
+import json, math, re, unicodedata
 from typing import NamedTuple
 
 # %% auto #0
-__all__ = ['calculate']
+__all__ = ['CALCULATE', 'calculate', 'parse_tool_calls', 'run_tool']
 
 # %% ../nbs/43_tools.ipynb #952604f4
 _MAX_CHARS = 500  # one line of arithmetic from a tool call; a longer text is not one, and is refused before any parsing
@@ -184,3 +184,39 @@ def calculate(expression:str # arithmetic, e.g. "164.5 / 773.4 * 100"
     v, _, _ = _expr(p)
     if p.peek().kind != 'end': raise _no_operator(p, p.peek())
     return v + 0.0  # a negative zero (0 * -1) is returned as 0.0
+
+# %% ../nbs/43_tools.ipynb #7a3c0e02
+CALCULATE = {"type": "function", "function": {
+    "name": "calculate",
+    "description": "Evaluate arithmetic on numbers read from the document: + - * /, parentheses, thousands separators, "
+                   "and % after a number (12% is 0.12). Returns the result as a number.",
+    "parameters": {"type": "object", "properties": {"expression": {
+        "type": "string", "description": "the arithmetic, e.g. 164.5 / 773.4 * 100"}}, "required": ["expression"]}}}
+
+_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)  # an unclosed call at the end is still read
+
+def parse_tool_calls(text:str)->tuple[list, list]:
+    "The tool calls written in an answer, as `{'name', 'arguments'}`, and a reason for each one that could not be read."
+    calls, bad = [], []
+    for m in _CALL.finditer(text or ''):
+        try: c = json.loads(m.group(1))
+        except json.JSONDecodeError as e: bad.append(f"not JSON ({e.msg}): {m.group(1)[:60]!r}"); continue
+        args = c.get('arguments', {}) if isinstance(c, dict) else None
+        if isinstance(args, str):
+            try: args = json.loads(args)
+            except json.JSONDecodeError: args = None
+        if not isinstance(c, dict) or not isinstance(c.get('name'), str): bad.append(f"no function name: {m.group(1)[:60]!r}")
+        elif not isinstance(args, dict): bad.append(f"arguments of {c['name']} are not an object")
+        else: calls.append(dict(name=c['name'], arguments=args))
+    return calls, bad
+
+def run_tool(call:dict,                 # a parsed call: {'name', 'arguments'}
+             functions:dict|None=None   # name -> function; `calculate` only when None
+            )->str:
+    "Run one tool call; the text the model reads back: its result (6 significant digits), or `error: ...`."
+    fns = functions or {'calculate': calculate}
+    f = fns.get(call['name'])
+    if f is None: return f"error: unknown tool {call['name']!r} (tools: {', '.join(sorted(fns))})"
+    try: v = f(**call['arguments'])
+    except (TypeError, ValueError) as e: return f"error: {e}"
+    return f"{v:.6g}" if isinstance(v, float) else str(v)

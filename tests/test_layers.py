@@ -19,9 +19,9 @@ Floor = namedtuple('Floor', 'number name holds wings')
 HOUSE = [
     Floor(0, 'foundation', 'errors that say what/where/how to fix, hardware probes, precision, seeding, progress',
           {'foundation': 'core'}),
-    Floor(1, 'plain data', 'plain Python: settings files, record formats, metric definitions with their direction, '
+    Floor(1, 'plain data', 'plain Python: settings files, record formats, metric definitions with their direction, a safe calculator, '
                            'intervals, generated domain data',
-          {'plain data': 'settings formats metrics intervals domains case_study'}),
+          {'plain data': 'settings formats metrics intervals domains case_study tools'}),
     Floor(2, 'model files', 'tiny models built offline; the one resolver of model names (hub id, folder, GGUF, builtin:)',
           {'model files': 'tiny resolve'}),
     Floor(3, 'data pipeline and loading',
