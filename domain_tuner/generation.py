@@ -10,13 +10,17 @@ import functools
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
+from collections import Counter
+from dataclasses import dataclass, field
+import re
 from .core import DomainTunerError, progress
 from .tiny import EOT
 from .models import load_trained, model_device
 from .quant import merged_adapters
+from .template import chat_template_for, supports_tools, has_tool_turns, hermes_messages
 
 # %% auto #0
-__all__ = ['stop_token_ids', 'render_prompts', 'generate', 'answer_and_score', 'chat']
+__all__ = ['stop_token_ids', 'render_prompts', 'generate', 'answer_and_score', 'ToolAnswers', 'answer_with_tools', 'chat']
 
 # %% ../nbs/31_generation.ipynb #46934535
 def stop_token_ids(model, tokenizer)->list[int]:
@@ -44,16 +48,21 @@ def _as_messages(m)->list[dict]:
     if isinstance(m, dict) and 'messages' in m: return m['messages']
     return list(m)
 
-def render_prompts(tokenizer, messages_list:list)->list[str]:
-    "Render conversations with the tokenizer's chat template and the assistant generation prompt."
+def render_prompts(tokenizer, messages_list:list, tools:list|None=None)->list[str]:
+    ("Render conversations with the tokenizer's chat template and the assistant generation prompt; with `tools`, "
+     "their schemas too (the Hermes-style fallback of `15_template` for a template without tool support).")
     if not getattr(tokenizer, 'chat_template', None):
         raise DomainTunerError("the tokenizer has no chat template",
                                where=getattr(tokenizer, 'name_or_path', 'tokenizer'),
                                fix="use a tokenizer saved with chat_template.jinja "
                                    "(prepared data and trained models have one), "
                                    "or set tokenizer.chat_template = domain_tuner.tiny.CHATML_TEMPLATE")
-    return [tokenizer.apply_chat_template(_as_messages(m), add_generation_prompt=True, tokenize=False)
-            for m in messages_list]
+    convs = [_as_messages(m) for m in messages_list]
+    if tools or any(has_tool_turns(c) for c in convs):
+        if not supports_tools(chat_template_for(tokenizer)):
+            convs, tools = [hermes_messages(c, tools) for c in convs], None
+        return [tokenizer.apply_chat_template(c, tools=tools, add_generation_prompt=True, tokenize=False) for c in convs]
+    return [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in convs]
 
 # %% ../nbs/31_generation.ipynb #6ccde6df
 def _cut(ids:list[int], stops:set[int])->list[int]:
@@ -115,13 +124,14 @@ def generate(model,                      # a causal LM (transformers or PEFT)
              seed:int|None=None,         # seed for sampling
              desc:str='generate',        # progress bar label
              **gen_kwargs,               # more `model.generate` arguments; sampling uses temperature=0.7, top_p=0.95;
-                                         # num_samples=k: k answers per conversation from one pass over its prompt
+                                         # num_samples=k: k answers per conversation from one pass over its prompt;
+                                         # tools=[schemas]: the prompts carry them (`answer_with_tools` runs the calls)
             )->list[str]:
     ("Answer each conversation with the chat template: batched, length-sorted, left-padded, stopping at end of turn; "
      "with `num_samples=k`, k answers per conversation, conversation i's at [i*k, (i+1)*k).")
     import torch
-    k = gen_kwargs.pop('num_samples', 1)
-    prompts = render_prompts(tokenizer, messages_list)
+    k, tools = gen_kwargs.pop('num_samples', 1), gen_kwargs.pop('tools', None)
+    prompts = render_prompts(tokenizer, messages_list, tools)
     enc = [tokenizer(p, add_special_tokens=False)['input_ids'] for p in prompts]  # the template writes any BOS itself
     stops = stop_token_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
@@ -220,6 +230,59 @@ def answer_and_score(model,                # a causal LM (transformers or PEFT)
             bar.update(len(idx))
     return res
 
+# %% ../nbs/31_generation.ipynb #6b1d0e02
+@dataclass
+class ToolAnswers:
+    "What `answer_with_tools` returns: the final answers, each conversation's added turns, and the counts."
+    answers:list; turns:list; counts:dict = field(default_factory=dict)
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_CALLS = re.compile(r"<tool_call>.*?(?:</tool_call>|$)", re.S)  # what an answer says outside its calls
+
+def _states(answer:str, result:str)->bool:
+    "Does the answer state the result, at the precision it writes its numbers in?"
+    try: r = float(result)
+    except ValueError: return False
+    for t in _NUMBER.findall(answer):
+        x, dec = float(t.replace(',', '')), len(t.split('.')[1]) if '.' in t else 0
+        if abs(x - r) <= 0.5 * 10 ** -dec + 1e-9: return True
+    return False
+
+def _call_turns(text:str, calls:list, results:list)->list:
+    "The assistant's call and the tools' results, as messages."
+    said = text.split('<tool_call>')[0].strip()
+    return ([dict(role='assistant', content=said, tool_calls=[dict(type='function', function=c) for c in calls])]
+            + [dict(role='tool', content=r) for r in results])
+
+def answer_with_tools(model, tokenizer,
+                      messages_list:list,        # conversations, records or user strings, as `generate` takes
+                      tools:list|None=None,      # tool schemas in the prompt; the calculator's (`tools.CALCULATE`)
+                      functions:dict|None=None,  # name -> function run for a call; `calculate` only when None
+                      max_calls:int=2,           # rounds of calls before the answer must be given
+                      **gen_kwargs)->ToolAnswers: # `generate` arguments: max_new_tokens, batch_size, ...
+    "Answer each conversation, running the tool calls it writes and feeding their results back (`max_calls` rounds)."
+    from domain_tuner.tools import CALCULATE, parse_tool_calls, run_tool
+    tools = tools or [CALCULATE]
+    convs, turns, counts = [_as_messages(m) for m in messages_list], [[] for _ in messages_list], Counter()
+    final, results, todo = [None] * len(convs), [[] for _ in convs], list(range(len(convs)))
+    for rnd in range(max_calls + 1):
+        if not todo: break
+        outs = generate(model, tokenizer, [convs[i] + turns[i] for i in todo], tools=tools, **gen_kwargs)
+        nxt = []
+        for i, text in zip(todo, outs):
+            calls, bad = parse_tool_calls(text)
+            counts['unreadable_calls'] += len(bad)
+            if not calls or rnd == max_calls:
+                final[i] = _CALLS.sub('', text).strip() if (calls or bad) else text; continue
+            res = [run_tool(c, functions) for c in calls]
+            counts['calls'] += len(calls); counts['errors'] += sum(r.startswith('error:') for r in res)
+            turns[i] += _call_turns(text, calls, res); results[i] += [r for r in res if not r.startswith('error:')]
+            nxt.append(i)
+        todo = nxt
+    counts['answers_after_a_call'] = sum(bool(t) for t in turns)
+    counts['results_used'] = sum(any(_states(a, r) for r in rs) for a, rs in zip(final, results))
+    return ToolAnswers(final, turns, dict(counts))
+
 # %% ../nbs/31_generation.ipynb #4830de62
 @functools.lru_cache(maxsize=2)
 def _load_cached(path:str, base:str|None): return load_trained(path, base=base)
@@ -239,4 +302,8 @@ def chat(model_or_dir,                # a model, or a model/adapter folder
                                    fix="pass tokenizer=..., or pass the model folder instead of the model")
     msgs = (([dict(role='system', content=system)] if system else []) + list(history or [])
             + [dict(role='user', content=message)])
+    if kwargs.get('tools'):  # tools=[schemas]: the calls the answer writes are run, their results fed back
+        tools = kwargs.pop('tools')
+        return answer_with_tools(model, tokenizer, [msgs], tools, max_new_tokens=max_new_tokens, batch_size=1,
+                                 desc='chat', **kwargs).answers[0]
     return generate(model, tokenizer, [msgs], max_new_tokens=max_new_tokens, batch_size=1, desc='chat', **kwargs)[0]
