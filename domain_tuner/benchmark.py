@@ -15,7 +15,7 @@ from fastcore.basics import patch
 from .core import DomainTunerError
 from .metrics import (resolve_metrics, score_example, parse_numbers, NUMBER, numbers_close, metric_info,
                                   worsening, mean_score)
-from .generation import generate, answer_and_score
+from .generation import generate, answer_and_score, answer_with_tools
 from .likelihood import record_nll, mc_choices, mc_predict
 
 # %% auto #0
@@ -113,10 +113,19 @@ def _model_name(model)->str:
                or getattr(getattr(model, 'config', None), '_name_or_path', '') or 'model')
 
 # %% ../nbs/33_benchmark.ipynb #2c1cb3da
-def _answers_and_nll(model, tokenizer, recs:list, mc_idx:list, cfg:EvalConfig)->tuple[list, list]:
-    "Answers to the records not in `mc_idx` (None for those) and (NLL sum, token count) of every reference answer."
+def _answers_and_nll(model, tokenizer, recs:list, mc_idx:list, cfg:EvalConfig)->tuple[list, list, dict]:
+    ("Answers to the records not in `mc_idx` (None for those), (NLL sum, token count) of every reference answer, and "
+     "the tool loop's counts (empty without `cfg.tools`).")
     gen_idx = [i for i in range(len(recs)) if i not in set(mc_idx)]
     preds, batch_size, max_new_tokens = [None]*len(recs), cfg.batch_size, cfg.max_new_tokens
+    if cfg.tools:  # the tool loop: answers that may call a tool, the reference scored on its own
+        nll = record_nll(model, tokenizer, recs, loss_on='last', batch_size=batch_size)
+        schemas = None if cfg.tools is True else list(cfg.tools)
+        ta = answer_with_tools(model, tokenizer, [prompt_messages(recs[i]) for i in gen_idx], schemas,
+                               max_new_tokens=max_new_tokens, batch_size=batch_size, do_sample=cfg.do_sample,
+                               **cfg.generation) if gen_idx else None
+        for i, a in zip(gen_idx, ta.answers if ta else []): preds[i] = a
+        return preds, nll, (ta.counts if ta else {})
     if not cfg.do_sample and not cfg.generation:  # greedy: answer and score the reference in one pass over each prompt
         both = (answer_and_score(model, tokenizer, [recs[i] for i in gen_idx], max_new_tokens, batch_size)
                 if gen_idx else [])
@@ -130,7 +139,7 @@ def _answers_and_nll(model, tokenizer, recs:list, mc_idx:list, cfg:EvalConfig)->
         answers = generate(model, tokenizer, [prompt_messages(recs[i]) for i in gen_idx], max_new_tokens=max_new_tokens,
                            batch_size=batch_size, do_sample=cfg.do_sample, **cfg.generation) if gen_idx else []
         for i, a in zip(gen_idx, answers): preds[i] = a
-    return preds, nll
+    return preds, nll, {}
 
 # %% ../nbs/33_benchmark.ipynb #b9bd9380
 def _example(i:int, r:dict, answer:tuple, fns:dict, grounding:bool|None)->dict:
@@ -176,6 +185,8 @@ class EvalConfig:
     grounding:bool|None = None
     normalize_mc:bool = False        # multiple choice by mean instead of summed token log-likelihood
     generation:dict = field(default_factory=dict) # more `model.generate` arguments (repetition_penalty, ...)
+    # the tool loop (`answer_with_tools`): True for the calculator, or a list of tool schemas; the counts go in `meta`
+    tools:Any = False
 
 def _eval_config(config:EvalConfig|None, overrides:dict)->EvalConfig:
     "`config` (or the default) with the overrides that are its fields; the other keywords join `generation`."
@@ -199,7 +210,7 @@ def evaluate(
     recs, fns = load_bench(bench), resolve_metrics(cfg.metrics)
     t0 = time.perf_counter()
     mc_idx = [i for i, r in enumerate(recs) if (r.get('meta') or {}).get('choices')]
-    preds, nll = _answers_and_nll(model, tokenizer, recs, mc_idx, cfg)
+    preds, nll, tool_counts = _answers_and_nll(model, tokenizer, recs, mc_idx, cfg)
     t_gen = time.perf_counter() - t0
     mc_pred = (mc_predict(model, tokenizer, [recs[i] for i in mc_idx], cfg.batch_size, cfg.normalize_mc)
                if mc_idx else [])
@@ -211,9 +222,10 @@ def evaluate(
     res = EvalResult(name or _model_name(model), agg, examples,
                      dict(model=_model_name(model), bench=bench_name, n=len(recs), n_multiple_choice=len(mc_idx),
                           metrics=list(fns), batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens,
-                          do_sample=cfg.do_sample, seconds=round(secs, 3), generate_seconds=round(t_gen, 3)))
+                          do_sample=cfg.do_sample, seconds=round(secs, 3), generate_seconds=round(t_gen, 3))
+                     | (dict(tools=tool_counts) if cfg.tools else {}))
     if canary is not None:
-        can = replace(cfg, metrics=cfg.canary_metrics or cfg.metrics, grounding=False,
+        can = replace(cfg, metrics=cfg.canary_metrics or cfg.metrics, grounding=False, tools=False,
                       max_new_tokens=cfg.canary_max_new_tokens or cfg.max_new_tokens)
         res.canary = evaluate(model, tokenizer, canary, can, name=f"{res.name} (canary)")
     return res

@@ -117,6 +117,9 @@ def _parser():
                    help="base precision for an adapter: 'auto' as trained (4-bit for QLoRA, from run_record.json), "
                         "'nf4' or 'none'")
     p.add_argument('--name', help="the model's label in the report (default: the folder name)")
+    p.add_argument('--tools', action='store_true',
+                   help="answer through the tool loop with the safe calculator (`calculate`): calls written in the "
+                        "answer are run and their results fed back; REPORT.json counts them under meta.tools")
     g = p.add_mutually_exclusive_group()
     g.add_argument('--report-dir', help="folder for report.md/report.html "
                                         "(default: MODEL/eval_report, or beside REPORT.json for a hub id)")
@@ -132,7 +135,7 @@ def cli_eval(argv:list[str]|None=None)->int:
     if not Path(a.bench).exists():
         raise DomainTunerError("benchmark file not found", where=a.bench, fix="check the path")
     kw = dict(metrics=metrics, batch_size=a.batch_size, max_new_tokens=a.max_new_tokens,
-              quantize=None if a.quantize == 'none' else a.quantize, canary=a.canary)
+              quantize=None if a.quantize == 'none' else a.quantize, canary=a.canary, tools=a.tools)
     if a.compare_base:
         cmp = evaluate_before_after(a.model, a.bench, base=a.base, names=[a.name] if a.name else None, **kw)
         results, res = cmp.results, cmp.results[-1]
@@ -143,6 +146,7 @@ def cli_eval(argv:list[str]|None=None)->int:
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=1, ensure_ascii=False, default=str) + '\n')
     print(f"{res.name}: " + ', '.join(f"{k}={v:.4g}" for k, v in res.metrics.items()))
+    if a.tools: print("tool loop: " + ', '.join(f"{k} {v}" for k, v in res.meta.get('tools', {}).items()))
     if a.compare_base: print("gains over base: " + ', '.join(f"{k}={v:+.4g}" for k, v in out['gains'].items()))
     print(f"wrote {a.out}")
     if not a.no_report:
