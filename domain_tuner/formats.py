@@ -117,6 +117,13 @@ def _tools(row, fmt)->list:
         out.append(dict(type='function', function=f))
     return out
 
+# %% ../nbs/10_formats.ipynb #5a1c7e20
+def _reasoning_text(m:dict, where:str, fmt:str)->str:
+    "An assistant turn's reasoning trace (`reasoning_content` or `thinking`); '' when it has none."
+    r = next((m[k] for k in ('reasoning_content', 'thinking') if m.get(k) is not None), '')
+    if not isinstance(r, str): raise FormatError(f"{where}: the reasoning is {type(r).__name__}, expected a string", fmt)
+    return r if r.strip() else ''
+
 # %% ../nbs/10_formats.ipynb #0d36c9e1
 def _messages(turns, fmt, role_key='role', content_key='content', field='messages'):
     if not isinstance(turns, list):
@@ -144,6 +151,7 @@ def _messages(turns, fmt, role_key='role', content_key='content', field='message
             if m.get('tool_calls'):
                 if role != 'assistant': raise FormatError(f"{where} is a {role!r} turn with tool_calls", fmt)
                 msg['tool_calls'] = _tool_calls(m['tool_calls'], where, fmt)
+            if role == 'assistant' and (r := _reasoning_text(m, where, fmt)): msg['reasoning_content'] = r
             if role == 'tool':
                 for key in ('tool_call_id', 'name'):
                     if m.get(key) is not None: msg[key] = str(m[key])

@@ -17,8 +17,8 @@ from .clean import record_source
 
 # %% auto #0
 __all__ = ['PLAIN_TEMPLATE', 'TEMPLATES', 'TOOL_SYSTEM', 'has_generation_markers', 'chat_template_for', 'supports_tools',
-           'has_tool_turns', 'hermes_messages', 'render_conversations', 'EncodeStats', 'generation_eos_tokens',
-           'end_of_turn_token', 'end_of_document_token', 'encode_batch', 'encode', 'split_documents', 'document_blocks',
+           'has_tool_turns', 'hermes_messages', 'generation_eos_tokens', 'end_of_turn_token', 'render_conversations',
+           'EncodeStats', 'end_of_document_token', 'encode_batch', 'encode', 'split_documents', 'document_blocks',
            'tokenize_records']
 
 # %% ../nbs/15_template.ipynb #c4e09b21
@@ -143,20 +143,161 @@ def hermes_messages(messages:list,          # a conversation with tool calls and
         else: out.append(m)
     return out
 
+# %% ../nbs/15_template.ipynb #24bad6af
+_PROBE = ("Zq9 probe answer", "Zq9 second answer")
+_WS = re.compile(r'[ \t\r\n]*')
+
+def _special_strings(tokenizer)->list[str]:
+    "Every special token string of a tokenizer, longest first."
+    s = set(getattr(tokenizer, 'all_special_tokens', []) or [])
+    s |= {str(t) for t in getattr(tokenizer, 'added_tokens_decoder', {}).values() if getattr(t, 'special', False)}
+    s |= set(generation_eos_tokens(tokenizer))
+    return sorted((t for t in s if t), key=len, reverse=True)
+
+def generation_eos_tokens(tokenizer)->list[str]:
+    "The end tokens generation_config.json lists (recorded by `load_tokenizer`), as strings; [] when unknown."
+    return list(getattr(tokenizer, 'generation_eos', None) or [])
+
+def _closing(text:str, at:int, specials:list)->list[tuple]:
+    "The special tokens written from `at` on (whitespace between them allowed), as (token, start, end)."
+    out, i = [], at
+    while True:
+        j = _WS.match(text, i).end()
+        s = next((s for s in specials if text.startswith(s, j)), None)
+        if s is None: return out
+        out.append((s, j, j + len(s))); i = j + len(s)
+
+# %% ../nbs/15_template.ipynb #c0a1e2f3
+def _end_markers(tokenizer, template:str)->list[str]:
+    "The end-of-turn tokens a template writes: the last turn's, an earlier turn's, then generation_config's others."
+    specials, eos = tuple(_special_strings(tokenizer)), tokenizer.eos_token
+    key = (template, specials, eos, tuple(generation_eos_tokens(tokenizer)))
+    if key not in _EOT_CACHE:  # one render per template and tokenizer, not one per batch
+        probe = [dict(role='user', content='Hi'), dict(role='assistant', content=_PROBE[0]),
+                 dict(role='user', content='And?'), dict(role='assistant', content=_PROBE[1])]
+        try: text = _render([probe], template, tokenizer)[0][0]
+        except DomainTunerError: text = ''
+        stops = set(generation_eos_tokens(tokenizer)) | {eos}
+        # a closing stops where a turn opens: at a special token the rendering starts with (Command R7B's template
+        # writes the next turn's header even after the last answer)
+        opens = {s for s, _, _ in _closing(text, 0, specials)} - stops
+        mid, last = [[s for s, _, _ in _closing(text, text.find(p) + len(p), specials)] if p in text else []
+                     for p in _PROBE]
+        mid, last = [r[:next((i for i, s in enumerate(r) if s in opens), len(r))] for r in (mid, last)]
+        n = len(os.path.commonprefix((mid, last)))  # an earlier turn's closing: what it shares with the last one's
+        mid = mid[:n] or mid[:len(last)]
+        pick = lambda run, also: next((s for s in run if s in stops or s in also), run[-1] if run else None)
+        m = pick(mid, ()); closes = [t for t in dict.fromkeys([pick(last, (m,)), m]) if t] or [eos]
+        _EOT_CACHE[key] = list(dict.fromkeys(closes + generation_eos_tokens(tokenizer)))
+    return _EOT_CACHE[key]
+
+def end_of_turn_token(tokenizer,             # a transformers tokenizer
+                      template:str|None=None # the chat template trained with (name, Jinja, or the tokenizer's own)
+                     )->str:
+    """The token that closes the assistant's last turn, read from what the template writes after an answer
+    (generation_config's end tokens count as special). `eos_token` when no special token follows."""
+    try: t = chat_template_for(tokenizer, template)
+    except DomainTunerError: return tokenizer.eos_token
+    return _end_markers(tokenizer, t)[0]
+
+_EOT_CACHE = {}
+
+# %% ../nbs/15_template.ipynb #c9e5f303
+_THINK = re.compile(r'\s*<think>(.*?)</think>', re.S)
+_REASONING = ('reasoning_content', 'thinking', 'reasoning')  # the names transformers passes a message's reasoning as
+
+def _reasoning_key(m:dict)->str|None:
+    "Where an assistant message keeps its reasoning: a field, 'inline' (a `<think>` block opening the content), or None."
+    k = next((k for k in _REASONING if m.get(k) is not None), None)
+    if k: return k if isinstance(m[k], str) and m[k].strip() else None
+    return 'inline' if isinstance(m.get('content'), str) and _THINK.match(m['content']) else None
+
+def _text(c)->str:
+    "A message's content as text (content parts joined)."
+    if isinstance(c, list): return ''.join(p.get('text', '') for p in c if isinstance(p, dict))
+    return c if isinstance(c, str) else ''
+
+def _answer(m:dict)->str:
+    "The answer of an assistant message: its content after an opening `<think>` block."
+    c = _text(m.get('content'))
+    return c[_THINK.match(c).end():] if _reasoning_key(m) == 'inline' else c
+
+def _reasoning(m:dict)->str:
+    "The reasoning of an assistant message ('' when it has none)."
+    k = _reasoning_key(m)
+    return _THINK.match(m['content']).group(1) if k == 'inline' else m[k] if k else ''
+
+def _opening(m:dict)->str:
+    "The `<think>` that opens an assistant message's content ('' when its reasoning is not inline)."
+    return m['content'][:_THINK.match(m['content']).start(1)].lstrip() if _reasoning_key(m) == 'inline' else ''
+
+def _with_answer(m:dict, s:str)->dict:
+    "The message with its answer replaced by `s` (its reasoning and tool calls kept)."
+    c = _text(m.get('content'))
+    return {**m, 'content': c[:len(c) - len(_answer(m))] + s}
+
+def _with_reasoning(m:dict, s:str)->dict:
+    "The message with its reasoning replaced by `s`."
+    k = _reasoning_key(m)
+    if k != 'inline': return {**m, k: s}
+    t = _THINK.match(m['content'])
+    return {**m, 'content': m['content'][:t.start(1)] + s + m['content'][t.end(1):]}
+
+# %% ../nbs/15_template.ipynb #d0f6a404
+_MARKS = ('⟦⟧', '⦃⦄', '⟬⟭')
+
+def _sentinel(tag:str, text:str)->str:
+    "A short string to put in place of `text`: its first and last characters differ from `text`'s."
+    return next(f"{o}{tag}{c}" for o, c in _MARKS if o != text[:1] and c != text[-1:])
+
+def _locate(text:str,        # the conversation as rendered
+            other:str,       # the same conversation rendered with one text replaced by the sentinel `s`
+            s:str,           # the sentinel
+            given:str,       # the text it replaced
+            what:str='answer' # what the text is, for the error
+           )->tuple|None:
+    "The span of `text` where the template wrote `given`; None when the template leaves it out."
+    if text == other: return None
+    a = len(os.path.commonprefix((text, other)))
+    b = len(os.path.commonprefix((text[a:][::-1], other[a:][::-1])))
+    if s not in other[a:len(other) - b] or text[a:len(text) - b] not in given:
+        raise DomainTunerError(f"the chat template does not write an assistant turn's {what} as it is given (it edits, "
+                               "repeats or moves it), so its tokens cannot be located", where="template",
+                               fix="use a template with {% generation %} markers, or template='chatml'/'plain'")
+    return (a, len(text) - b)
+
+# %% ../nbs/15_template.ipynb #e1a7b505
+def _header_end(text:str, p:str, b:str, lo:int, hi:int)->int|None:
+    """Where an assistant turn's own text starts in `text`, between lo and hi: right after the generation prompt `p`
+    when `text` continues it, else after the last copy of the header `p` adds to `b` (the same turns without it)."""
+    if text.startswith(p) and lo <= len(p) <= hi: return len(p)
+    g = p[len(os.path.commonprefix((p, b))):]
+    k = text.rfind(g, lo, hi) if g else -1
+    return k + len(g) if k >= 0 else None
+
+def _turn_end(text:str, at:int, hi:int, ends:list, specials:list, calls:bool)->int|None:
+    """Where the turn whose answer ends at `at` ends: after the first end-of-turn token among the special tokens that
+    follow it, or, for a turn that calls tools, after the last end token before `hi` (the next message)."""
+    if calls: return max((k + len(e) for e in ends if (k := text.rfind(e, at, hi)) >= 0), default=None)
+    return next((e for s, _, e in _closing(text, at, specials) if s in ends), None)
+
 # %% ../nbs/15_template.ipynb #8fa02cd6
 def render_conversations(convs:list,          # list of message lists
                          tokenizer,           # gives the special tokens the template may use
                          template:str|None=None, # name, Jinja string, or None for the tokenizer's own
                          tools:list|None=None, # each conversation's tool schemas (None or a list), as `convs`
+                         reasoning:str='train', # 'train' the reasoning the template renders, or 'mask' it (context only)
                         )->tuple[list[str], list[list[tuple]]]:
     "Render conversations and return (texts, spans): the character spans of each assistant turn."
+    if reasoning not in ('train', 'mask'):
+        raise DomainTunerError(f"unknown reasoning={reasoning!r}", where="reasoning", fix="use 'train' or 'mask'")
     tools = list(tools or [None] * len(convs))
     uses = [bool(t) or has_tool_turns(c) for c, t in zip(convs, tools)]
     named = getattr(tokenizer, 'chat_template', None)
     if template is None and isinstance(named, dict) and 'tool_use' in named and any(uses) and not all(uses):
         # a tokenizer that ships a `tool_use` template (Hermes): it renders the tool conversations, `default` the rest
         parts = [render_conversations([c for c, u in zip(convs, uses) if u == flag], tokenizer, None,
-                                      [t for t, u in zip(tools, uses) if u == flag]) for flag in (False, True)]
+                                      [t for t, u in zip(tools, uses) if u == flag], reasoning) for flag in (False, True)]
         its = [iter(zip(*p)) for p in parts]
         texts, spans = zip(*[next(its[u]) for u in uses])
         return list(texts), list(spans)
@@ -164,62 +305,125 @@ def render_conversations(convs:list,          # list of message lists
     template = chat_template_for(tokenizer, template)
     if any(uses):
         if not supports_tools(template):  # the Hermes fallback: tool turns as text the template renders
-            return render_conversations([hermes_messages(c, t) for c, t in zip(convs, tools)], tokenizer, template)
-        return _render_with_tools(convs, tools, tokenizer, template)
+            return render_conversations([hermes_messages(c, t) for c, t in zip(convs, tools)], tokenizer, template,
+                                        reasoning=reasoning)
+        return _render_with_tools(convs, tools, tokenizer, template, reasoning)
     fast = _FAST.get(template)
-    if fast and all(m.get('role') in _ROLES and isinstance(m.get('content'), str) for c in convs for m in c):
+    if fast and all(m.get('role') in _ROLES and isinstance(m.get('content'), str) for c in convs for m in c) and (
+            reasoning == 'train' or not any(_reasoning_key(m) == 'inline' for c in convs for m in c
+                                            if m['role'] == 'assistant')):
         out = [fast(c, tokenizer.eos_token) for c in convs]
         return [t for t, _ in out], [sp for _, sp in out]
-    return _render_spans(convs, template, tokenizer)
+    return _render_spans(convs, template, tokenizer, reasoning=reasoning)
 
-def _render_with_tools(convs, tools, tokenizer, template):
+def _render_with_tools(convs, tools, tokenizer, template, reasoning='train'):
     "Conversations rendered with their tool schemas: one Jinja pass per distinct set of tools."
     texts, spans = [None] * len(convs), [None] * len(convs)
     groups = {}
     for j, t in enumerate(tools): groups.setdefault(json.dumps(t, sort_keys=True), []).append(j)
     for key, idx in groups.items():
-        tx, sp = _render_spans([convs[j] for j in idx], template, tokenizer, json.loads(key))
+        tx, sp = _render_spans([convs[j] for j in idx], template, tokenizer, json.loads(key), reasoning)
         for j, t_, s_ in zip(idx, tx, sp): texts[j], spans[j] = t_, s_
     return texts, spans
 
-def _render_spans(convs, template, tokenizer, tools=None):
-    "Texts and assistant spans by Jinja: the template's generation markers, or each turn's prefix difference."
-    if has_generation_markers(template):
-        texts, spans = _render(convs, template, tokenizer, spans=True, tools=tools)
-        return texts, [[tuple(s) for s in sp] for sp in spans]
-    texts, _ = _render(convs, template, tokenizer, tools=tools)
-    spans = [[] for _ in convs]
+# %% ../nbs/15_template.ipynb #f2b8c607
+def _render_spans(convs, template, tokenizer, tools=None, reasoning='train'):
+    "Texts and assistant spans by Jinja: the template's generation markers, or each turn found with a sentinel."
+    marked = has_generation_markers(template) and (reasoning == 'train' or not any(
+        _reasoning_key(m) for c in convs for m in c if m.get('role') == 'assistant'))
+    texts, gen = _render(convs, template, tokenizer, spans=marked, tools=tools)
+    _check_system(convs, texts)
+    if marked: return texts, [[tuple(s) for s in sp] for sp in gen]
+    x = _Turns(convs, texts, template, tokenizer, tools, reasoning)
     for k in range(max((len(c) for c in convs), default=0)):
-        idx = [j for j,c in enumerate(convs) if len(c) > k and c[k]['role'] == 'assistant']
-        if not idx: continue
-        pre, _ = _render([convs[j][:k] for j in idx], template, tokenizer, add_generation_prompt=True, tools=tools)
-        upto, _ = _render([convs[j][:k+1] for j in idx], template, tokenizer, tools=tools)
-        for j,p,u in zip(idx, pre, upto):
-            # the turn is what `upto` adds to `pre`, as far as the whole conversation agrees with it (a template may
-            # close a conversation differently from a prefix: Phi-3 appends eos only when no generation prompt is
-            # asked for)
-            end = len(os.path.commonprefix((u, texts[j]))) if u.startswith(p) and texts[j].startswith(p) else -1
-            span = (len(p), end) if end > len(p) else _turn_by_search(convs[j][:k], p, u, texts[j], spans[j],
-                                                                     template, tokenizer, tools)
-            if span is None:
-                raise DomainTunerError("the chat template renders a conversation differently from its prefixes, so the "
-                                       "assistant's tokens cannot be located", where="template",
-                                       fix="use a template with {% generation %} markers, or template='chatml'/'plain'")
-            spans[j].append(span)
-    return texts, spans
+        idx = [j for j, c in enumerate(convs) if len(c) > k and c[k]['role'] == 'assistant']
+        if idx: x.turn(k, idx)
+    return texts, x.spans
 
-def _turn_by_search(before, p, u, text, done, template, tokenizer, tools)->tuple|None:
-    ("An assistant turn's span when the template renders the last message its own way (Hermes closes a final tool "
-     "result differently): the turn's own text, after the generation prompt in `u`, found in `text` after `done`.")
-    plain, _ = _render([before], template, tokenizer, tools=tools)
-    gen = p[len(os.path.commonprefix((p, plain[0]))):]  # what the generation prompt adds: the turn's header
-    at = u.rfind(gen) if gen else -1
-    body = u[at + len(gen):] if at >= 0 else ''
-    if not body: return None
-    start = text.find(gen + body[:64], done[-1][1] if done else 0)
-    if start < 0: return None
-    start += len(gen)
-    return (start, start + len(os.path.commonprefix((body, text[start:]))))
+def _check_system(convs, texts):
+    "Stop when the template leaves the system prompt out of a conversation that ends with the assistant's answer."
+    for c, t in zip(convs, texts):
+        if any((s := _text(m.get('content')).strip()) and s not in t for m in c if m.get('role') == 'system'):
+            raise DomainTunerError(
+                "the chat template leaves the system prompt out of a conversation that ends with the assistant's "
+                "answer, so the model would be trained without it (Mistral Nemo's template, for one, writes it into "
+                "the last user turn only when that turn ends the conversation, as at generation)", where="template",
+                fix="merge the system prompt into the first user turn, or use a template that renders it")
+
+# %% ../nbs/15_template.ipynb #f2b8c608
+@dataclass
+class _Turns:
+    "A batch of conversations rendered by a Jinja template, and what finding each assistant turn in it needs."
+    convs:list; texts:list; template:str; tokenizer:Any; tools:list|None; reasoning:str
+    def __post_init__(self):
+        self.ends, self.specials = _end_markers(self.tokenizer, self.template), _special_strings(self.tokenizer)
+        self.spans = [[] for _ in self.convs]
+    def render(self, convs:list, gen:bool=False)->list[str]:
+        "The conversations rendered with this batch's template and tools."
+        return _render(convs, self.template, self.tokenizer, add_generation_prompt=gen, tools=self.tools)[0] if convs else []
+    def swap(self, idx:list, k:int, new:list)->list[str]:
+        "The conversations `idx` rendered with their message k replaced by `new` (one message each)."
+        return self.render([self.convs[j][:k] + [m] + self.convs[j][k+1:] for j, m in zip(idx, new)])
+
+@patch
+def find(self:_Turns, k:int, idx:list, part:str)->list:
+    "Where message k's 'answer' or 'reasoning' is written in each conversation of `idx`: a span, or None if left out."
+    get, put = (_answer, _with_answer) if part == 'answer' else (_reasoning, _with_reasoning)
+    has = [j for j in idx if part == 'reasoning' or self.convs[j][k].get('content') is not None]  # a bare tool call
+    msgs = [self.convs[j][k] for j in has]
+    ss = [_sentinel(part[0], get(m)) for m in msgs]
+    alt = self.swap(has, k, [put(m, s) for m, s in zip(msgs, ss)])
+    found = {j: _locate(self.texts[j], o, s, get(m), part) for j, m, s, o in zip(has, msgs, ss, alt)}
+    return [found.get(j) for j in idx]
+
+@patch
+def heads(self:_Turns, k:int, idx:list)->dict:
+    "For each conversation in `idx`: its first k messages with the generation prompt, and without it."
+    if k == 0 or not idx: return {}
+    before = [self.convs[j][:k] for j in idx]
+    return dict(zip(idx, zip(self.render(before, gen=True), self.render(before))))
+
+@patch
+def nexts(self:_Turns, k:int, idx:list)->dict:
+    "For each conversation in `idx`: where message k+1 is written (the first character its content changes)."
+    idx = [j for j in idx if len(self.convs[j]) > k + 1]
+    new = [{**self.convs[j][k+1], 'content': _sentinel('n', _text(self.convs[j][k+1].get('content')))} for j in idx]
+    return {j: len(os.path.commonprefix((self.texts[j], o))) for j, o in zip(idx, self.swap(idx, k + 1, new))}
+
+# %% ../nbs/15_template.ipynb #f2b8c609
+@patch
+def turn(self:_Turns, k:int, idx:list):
+    "Add the span of message k, an assistant turn, to each conversation in `idx`."
+    ans = dict(zip(idx, self.find(k, idx, 'answer')))
+    rj = [j for j in idx if _reasoning_key(self.convs[j][k])]
+    rea = dict(zip(rj, self.find(k, rj, 'reasoning')))
+    calls = {j for j in idx if self.convs[j][k].get('tool_calls')}
+    train_r = {j for j in rj if rea[j] and self.reasoning == 'train'}
+    head = self.heads(k, [j for j in idx if j in train_r or (ans[j] is None and j in calls)])
+    nxt = self.nexts(k, sorted(calls))
+    for j in idx:
+        t, a, r, sp = self.texts[j], ans[j], rea.get(j), self.spans[j]
+        lo, hi = (sp[-1][1] if sp else 0), nxt.get(j, len(t))
+        if j in train_r:  # from the reasoning's opening: the content's own `<think>`, else the generation prompt's end
+            o = _opening(self.convs[j][k])
+            start = r[0] - len(o) if o and t[r[0] - len(o):r[0]] == o else (
+                _header_end(t, *head[j], lo, r[0]) if j in head else None) or r[0]
+        elif a is not None: start = a[0]
+        elif j in calls:  # a tool call whose content the template leaves out: the turn starts after its header
+            start = _header_end(t, *head[j], r[1] if r else lo, hi) if j in head else None
+        else: start = None
+        if start is None or start < lo:
+            raise DomainTunerError(f"the chat template leaves out or moves the assistant's answer in message {k + 1}, "
+                                   "so its tokens cannot be located", where="template",
+                                   fix="use a template with {% generation %} markers, or template='chatml'/'plain'")
+        at = a[1] if a is not None else start
+        end = _turn_end(t, at, hi, self.ends, self.specials, j in calls)
+        if end is None and j in calls:
+            raise DomainTunerError(f"no end-of-turn token ({', '.join(self.ends)}) closes the tool call of message "
+                                   f"{k + 1}", where="template", fix="load the tokenizer with its generation_config.json "
+                                   "(its end tokens, e.g. gpt-oss' <|call|>), or use a template that closes tool calls "
+                                   "with its end-of-turn token")
+        sp.append((start, at if end is None else end))  # no end token after an answer: `check_ends` reports it
 
 # %% ../nbs/15_template.ipynb #c337019d
 @dataclass
@@ -246,40 +450,6 @@ class EncodeStats:
             d[f'{k}_min'],d[f'{k}_median'],d[f'{k}_max'] = int(a.min()),float(np.median(a)),int(a.max())
         d['dropped'] = [dict(source=s, reason=r) for s,r in self.dropped]
         return d
-
-_PROBE = "Zq9 probe answer"
-
-# %% ../nbs/15_template.ipynb #24bad6af
-def _special_strings(tokenizer)->list[str]:
-    "Every special token string of a tokenizer, longest first."
-    s = set(getattr(tokenizer, 'all_special_tokens', []) or [])
-    s |= {str(t) for t in getattr(tokenizer, 'added_tokens_decoder', {}).values() if getattr(t, 'special', False)}
-    s |= set(generation_eos_tokens(tokenizer))
-    return sorted((t for t in s if t), key=len, reverse=True)
-
-def generation_eos_tokens(tokenizer)->list[str]:
-    "The end tokens generation_config.json lists (recorded by `load_tokenizer`), as strings; [] when unknown."
-    return list(getattr(tokenizer, 'generation_eos', None) or [])
-
-def end_of_turn_token(tokenizer,             # a transformers tokenizer
-                      template:str|None=None # the chat template trained with (name, Jinja, or the tokenizer's own)
-                     )->str:
-    """The token that closes an assistant turn, read from the template itself: render one answer and take the special
-    token that follows it (generation_config's end tokens count as special). `eos_token` when no special token
-    follows."""
-    try: t = chat_template_for(tokenizer, template)
-    except DomainTunerError: return tokenizer.eos_token
-    specials = tuple(_special_strings(tokenizer))
-    key = (t, specials, tokenizer.eos_token)
-    if key not in _EOT_CACHE:  # one render per template and tokenizer, not one per batch
-        probe = [dict(role='user', content='Hi'), dict(role='assistant', content=_PROBE)]
-        try: text = _render([probe], t, tokenizer)[0][0]
-        except DomainTunerError: text = ''
-        after = text[text.rindex(_PROBE) + len(_PROBE):].lstrip(' \n') if _PROBE in text else ''
-        _EOT_CACHE[key] = next((s for s in specials if after.startswith(s)), tokenizer.eos_token)
-    return _EOT_CACHE[key]
-
-_EOT_CACHE = {}
 
 # %% ../nbs/15_template.ipynb #fc26cb1c
 def end_of_document_token(tokenizer)->str:
@@ -321,12 +491,12 @@ def _trained(rec, spans):
     return [s for s, m in zip(spans, asst) if m.get('train', True)]
 
 # %% ../nbs/15_template.ipynb #dd8ae287
-def _trim_spans(text, spans, eot):
-    "End each span right after its last end-of-turn string, so trailing newlines are not trained."
+def _trim_spans(text, spans, ends:list):
+    "End each span right after its last end-of-turn string (any of `ends`), so trailing newlines are not trained."
     out = []
     for s,e in spans:
-        k = text.rfind(eot, s, e)
-        out.append((s, k + len(eot)) if k >= 0 else (s, e))
+        k = max((i + len(t) for t in ends if (i := text.rfind(t, s, e)) >= 0), default=-1)
+        out.append((s, k) if k >= 0 else (s, e))
     return out
 
 # %% ../nbs/15_template.ipynb #aa679211
@@ -351,8 +521,11 @@ class _Encoding:
     def __post_init__(self):
         tok = self.tokenizer
         self.bt = _backend(tok, self.loss_on, self.truncation)
-        self.eot, eod = end_of_turn_token(tok, self.template), end_of_document_token(tok)
+        try: self.ends = _end_markers(tok, chat_template_for(tok, self.template))
+        except DomainTunerError: self.ends = [tok.eos_token]
+        self.eot, eod = self.ends[0], end_of_document_token(tok)
         self.eot_id, self.eod_id = tok.convert_tokens_to_ids(self.eot), tok.convert_tokens_to_ids(eod)
+        self.eot_ids = {tok.convert_tokens_to_ids(t) for t in self.ends}
 
 @patch
 def tokenize(self:_Encoding, records:list)->tuple:
@@ -364,7 +537,7 @@ def tokenize(self:_Encoding, records:list)->tuple:
         texts, sp = render_conversations([records[i]['messages'] for i in chat], self.tokenizer, self.template,
                                          tools=[records[i].get('tools') for i in chat])
         for i,t,s,e in zip(chat, texts, sp, self.bt.encode_batch(texts, add_special_tokens=False)):
-            enc[i], spans[i], ends_with[i] = e, _trim_spans(t, _trained(records[i], s), self.eot), self.eot_id
+            enc[i], spans[i], ends_with[i] = e, _trim_spans(t, _trained(records[i], s), self.ends), self.eot_id
     if docs:
         for i,e in zip(docs, self.bt.encode_batch([records[i]['text'] for i in docs], add_special_tokens=True)):
             enc[i], spans[i], ends_with[i] = e, None, self.eod_id
@@ -373,14 +546,14 @@ def tokenize(self:_Encoding, records:list)->tuple:
 # %% ../nbs/15_template.ipynb #d6170da3
 @patch
 def check_ends(self:_Encoding, r:dict, i:int, ids:list, spans, ends:list):
-    "Stop on a conversation with no answer to train, or a trained span that does not end with the end-of-turn token."
+    "Stop on a conversation with no answer to train, or a trained span that does not end with an end-of-turn token."
     if spans is not None and not spans and self.loss_on != 'all' and not self.allow_unsupervised:
         raise DomainTunerError("the conversation has no assistant turn to train on", where=record_source(r, i),
                                fix="end each conversation with an assistant answer, or use loss_on='all'")
     for k in ends:
-        if ids[k] != self.eot_id:
+        if ids[k] not in self.eot_ids:
             raise DomainTunerError(f"the chat template does not end the assistant turn with the end-of-turn token "
-                                   f"{self.eot!r} (the trained span ends with "
+                                   f"{' or '.join(map(repr, self.ends))} (the trained span ends with "
                                    f"{self.tokenizer.convert_ids_to_tokens(ids[k])!r})",
                                    where=record_source(r, i), fix="use the model's own template or a named one "
                                    "(template='chatml' or 'plain'), so the model learns to stop")
