@@ -91,17 +91,22 @@ def test_c4_long_texts(tok, tmp_path):
     assert res.report['tokens']['train']['truncated'] == 0 and res.report['tokens']['train']['documents_split'] > 0
 
 
-def test_tool_calls_rejected_with_a_reason(tok, tmp_path):
-    rows = [dict(conversations=[dict(**{'from': 'human'}, value="Convert 100 USD"),
-                                dict(**{'from': 'function_call'}, value='{"name": "convert", "arguments": {"amount": 100}}'),
-                                dict(**{'from': 'observation'}, value='{"eur": 92}'),
-                                dict(**{'from': 'gpt'}, value="That is 92 EUR.")], tools='[]'),
+def test_tool_calls_read_and_a_bad_one_rejected_with_a_reason(tok, tmp_path):
+    "LLaMA-Factory's tool-call rows are read (calls trained, results context); a call to a tool the row lacks is refused."
+    call = lambda name: dict(**{'from': 'function_call'}, value=json.dumps({"name": name, "arguments": {"amount": 100}}))
+    conv = lambda name: [dict(**{'from': 'human'}, value="Convert 100 USD"), call(name),
+                         dict(**{'from': 'observation'}, value='{"eur": 92}'), dict(**{'from': 'gpt'}, value="That is 92 EUR.")]
+    tools = json.dumps([{"name": "convert", "description": "currency", "parameters": {"type": "object", "properties": {}}}])
+    rows = [dict(conversations=conv('convert'), tools=tools), dict(conversations=conv('weather'), tools=tools),
             dict(conversations=[dict(**{'from': 'human'}, value="Hello"), dict(**{'from': 'gpt'}, value="Hi there.")], tools='[]')]
     (tmp_path/'glaive_toolcall_en_demo.json').write_text(json.dumps(rows, indent=1))
-    res = prepare(tmp_path/'glaive_toolcall_en_demo.json', tokenizer=tok, max_length=128, lenient=True, eval_fraction=0, figure=False)
+    res = prepare(tmp_path/'glaive_toolcall_en_demo.json', tokenizer=tok, max_length=1024, lenient=True, eval_fraction=0,
+                  figure=False)  # the schemas in the system turn make the prompt long
     c = accounted(res)
-    assert (c['accepted'], c['rejected']) == (1, 1)
-    assert "tool call: training on tool-call conversations is not supported" in res.rejected[0]['reason']
+    assert (c['accepted'], c['rejected']) == (2, 1)
+    assert "calls weather, not among the row's tools (convert)" in res.rejected[0]['reason']
+    kept = [r for r in res.train if r.get('tools')]
+    assert len(kept) == 1 and kept[0]['messages'][1]['tool_calls'][0]['function']['name'] == 'convert'
 
 
 def test_train_on_alpaca_file_with_defaults(tmp_path):

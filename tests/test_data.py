@@ -26,7 +26,7 @@ BAD = [
                                        2, "unknown role 'critic' (known"),
     ('tool result',         'a.jsonl', '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
                                        '{"messages": [{"role": "user", "content": "q"}, {"role": "tool", "content": "r"}, {"role": "assistant", "content": "a"}]}\n',
-                                       2, "messages[2] is a tool result: training on tool-call conversations is not supported"),
+                                       2, "turn 2 is a tool result with no tool call before it"),
     ('no assistant turn',   'a.jsonl', '{"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}\n'
                                        '{"conversations": [{"from": "human", "value": "q"}]}\n', 2, "conversation has no assistant turn (detected format: sharegpt)"),
     ('duplicate keys',      'a.jsonl', f'{GOOD}\n{{"instruction": "x", "output": "y", "output": "z"}}\n', 2, "duplicate key 'output'"),
