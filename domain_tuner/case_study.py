@@ -11,11 +11,13 @@ from .core import DomainTunerError
 from .domains import (ITEMS, STATEMENT_TITLES, FINANCE_GLOSSARY, RATIOS, GROWTH_ITEMS, company_names,
     make_company, statement_text, fmt_money, fmt_pct, fmt_ratio, fmt_growth, finance_documents, QUESTION_TEMPLATES,
     ITEM_LABELS, ITEM_STATEMENT)
+from .tools import CALCULATE, run_tool
 
 # %% auto #0
 __all__ = ['HOUSE_TERMS', 'CASE_STUDY_VERSION', 'ABSTAIN', 'ABSENT_ITEMS', 'SYSTEM', 'SYSTEMS', 'INSTRUCTIONS', 'FRAMINGS',
-           'CASE_STUDY_MIX', 'BENCH_SIZES', 'definition', 'statement_prose', 'statement_table', 'framed_messages',
-           'ratio_answer', 'growth_answer', 'case_questions', 'finance_case_study']
+           'CASE_STUDY_MIX', 'CALCULATOR_SHARE', 'BENCH_SIZES', 'definition', 'statement_prose', 'statement_table',
+           'framed_messages', 'ratio_answer', 'growth_answer', 'ratio_call', 'growth_call', 'case_questions',
+           'finance_case_study']
 
 # %% ../nbs/40a_case_study.ipynb #2fb200d8
 HOUSE_TERMS = ('revenue', 'gross profit', 'gross margin', 'operating income', 'operating margin', 'net income',
@@ -132,6 +134,34 @@ def growth_answer(prev:dict, cur:dict, field:str, operands:bool=True)->str:
     res = fmt_growth(prev[field], cur[field])
     return f"From {fmt_money(prev[field])} to {fmt_money(cur[field])}: {res}" if operands else res
 
+def _operand(tenths:int)->str:
+    "A figure as the calculator reads it and the document writes it, without `$` and `million`: `1,234.5`."
+    return f"{'-' if tenths < 0 else ''}{abs(tenths)//10:,}.{abs(tenths)%10}"
+
+def ratio_call(f:dict, name:str)->dict:
+    "The `calculate` arguments that compute a ratio from the statement's figures: a percent to 1 decimal, else 2."
+    _, num, den, fmt = RATIOS[name]
+    pct = fmt is fmt_pct
+    return dict(expression=f"{_operand(f[num])} / {_operand(f[den])}" + (" * 100" if pct else ''),
+                decimals=1 if pct else 2)
+
+def growth_call(prev:dict, cur:dict, field:str)->dict:
+    "The `calculate` arguments for a year-over-year change in percent (over the earlier year's size), to 1 decimal."
+    p, c = prev[field], cur[field]
+    diff = f"{_operand(c)} - {_operand(p)}" if p >= 0 else f"{_operand(c)} + {_operand(-p)}"
+    return dict(expression=f"({diff}) / {_operand(abs(p))} * 100", decimals=1)
+
+def _with_calculator(rec:dict, args:dict|None=None, lead:str='')->dict:
+    ("`rec` with the calculator among its tools; with `args`, its answer is `lead` (the operands, named) and a "
+     "`calculate` call, the result read back, then the answer (which states that result).")
+    msgs = rec['messages']
+    if args is not None:
+        call = dict(type='function', function=dict(name='calculate', arguments=args))
+        result = run_tool(dict(name='calculate', arguments=args))
+        msgs = msgs[:-1] + [dict(role='assistant', content=lead, tool_calls=[call]),
+                            dict(role='tool', name='calculate', content=result), msgs[-1]]
+    return dict(rec, messages=msgs, tools=[CALCULATE], meta=rec['meta'] | dict(calculator=args is not None))
+
 # %% ../nbs/40a_case_study.ipynb #f1bbd718
 _ABSTAIN_Q = {'train': ["What was {company}'s {label} in fiscal {year}?", "Report the {label} for fiscal {year}.",
                         "How much was the {label} in fiscal {year}?"],
@@ -175,8 +205,11 @@ def _abstain_questions(company:dict, y:int, r:random.Random, split:str, rf:rando
     return out
 
 # %% ../nbs/40a_case_study.ipynb #c19a28c3
-def case_questions(company:dict, split:str='train', seed:int=0, operands:bool=True)->dict:
-    "Every question of every task about one company: {task: [records]} (`split` picks the phrasings and wordings)."
+def case_questions(company:dict, split:str='train', seed:int=0, operands:bool|str=True)->dict:
+    ("Every question of every task about one company: {task: [records]} (`split` picks the phrasings and wordings; "
+     "`operands='calculator'`: training ratios and growth call the calculator).")
+    calc = operands == 'calculator' and split == 'train'
+    operands = bool(operands)
     r, c = random.Random(f"cs-{seed}-{split}-{company['name']}"), company['name']
     rf = random.Random(f"frame-{seed}-{company['name']}")  # framings: their own stream, so the questions stay the same
     fr = (lambda: _framing(rf)) if split == 'train' else (lambda: 'system')
@@ -188,21 +221,26 @@ def case_questions(company:dict, split:str='train', seed:int=0, operands:bool=Tr
         for k, v in _extract_questions(company, y, T, r, split, rf).items(): out[k] += v
         for name, (st, *_) in RATIOS.items():
             q = r.choice(T['ratio']).format(company=c, label=name, year=y)
-            out['ratio'].append(_chat(f"{statement_text(company, y, st)}\n\n{q}", ratio_answer(f, name, operands), c,
-                                      fr(), rf, task='ratio', company=c, year=y, item=name))
+            rec = _chat(f"{statement_text(company, y, st)}\n\n{q}", ratio_answer(f, name, operands), c, fr(), rf,
+                        task='ratio', company=c, year=y, item=name)
+            lead = ratio_answer(f, name).rpartition(' = ')[0]  # the operands, each named as the document names it
+            out['ratio'].append(_with_calculator(rec, ratio_call(f, name), lead) if calc else rec)
         out['abstain'] += _abstain_questions(company, y, r, split, rf)
     for prev, y in zip(years, years[1:]):
         for name, field in GROWTH_ITEMS.items():
             st = ITEM_STATEMENT[field]
             ctx = statement_text(company, prev, st) + '\n\n' + statement_text(company, y, st)
             q = r.choice(T['growth']).format(company=c, label=name, year=y, prev=prev)
-            out['growth'].append(_chat(f"{ctx}\n\n{q}",
-                                       growth_answer(company['years'][prev], company['years'][y], field, operands),
-                                       c, fr(), rf, task='growth', company=c, year=y, prev=prev, item=name))
+            f0, f1 = company['years'][prev], company['years'][y]
+            rec = _chat(f"{ctx}\n\n{q}", growth_answer(f0, f1, field, operands), c, fr(), rf, task='growth',
+                        company=c, year=y, prev=prev, item=name)
+            lead = growth_answer(f0, f1, field).rpartition(': ')[0]  # from the earlier year's figure to the later's
+            out['growth'].append(_with_calculator(rec, growth_call(f0, f1, field), lead) if calc else rec)
     return out
 
 # %% ../nbs/40a_case_study.ipynb #c0c21aaa
 CASE_STUDY_MIX = dict(extract=0.25, extract_prose=0.25, abstain=0.3, ratio=0.1, growth=0.1)  # of non-glossary examples
+CALCULATOR_SHARE = 0.3  # with operands='calculator': the share of the other questions that offer the tool too
 
 # %% ../nbs/40a_case_study.ipynb #0e5fa15b
 def _glossary_records(terms:tuple, templates:list[str])->list[dict]:
@@ -236,7 +274,7 @@ def finance_case_study(n:int=480,             # training examples, glossary incl
                        n_bench:int=30,        # benchmark questions per task
                        terms:tuple=HOUSE_TERMS, # the house glossary
                        phrasings:int=5,       # training phrasings per term
-                       operands:bool=True,    # ratio and growth answers show their operands
+                       operands:bool|str=True, # ratio and growth answers show their operands; 'calculator': call it
                        mix:dict|None=None,    # shares of the company tasks; CASE_STUDY_MIX when None
                        n_bench_companies:int=40)->dict:
     "Documents, `n` training examples and held-out benchmarks per task for the financial reports case study."
@@ -258,7 +296,10 @@ def finance_case_study(n:int=480,             # training examples, glossary incl
     r = random.Random(f"case-study-{seed}")
     train = [x for k, w in want.items() for x in r.sample(pools[k], w)] + gl_train
     r.shuffle(train)
-    bench = _case_bench(bench_cos, n_bench, seed, operands, r)
+    if operands == 'calculator':  # the tool is offered on other questions too, which are answered without it
+        rc = random.Random(f"calculator-{seed}")  # its own stream: the questions and the benchmark stay the same
+        train = [x if x.get('tools') or rc.random() >= CALCULATOR_SHARE else _with_calculator(x) for x in train]
+    bench = _case_bench(bench_cos, n_bench, seed, bool(operands), r)
     gb = _glossary_records(terms, tpls['bench'])
     bench['glossary'] = r.sample(gb, min(n_bench, len(gb)))
     docs = finance_documents(train_cos, seed)

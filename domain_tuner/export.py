@@ -13,6 +13,7 @@ import torch
 from .core import DomainTunerError, environment_info
 from .models import load_model, load_tokenizer, is_adapter_dir
 from .tiny import EOT
+from .template import TOOL_SYSTEM, supports_tools
 
 # %% auto #0
 __all__ = ['GGUF_ARCHITECTURES', 'GGUF_TYPES', 'gguf_tensors', 'gguf_vocabulary', 'ollama_modelfile', 'verify_gguf',
@@ -115,18 +116,41 @@ _OLLAMA_TEMPLATES = {
                '<|start_header_id|>assistant<|end_header_id|>\n\n'),
 }
 
+# TOOL_SYSTEM is a str.format pattern: its doubled braces are single in the text, and {tools} is the schemas' lines
+_hermes_system = (TOOL_SYSTEM.replace('{{', '{').replace('}}', '}')
+                  .replace('{tools}', '{{ range $i, $t := .Tools }}{{ if $i }}\n{{ end }}{{ $t }}{{ end }}'))
+_OLLAMA_TOOLS = {  # family -> a template that offers `.Tools` and writes `.ToolCalls` as `15_template`'s fallback trains
+    'chatml': ('{{ if or .System .Tools }}<|im_start|>system\n{{ if .System }}{{ .System }}{{ end }}'
+               '{{ if and .System .Tools }}\n\n{{ end }}{{ if .Tools }}' + _hermes_system + '{{ end }}<|im_end|>\n{{ end }}'
+               '{{ range .Messages }}{{ if eq .Role "tool" }}<|im_start|>user\n<tool_response>\n{{ .Content }}\n'
+               '</tool_response><|im_end|>\n{{ else }}<|im_start|>{{ .Role }}\n{{ .Content }}'
+               '{{ if .ToolCalls }}{{ if .Content }}\n{{ end }}{{ range $i, $c := .ToolCalls }}{{ if $i }}\n{{ end }}'
+               '<tool_call>\n{"name": "{{ $c.Function.Name }}", "arguments": {{ $c.Function.Arguments }}}\n</tool_call>'
+               '{{ end }}{{ end }}<|im_end|>\n{{ end }}{{ end }}<|im_start|>assistant\n'),
+}
+
 def ollama_modelfile(tok,             # the model's tokenizer (chat template, end-of-turn token)
                      gguf_name:str,   # the GGUF file's name, next to the Modelfile
-                     stops:list[str]|None=None)->str: # stop strings; the end-of-turn token when None
-    "An Ollama Modelfile for the exported GGUF: FROM, the chat template where it is known, and the stop tokens."
+                     stops:list[str]|None=None, # stop strings; the end-of-turn token when None
+                     tools:list|None=None)->str: # tool schemas the model was trained to call (`tools.CALCULATE`)
+    ("An Ollama Modelfile for the exported GGUF: FROM, the chat template where it is known (with tool calls when "
+     "`tools` are given), the stop tokens, and the tools' schemas for a request.")
     tmpl = getattr(tok, 'chat_template', None) or ''
     stops = stops or [t for t in dict.fromkeys([EOT if EOT in tmpl else None, tok.eos_token]) if t]
     lines = [f"FROM ./{gguf_name}"]
     family = next((k for k, (marker, _) in _OLLAMA_TEMPLATES.items() if marker in tmpl), None)
     q3 = '"' * 3  # a Modelfile's multi-line string
-    if family: lines.append(f'TEMPLATE {q3}{_OLLAMA_TEMPLATES[family][1]}{q3}')
+    own = supports_tools(tmpl)  # a template with its own tool format: the GGUF metadata carries it
+    if tools and family in _OLLAMA_TOOLS and not own: lines.append(f'TEMPLATE {q3}{_OLLAMA_TOOLS[family]}{q3}')
+    elif family and not (tools and own): lines.append(f'TEMPLATE {q3}{_OLLAMA_TEMPLATES[family][1]}{q3}')
     else: lines.append("# no TEMPLATE: Ollama takes the chat template from the GGUF metadata for the families it knows")
     lines += [f'PARAMETER stop "{s}"' for s in stops]
+    if tools:  # Ollama takes tools per request, not in the Modelfile: the schemas to send, as trained
+        lines += ["# the tools this model was trained to call; send them with each request, e.g.",
+                  "# curl http://localhost:11434/api/chat -d '{\"model\": \"NAME\", \"messages\": [...], \"tools\": TOOLS}'",
+                  "# TOOLS = " + json.dumps(tools, ensure_ascii=False)]
+        if not (family in _OLLAMA_TOOLS or own):
+            lines.append("# this template family has no tool template here: the calls come back as text")
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/25_export.ipynb #6651b00c
@@ -193,7 +217,8 @@ def export_gguf(model_dir:str|Path,     # a full model folder, or an adapter fol
                 type:str='f16',         # 'f16', 'q8_0' or 'f32'
                 base:str|Path|None=None, # an adapter's base; the one it names when None
                 verify:bool=True,       # load the file back and compare it with the source model
-                modelfile:bool=True)->dict: # write an Ollama Modelfile next to the file
+                modelfile:bool=True,    # write an Ollama Modelfile next to the file
+                tools:list|None=None)->dict: # tool schemas the model was trained to call, for the Modelfile
     "Write a model (or a merged adapter) as a GGUF file for llama.cpp and Ollama; returns what was written and checked."
     from domain_tuner.merge import merge
     if type not in GGUF_TYPES:
@@ -214,7 +239,7 @@ def export_gguf(model_dir:str|Path,     # a full model folder, or an adapter fol
         res = dict(path=str(out), type=type, bytes=out.stat().st_size, source=str(model_dir), merged=merged)
         if verify: res['check'] = verify_gguf(out, model, tok)
     if modelfile:
-        mf = out.with_name('Modelfile'); mf.write_text(ollama_modelfile(tok, out.name))
+        mf = out.with_name('Modelfile'); mf.write_text(ollama_modelfile(tok, out.name, tools=tools))
         name = out.stem.lower().replace('_', '-')
         res.update(modelfile=str(mf),
                    ollama=f"cd {out.parent} && ollama create {name} -f Modelfile && ollama run {name}")
@@ -238,12 +263,17 @@ def export_parser()->argparse.ArgumentParser:
     p.add_argument('--type', default='f16', choices=GGUF_TYPES, help="weight type (default f16)")
     p.add_argument('--base', default=None, help="an adapter's base model (default: the one it names)")
     p.add_argument('--no-verify', action='store_true', help="skip loading the file back")
+    p.add_argument('--tools', choices=('calculator',), default=None,
+                   help="the model was trained to call the calculator: the Modelfile's template offers it and reads "
+                        "its calls (Ollama's tool calling)")
     return p
 
 def cli_export(argv:list[str]|None=None, parser:argparse.ArgumentParser|None=None)->int:
     "Export as `domain-tuner export MODEL --gguf OUT.gguf` asks (`parser`: `export_parser()` with more options)."
     a = (parser or export_parser()).parse_args(argv)
-    r = export_gguf(a.model, a.gguf, type=a.type, base=a.base, verify=not a.no_verify)
+    from domain_tuner.tools import CALCULATE
+    r = export_gguf(a.model, a.gguf, type=a.type, base=a.base, verify=not a.no_verify,
+                    tools=[CALCULATE] if a.tools == 'calculator' else None)
     c = r.get('check') or {}
     print(f"wrote {r['path']} ({r['bytes']/1e6:.1f} MB, {r['type']})"
           + (f"; loaded back: tokens equal {c['tokens_equal']}, "

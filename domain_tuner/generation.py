@@ -259,11 +259,15 @@ def answer_with_tools(model, tokenizer,
                       tools:list|None=None,      # tool schemas in the prompt; the calculator's (`tools.CALCULATE`)
                       functions:dict|None=None,  # name -> function run for a call; `calculate` only when None
                       max_calls:int=2,           # rounds of calls before the answer must be given
+                      call_tokens:int=80,        # room for a call (named operands and its JSON), added to max_new_tokens
                       **gen_kwargs)->ToolAnswers: # `generate` arguments: max_new_tokens, batch_size, ...
     "Answer each conversation, running the tool calls it writes and feeding their results back (`max_calls` rounds)."
     from domain_tuner.tools import CALCULATE, parse_tool_calls, run_tool
     tools = tools or [CALCULATE]
-    convs, turns, counts = [_as_messages(m) for m in messages_list], [[] for _ in messages_list], Counter()
+    # an answer that calls writes the call first: sized for the answer alone, the call's JSON would be cut off
+    gen_kwargs['max_new_tokens'] = gen_kwargs.get('max_new_tokens', 64) + call_tokens  # 64: generate's default
+    convs, turns = [_as_messages(m) for m in messages_list], [[] for _ in messages_list]
+    counts = Counter(dict.fromkeys(('calls', 'unreadable_calls', 'errors'), 0))  # every count, 0 included
     final, results, todo = [None] * len(convs), [[] for _ in convs], list(range(len(convs)))
     for rnd in range(max_calls + 1):
         if not todo: break

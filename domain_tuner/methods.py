@@ -66,7 +66,8 @@ class TrainConfig:
     undesirable_weight:float = 1.0 # KTO: weight of the loss on answers labelled false
     sft_weight:float = 0.0       # DPO, IPO: weight of the chosen answers' NLL added (TRL's loss_type=['sigmoid','sft'])
     # data
-    loss_on:str = 'responses'    # 'responses', 'last' or 'all' tokens of a conversation carry loss
+    # 'responses', 'answers' (responses with their reasoning masked), 'last' or 'all' tokens of a conversation carry loss
+    loss_on:str = 'responses'
     pack:bool = False            # pack several examples into one row (position ids restart per example)
     # join each batch's examples into one row (position ids restart per example): no pad tokens, the same examples
     # and steps as padding

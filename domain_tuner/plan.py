@@ -30,6 +30,9 @@ class RunSpec:
     builtin_examples:int = 10_000    # size of a generated `builtin:finance` training set
     # shares of a generated `builtin:finance-reports` set's tasks, TASK:SHARE (the case study's CASE_STUDY_MIX when empty)
     builtin_mix:list[str] = field(default_factory=list)
+    # how a generated `builtin:finance-reports` set answers ratios and growth: 'operands' (the figures, then the
+    # result), 'result' (the result alone) or 'calculator' (a call to the calculator tool, its result, the answer)
+    builtin_arithmetic:str = 'operands'
     # a [data.NAME] whose training split stages with `replay > 0` mix in (limits forgetting)
     replay:str|None = None
     # a method whose final model is exported to GGUF at the end (for llama.cpp / Ollama)
@@ -72,6 +75,9 @@ class EvalSpec(EvalConfig):
     after_each_stage:bool = True     # run the benchmark after every stage (else only after the last)
     max_forgetting:float|None = None # allowed relative drop of the canary score vs the base (0.2 = 20%)
     on_forgetting:str = 'warn'       # 'warn' or 'stop' when max_forgetting is exceeded
+    # methods whose final model answers the benchmark a second time through the tool loop (`evaluate(tools=True)`),
+    # scored beside its plain answers with paired intervals
+    tool_loop:list[str] = field(default_factory=list)
 
 # %% ../nbs/50_plan.ipynb #78db5a58
 def _method_keys(section:dict[str,Setting]|None, method:str)->dict[str,Setting]:

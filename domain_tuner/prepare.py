@@ -18,7 +18,7 @@ from .load import load_records, Limits
 from .clean import clean_records, dedup_exact, dedup_near, record_text
 from .split import split_records, find_contamination, decontaminate as _decontaminate
 from .augment import augment as _augment
-from .template import chat_template_for, encode_batch, encode, EncodeStats, document_blocks
+from .template import chat_template_for, encode_batch, encode, EncodeStats, document_blocks, LOSS_ON
 
 # %% auto #0
 __all__ = ['Prepared', 'length_figure', 'render_tokens', 'show_example', 'PrepareConfig', 'prepare', 'write_prepared',
@@ -132,7 +132,8 @@ class PrepareConfig:
     max_length:int|None = None       # longest example in tokens
     # over-long examples: 'truncate' (counted), 'drop' (rejected with the reason) or 'error'
     truncation:str = 'truncate'
-    loss_on:str = 'responses'        # which tokens carry loss: 'responses', 'last' or 'all'
+    # which tokens carry loss: 'responses', 'answers' (responses with their reasoning masked), 'last' or 'all'
+    loss_on:str = 'responses'
     allow_unsupervised:bool = False  # reject examples with no trained token instead of stopping
     seed:int = 0                     # seeds the split, near-deduplication and augmentation
     figure:bool = True               # write lengths.png
@@ -404,8 +405,9 @@ def _prepare_parser()->argparse.ArgumentParser:
     p.add_argument('--truncation', choices=('error', 'drop', 'truncate'), default='truncate',
                    help="examples longer than --max-length: cut (counted in the report), drop (rejected with the "
                         "reason) or stop")
-    p.add_argument('--loss-on', choices=('responses', 'last', 'all'), default='responses',
-                   help="which tokens carry loss")
+    p.add_argument('--loss-on', choices=LOSS_ON, default='responses',
+                   help="which tokens carry loss: every assistant turn (responses), its final answer without the "
+                        "reasoning (answers), the last turn, or all")
     return p
 
 # %% ../nbs/16_prepare.ipynb #f5d66eda

@@ -16,7 +16,7 @@ from .benchmark import EvalResult, Comparison, compare, scores_by
 # %% auto #0
 __all__ = ['PREFERENCE_METRICS', 'blocks_to_markdown', 'blocks_to_html', 'plot_metrics', 'report_blocks', 'write_report',
            'headline_metric', 'metrics_line', 'score_table', 'task_table', 'paired_table', 'preference_summary',
-           'write_run_report', 'summary_text', 'results_markdown', 'read_results']
+           'tool_summary', 'write_run_report', 'summary_text', 'results_markdown', 'read_results']
 
 # %% ../nbs/36_report.ipynb #3b59c16b
 def _fmt(v)->str:
@@ -340,6 +340,43 @@ def _preference_blocks(res)->list:
                   "difference (after minus before)." + (" Pairs mined: " + '; '.join(mined) + '.' if mined else '')),
             ('table', ['model', 'stage', 'metric', 'before', 'after', 'difference', 'n', 'verdict'], rows)]
 
+# %% ../nbs/36_report.ipynb #d7e1a002
+def _with_without(plain:list, tools:list, metric:str)->dict|None:
+    "`_paired_rate` read as without the tools (`without`) and with them (`with_tools`), the difference with minus without."
+    v = _paired_rate(plain, tools, metric)
+    return v and dict(without=v['before'], with_tools=v['after'], paired_difference=v['paired_difference'], n=v['n'],
+                      verdict=v['verdict'])
+
+def tool_summary(res)->dict: # a `run.RunResult`
+    ("Per method scored through the tool loop: exact match per task without the tools and with them, paired; "
+     "invented figures and over-abstention; the loop's counts.")
+    out = {}
+    for m, t in res.tool_evals.items():
+        cr = res.curricula.get(m)
+        plain = res.evals.get((m, cr.stages[-1]['name'])) if cr else None
+        if plain is None: continue
+        tasks = dict.fromkeys(e.get('task') for e in plain.examples if e.get('task'))
+        by = {k: v for k in tasks if (v := _with_without([e for e in plain.examples if e.get('task') == k],
+                                                          [e for e in t.examples if e.get('task') == k], 'exact_match'))}
+        row = dict(counts=t.meta.get('tools'), n=len(t.examples), by_task=by)
+        for k in PREFERENCE_METRICS:
+            if (v := _with_without(plain.examples, t.examples, k)) is not None: row[k] = v
+        out[m] = row
+    return out
+
+def _tool_blocks(res)->list:
+    "The tool loop's table for report.md: exact match per task without and with the calculator, paired."
+    ts = tool_summary(res)
+    if not ts: return []
+    rows = [dict(model=m, task=k, without=x['without'], with_tools=x['with_tools'],
+                 difference=tuple(x['paired_difference']), n=x['n'], verdict=x['verdict'])
+            for m, v in ts.items() for k, x in v['by_task'].items()]
+    counts = '; '.join(f"{m}: {v['counts']}" for m, v in ts.items())
+    return [('h2', 'With the calculator: the same items through the tool loop'),
+            ('p', "Exact match per task, answered plainly and with the calculator offered (its calls run, their results "
+                  f"fed back), with the paired 95% interval of the difference (with minus without). Calls: {counts}."),
+            ('table', ['model', 'task', 'without', 'with_tools', 'difference', 'n', 'verdict'], rows)]
+
 # %% ../nbs/36_report.ipynb #ee85c4d7
 def _plot_losses(res, path:Path)->Path:
     from matplotlib.figure import Figure  # no pyplot: saving a file leaves the session's backend (inline plots) alone
@@ -474,7 +511,7 @@ def _run_record(res, rows:list, st:list, pt:list, by_task:dict, metric_keys:list
                 scores=st, by_task_intervals={k: task_table(res, k) for k in ('exact_match', 'invented_figure',
                                                                               'over_abstention')
                                               if k in metric_keys},
-                paired=pt, export=res.export, preference=preference_summary(res),
+                paired=pt, export=res.export, preference=preference_summary(res), tools=tool_summary(res),
                 settings={s: settings.section(s) for s in settings} if settings else None,
                 evals={f"{m}/{s}": r.metrics for (m, s), r in res.evals.items()}, by_task=by_task,
                 base_eval=res.base_eval.metrics if res.base_eval else None)
@@ -491,7 +528,7 @@ def write_run_report(res)->dict: # a `run.RunResult`
     finals = list(res.final_evals().values())
     by_task = {r.name: scores_by(r) for r in finals}
     score_blocks, pt = _method_blocks(res, st, metric_keys)
-    B += score_blocks + _preference_blocks(res) + _figure_blocks(res, rows, metric_keys, figs) \
+    B += score_blocks + _preference_blocks(res) + _tool_blocks(res) + _figure_blocks(res, rows, metric_keys, figs) \
          + _detail_blocks(res, finals, figs)
     (out/'report.md').write_text(blocks_to_markdown(B, 'figures'), encoding='utf-8')
     (out/'report.html').write_text(blocks_to_html(B, f"domain-tuner run: {res.plan.run.name}"), encoding='utf-8')
@@ -615,6 +652,20 @@ def _preference_lines(r:dict)->list[str]:
                    + ", against the same model before the stage (paired 95% intervals, after minus before):")
     return out + ['', _md_table(['model', 'metric', 'before', 'after', 'after − before', 'n'], rows), '']
 
+def _tool_lines(r:dict)->list[str]:
+    "The tool loop per method, from a run record's `tools`: exact match per task without and with the calculator."
+    out = []
+    for m, v in (r.get('tools') or {}).items():
+        c = v.get('counts') or {}
+        rows = [[k, f"{x['without']:.2f}", f"{x['with_tools']:.2f}", _iv(x['paired_difference']), str(x['n'])]
+                for k, x in v['by_task'].items()]
+        out += [f"**{m}** with the calculator offered (the tool loop: its calls run, their results fed back), against "
+                f"its plain answers to the same items (paired 95% intervals, with minus without). It made "
+                f"{c.get('calls', 0)} calls ({c.get('unreadable_calls', 0)} unreadable, {c.get('errors', 0)} refused by "
+                f"the calculator); {c.get('results_used', 0)} final answers state a result it returned.", '',
+                _md_table(['task', 'without', 'with the calculator', 'with − without', 'n'], rows), '']
+    return out
+
 def _framing_lines(r:dict)->list[str]:
     ("A benchmark part asked in a framing never trained on (`bare_prose`: a paragraph and a question, no system "
      "prompt, no instruction): each model's extraction, its gain over the base, and its over-abstention there.")
@@ -672,7 +723,7 @@ def results_markdown(records:list[dict],      # run.json records: the run to sho
     r = records[0]
     out = _measured_on(r) + _score_tables(r)
     if r.get('paired'): out += _paired_lines(r) + ['']
-    out += _framing_lines(r) + _preference_lines(r) + _export_lines(r)
+    out += _framing_lines(r) + _preference_lines(r) + _tool_lines(r) + _export_lines(r)
     if len(records) > 1: out += [_spread_line(records), '']
     if stage1: out.append(_stage1_line(stage1))
     return '\n'.join(out).rstrip() + '\n'

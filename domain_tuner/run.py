@@ -20,7 +20,9 @@ from .report import write_run_report, summary_text, metrics_line
 __all__ = ['resolve_files', 'RunResult', 'score_export', 'score_line', 'cli_export_scored', 'run', 'cli_run', 'cli_demo']
 
 # %% ../nbs/51_run.ipynb #322d8ff0
-def _builtin_files(name:str, root:Path, seed:int, n:int, mix:dict|None=None)->list[Path]:
+_OPERANDS = dict(operands=True, result=False, calculator='calculator')  # `[run] builtin_arithmetic` -> `operands`
+
+def _builtin_files(name:str, root:Path, seed:int, n:int, mix:dict|None=None, arithmetic:str='operands')->list[Path]:
     "Write (once) and return the files a `builtin:DOMAIN/PART` name stands for."
     from domain_tuner import domains as D
     parts = name.split('/')
@@ -29,11 +31,13 @@ def _builtin_files(name:str, root:Path, seed:int, n:int, mix:dict|None=None)->li
     # the version: a cached folder written by an older generator is not reused
     # and the mix: a set generated with other task shares is another folder
     tag = '-mix' + '-'.join(f"{k}{v:g}" for k, v in sorted(mix.items())) if mix and dom == 'finance-reports' else ''
+    # and the arithmetic: ratios and growth answered with a calculator call are another folder too
+    tag += f"-{arithmetic}" if arithmetic != 'operands' and dom == 'finance-reports' else ''
     folder = root/(f"{dom}-seed{seed}" + (f"-n{n}" if dom.startswith('finance') else '')
                    + (f"-v{CASE_STUDY_VERSION}" if dom == 'finance-reports' else '') + tag)
     makers = {'finance': lambda: D.finance_dataset(n=n, seed=seed), 'medical': lambda: D.medical_dataset(seed=seed),
               'legal': lambda: D.legal_dataset(seed=seed),
-              'finance-reports': lambda: finance_case_study(n=n, seed=seed, mix=mix)}
+              'finance-reports': lambda: finance_case_study(n=n, seed=seed, mix=mix, operands=_OPERANDS[arithmetic])}
     if dom in ('canary', 'general'):
         f = root/f"{dom}-seed{seed}.jsonl"
         if not f.exists():
@@ -61,13 +65,17 @@ def resolve_files(names:list[str],  # file names, and `builtin:DOMAIN/PART` name
                   root:str|Path,     # where generated data is written
                   seed:int=0,        # the generators' seed
                   n:int=10_000,      # training examples of a generated finance set
-                  mix:dict|None=None # task shares of a generated `finance-reports` set (`finance_case_study(mix)`)
+                  mix:dict|None=None, # task shares of a generated `finance-reports` set (`finance_case_study(mix)`)
+                  arithmetic:str='operands' # its ratios and growth: 'operands', 'result' or 'calculator'
                  )->list[str]:
     "Turn a list of file names and `builtin:` names into file paths."
+    if arithmetic not in _OPERANDS:
+        raise DomainTunerError(f"unknown arithmetic {arithmetic!r}", where="run.builtin_arithmetic",
+                               fix=f"use one of {', '.join(_OPERANDS)}")
     out = []
     for nm in names:
         if nm.startswith('builtin:'):
-            out += [str(p) for p in _builtin_files(nm[len('builtin:'):], Path(root), seed, n, mix)]
+            out += [str(p) for p in _builtin_files(nm[len('builtin:'):], Path(root), seed, n, mix, arithmetic)]
         else: out.append(nm)
     return out
 
@@ -86,6 +94,7 @@ class RunResult:
     base_dir:str|None = None                                  # the base model's local folder (or hub id) as loaded
     export:dict|None = None                                   # what `export_gguf` wrote and checked, when asked for
     mined:dict = field(default_factory=dict)                  # method -> the mining report of its preference stage
+    tool_evals:dict = field(default_factory=dict)             # method -> its final model's EvalResult with the tool loop
     def final_evals(self)->dict:
         ("The base's evaluation and each method's after its last stage: {'base' or method: EvalResult}, "
          "missing ones left out.")
@@ -149,7 +158,12 @@ def _builtin_mix(plan:RunPlan)->dict|None:
 
 def _files(plan:RunPlan, names:list[str], out:Path)->list[str]:
     "`resolve_files` with the run's seed, size and mix, generated data under RUN/data/builtin."
-    return resolve_files(names, out/'data'/'builtin', plan.run.seed, plan.run.builtin_examples, _builtin_mix(plan))
+    try: return resolve_files(names, out/'data'/'builtin', plan.run.seed, plan.run.builtin_examples, _builtin_mix(plan),
+                              plan.run.builtin_arithmetic)
+    except DomainTunerError as e:
+        s = (plan.settings or {}).get('run', {}).get('builtin_arithmetic') if plan.settings else None
+        if e.where != "run.builtin_arithmetic" or s is None: raise
+        raise DomainTunerError(str(e.what), where=s.where, fix=e.fix) from None
 
 def _task_limits(plan:RunPlan)->dict:
     "`[eval] task_limits` as {task: N}; a malformed entry stops the run at its line."
@@ -208,6 +222,10 @@ def _stage_hook(res:RunResult, method:str, last:str, bench:list, canary:list, al
             r = evaluate(model, tokenizer, bench, plan.eval, name=f"{_m}/{stage.name}", canary=canary or None)
             res.evals[(_m, stage.name)] = r
             print(f"{_m} after {stage.name}: {metrics_line(r)}")
+            if stage.name == last and _m in plan.eval.tool_loop:  # the same items again, through the tool loop
+                t = evaluate(model, tokenizer, bench, replace(plan.eval, tools=True), name=f"{_m}/{stage.name}+tools")
+                res.tool_evals[_m] = t
+                print(f"{_m} with the calculator: {metrics_line(t)}; tool calls {t.meta.get('tools')}")
         else: return metrics
         metrics.update({f"bench_{k}": v for k, v in r.metrics.items()})
         if r.canary is not None: metrics.update({f"canary_{k}": v for k, v in r.canary.metrics.items()})
@@ -352,7 +370,10 @@ def _export_or_hint(res:RunResult, bench:list=()):
         from domain_tuner.export import export_gguf
         name = f"{plan.run.export}.gguf"
         try:
-            res.export = export_gguf(res.curricula[plan.run.export].final, out/'export'/name, type=plan.run.export_type)
+            from domain_tuner.tools import CALCULATE  # a model trained to call the calculator: its Modelfile offers it
+            tools = [CALCULATE] if plan.run.builtin_arithmetic == 'calculator' else None
+            res.export = export_gguf(res.curricula[plan.run.export].final, out/'export'/name, type=plan.run.export_type,
+                                     tools=tools)
             c = res.export['check']
             print(f"exported {plan.run.export} to {res.export['path']} ({res.export['bytes']/1e6:.0f} MB); "
                   f"loaded back: same next token at {c['argmax_equal']:.0%} of {c['positions']} positions; "

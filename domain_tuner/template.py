@@ -16,10 +16,10 @@ from .tiny import CHATML_TEMPLATE, EOS_DOC
 from .clean import record_source
 
 # %% auto #0
-__all__ = ['PLAIN_TEMPLATE', 'TEMPLATES', 'TOOL_SYSTEM', 'has_generation_markers', 'chat_template_for', 'supports_tools',
-           'has_tool_turns', 'hermes_messages', 'generation_eos_tokens', 'end_of_turn_token', 'render_conversations',
-           'EncodeStats', 'end_of_document_token', 'encode_batch', 'encode', 'split_documents', 'document_blocks',
-           'tokenize_records']
+__all__ = ['PLAIN_TEMPLATE', 'TEMPLATES', 'TOOL_SYSTEM', 'LOSS_ON', 'has_generation_markers', 'chat_template_for',
+           'supports_tools', 'has_tool_turns', 'hermes_messages', 'generation_eos_tokens', 'end_of_turn_token',
+           'render_conversations', 'EncodeStats', 'end_of_document_token', 'encode_batch', 'encode', 'split_documents',
+           'document_blocks', 'tokenize_records']
 
 # %% ../nbs/15_template.ipynb #c4e09b21
 PLAIN_TEMPLATE = (
@@ -500,10 +500,13 @@ def _trim_spans(text, spans, ends:list):
     return out
 
 # %% ../nbs/15_template.ipynb #aa679211
+LOSS_ON = ('responses', 'answers', 'last', 'all')  # which tokens carry loss (`answers`: responses, reasoning masked)
+
 def _backend(tokenizer, loss_on, truncation):
     "Check the options of `encode_batch` and return the fast tokenizer's Rust backend."
-    if loss_on not in ('responses','last','all'):
-        raise DomainTunerError(f"unknown loss_on={loss_on!r}", where="loss_on", fix="use 'responses', 'last' or 'all'")
+    if loss_on not in LOSS_ON:
+        raise DomainTunerError(f"unknown loss_on={loss_on!r}", where="loss_on",
+                               fix="use 'responses', 'answers' (responses without their reasoning), 'last' or 'all'")
     if truncation not in ('error','drop','truncate'):
         raise DomainTunerError(f"unknown truncation={truncation!r}", where="truncation",
                                fix="use 'error', 'drop' or 'truncate'")
@@ -535,7 +538,8 @@ def tokenize(self:_Encoding, records:list)->tuple:
     enc, spans, ends_with = {}, {}, {}
     if chat:
         texts, sp = render_conversations([records[i]['messages'] for i in chat], self.tokenizer, self.template,
-                                         tools=[records[i].get('tools') for i in chat])
+                                         tools=[records[i].get('tools') for i in chat],
+                                         reasoning='mask' if self.loss_on == 'answers' else 'train')
         for i,t,s,e in zip(chat, texts, sp, self.bt.encode_batch(texts, add_special_tokens=False)):
             enc[i], spans[i], ends_with[i] = e, _trim_spans(t, _trained(records[i], s), self.ends), self.eot_id
     if docs:
@@ -601,7 +605,7 @@ def kept(self:_Encoding, r:dict, i:int, ids:list, labels:list, n_encoded:int, cu
 def encode_batch(records:list,               # normalized records (`messages` or `text`)
                  tokenizer,                  # a fast tokenizer
                  max_length:int|None=None,   # longest example in tokens; None for no limit
-                 loss_on:str='responses',    # 'responses', 'last' or 'all'
+                 loss_on:str='responses',    # 'responses', 'answers' (reasoning masked), 'last' or 'all'
                  truncation:str='error',     # 'error', 'drop' or 'truncate'
                  template:str|None=None,     # chat template name or Jinja; the tokenizer's own when None
                  allow_unsupervised:bool=False, # keep examples with no trained token instead of stopping
@@ -627,7 +631,7 @@ def encode_batch(records:list,               # normalized records (`messages` or
 def encode(record:dict,                # a normalized record
            tokenizer,                  # a fast tokenizer
            max_length:int|None=None,   # longest example in tokens; None for no limit
-           loss_on:str='responses',    # 'responses', 'last' or 'all'
+           loss_on:str='responses',    # 'responses', 'answers' (reasoning masked), 'last' or 'all'
            truncation:str='error',     # 'error', 'drop' or 'truncate'
            template:str|None=None,     # chat template name or Jinja; the tokenizer's own when None
            allow_unsupervised:bool=False)->dict|None:
@@ -691,7 +695,7 @@ def document_blocks(records:list,            # normalized records; only `text` r
 def tokenize_records(records:list,              # normalized records
                      tokenizer,                 # a fast tokenizer
                      max_length:int|None=None,  # longest example in tokens; None for no limit
-                     loss_on:str='responses',   # 'responses', 'last' or 'all'
+                     loss_on:str='responses',   # 'responses', 'answers' (reasoning masked), 'last' or 'all'
                      truncation:str='error',    # 'error', 'drop' or 'truncate'
                      template:str|None=None,    # chat template name or Jinja; the tokenizer's own when None
                      allow_unsupervised:bool=False, # leave out examples with no trained token instead of stopping

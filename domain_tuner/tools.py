@@ -7,6 +7,7 @@ Docs: https://domain-tuner.github.io/domain-tuner/tools.html.md"""
 # %% ../nbs/43_tools.ipynb #2938068f
 from __future__ import annotations
 import json, math, re, unicodedata
+from decimal import Decimal, ROUND_HALF_UP
 from typing import NamedTuple
 
 # %% auto #0
@@ -188,10 +189,20 @@ def calculate(expression:str # arithmetic, e.g. "164.5 / 773.4 * 100"
 # %% ../nbs/43_tools.ipynb #7a3c0e02
 CALCULATE = {"type": "function", "function": {
     "name": "calculate",
-    "description": "Evaluate arithmetic on numbers read from the document: + - * /, parentheses, thousands separators, "
-                   "and % after a number (12% is 0.12). Returns the result as a number.",
-    "parameters": {"type": "object", "properties": {"expression": {
-        "type": "string", "description": "the arithmetic, e.g. 164.5 / 773.4 * 100"}}, "required": ["expression"]}}}
+    "description": "Arithmetic on figures from the document: + - * / ( ), and 12% is 0.12.",
+    "parameters": {"type": "object", "properties": {
+        "expression": {"type": "string", "description": "e.g. 164.5 / 773.4 * 100"},
+        "decimals": {"type": "integer", "description": "round the result to this many decimals"}},
+        "required": ["expression"]}}}
+
+def _calculate_call(expression:str, decimals:int|None=None)->str:
+    "`calculate` as a tool call runs it: the result at 6 significant digits, or rounded half-up to `decimals` places."
+    v = calculate(expression)
+    if decimals is None: return f"{v:.6g}"
+    if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 10:
+        raise ValueError(f"decimals must be a whole number from 0 to 10, not {decimals!r}")
+    d = Decimal(f"{v:.12g}").quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    return str(d + 0)  # + 0 turns a rounded negative zero ('-0.0') into '0.0'
 
 _CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)  # an unclosed call at the end is still read
 
@@ -211,10 +222,10 @@ def parse_tool_calls(text:str)->tuple[list, list]:
     return calls, bad
 
 def run_tool(call:dict,                 # a parsed call: {'name', 'arguments'}
-             functions:dict|None=None   # name -> function; `calculate` only when None
+             functions:dict|None=None   # name -> function; the calculator (`calculate`, with `decimals`) when None
             )->str:
     "Run one tool call; the text the model reads back: its result (6 significant digits), or `error: ...`."
-    fns = functions or {'calculate': calculate}
+    fns = functions or {'calculate': _calculate_call}
     f = fns.get(call['name'])
     if f is None: return f"error: unknown tool {call['name']!r} (tools: {', '.join(sorted(fns))})"
     try: v = f(**call['arguments'])
