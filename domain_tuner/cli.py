@@ -26,6 +26,8 @@ COMMANDS = {
     'eval':    ('domain_tuner.evaluate', 'cli_eval', "evaluate a model on a benchmark: metrics, perplexity, report"),
     'run':     ('domain_tuner.run', 'cli_run', "a whole multi-stage run from a settings file (settings.ini)"),
     'demo':    ('domain_tuner.run', 'cli_demo', "the offline finance case study (the default settings.ini run)"),
+    'config':  ('domain_tuner.train', 'cli_config',
+                "the accelerate (or DeepSpeed) configuration for a multi-GPU strategy: ddp, fsdp, zero2, zero3"),
     'info':    ('domain_tuner.cli', 'cli_info', "what this machine can do: devices, precision, optional backends"),
     'tiny-model': ('domain_tuner.cli', 'cli_tiny_model',
                    "build a tiny Llama + tokenizer folder for tests and offline examples"),
@@ -42,7 +44,8 @@ def _usage()->str:
             "Fine-tune a pre-trained LLM on domain material and measure whether it got better.\n\n"
             "commands:\n" + "\n".join(rows) +
             "\n\nRun `domain-tuner <command> --help` for a command's options.\n"
-            "Multi-GPU: accelerate launch -m domain_tuner.cli train ... (or torchrun -m domain_tuner.cli ...)\n")
+            "Multi-GPU: torchrun --nproc_per_node N -m domain_tuner.cli train ... --distributed ddp|fsdp, or\n"
+            "  accelerate launch --config_file fsdp.yaml -m domain_tuner.cli train ... (domain-tuner config accelerate)\n")
 
 # %% ../nbs/90_cli.ipynb #f0bb828b
 def main(argv:list[str]|None=None)->int:

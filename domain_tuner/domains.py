@@ -732,7 +732,8 @@ def write_jsonl(records:list[dict], path:str|Path)->Path:
                 raise DomainTunerError("a record needs exactly one of 'messages' or 'text'", where=f"records[{i}]")
             row = {k: v for k, v in rec.get('meta', {}).items() if k != 'source'}
             row.update({k: v for k, v in rec.items() if k != 'meta'})
-            f.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + '\n')
+            # fields sorted, nothing inside them: a tool schema's and a call's key order is what the prompt shows
+            f.write(json.dumps({k: row[k] for k in sorted(row)}, ensure_ascii=False) + '\n')
     return path
 
 def write_domain(out_dir:str|Path,  # folder to write to

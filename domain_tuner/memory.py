@@ -68,6 +68,8 @@ class MemoryPlan:
     load:float       # transient peak while loading (CPU: the mapped file plus the loaded tensors)
     overhead:float
     params:int; trainable:int
+    processes:int = 1  # processes the run is spread over; the plan is for one of them
+    strategy:str|None = None # how ('ddp', 'fsdp', 'zero2', 'zero3'); None for one process
     @property
     def training(self)->float: return self.weights + self.gradients + self.optimizer + self.activations + self.logits
     @property
@@ -81,7 +83,8 @@ class MemoryPlan:
         keys = ('weights', 'gradients', 'optimizer', 'activations', 'logits', 'training', 'load', 'overhead')
         rows = [f"{k:<12}{getattr(self, k):8.3f} GB" for k in keys]
         fits = ', '.join(f"{g} {'yes' if self.fits(g) else 'no'}" for g in GPUS)
-        return '\n'.join([f"{self.method}: {self.params/1e6:.2f}M params, {self.trainable/1e6:.3f}M trainable", *rows,
+        per = f", per process of {self.processes} ({self.strategy})" if self.processes > 1 else ''
+        return '\n'.join([f"{self.method}: {self.params/1e6:.2f}M params, {self.trainable/1e6:.3f}M trainable{per}", *rows,
                           f"{'total':<12}{self.total:8.3f} GB", f"fits: {fits}"])
     def __repr__(self): return self.table()
 
@@ -140,6 +143,16 @@ def _cpu_bytes(cfg, ps, wb, device, weights, acts):
         if cfg.method == 'qlora': weights += ps['total'] * wb
     return load, weights, acts
 
+# %% ../nbs/21_memory.ipynb #f5d0a002
+def _per_process(cfg, ps, weights, grads, opt, processes:int)->tuple:
+    "The weights, gradients and optimizer state one process holds under `cfg.distributed` across `processes`."
+    P, s = max(int(processes), 1), cfg.distributed or 'ddp'
+    if P == 1 or s == 'ddp': return weights, grads, opt
+    if s == 'zero2': return weights, grads / P, opt / P
+    per_param = weights / ps['total']  # bytes per parameter, averaged over trained, frozen and 4-bit weights
+    gathered = per_param * (2 * ps['linear'] / ps['layers'] + ps['other'])  # two layers, and the outer unit
+    return weights / P + gathered, grads / P, opt / P
+
 # %% ../nbs/21_memory.ipynb #19484c0d
 def estimate_memory(model,                    # a hub id, folder, config or model (only its shape is used)
                     cfg:TrainConfig|None=None, # method, r, batch_size, max_length, gradient_checkpointing
@@ -151,8 +164,9 @@ def estimate_memory(model,                    # a hub id, folder, config or mode
                     tokens:int|None=None,
                     # the most positions one micro-batch computes logits at (trained tokens); `tokens` when None
                     supervised:int|None=None,
+                    processes:int=1,          # processes the run is spread over (`cfg.distributed` says how)
                    )->MemoryPlan:
-    "Estimate peak training memory for a model, method, sequence length, batch and checkpointing choice."
+    "Estimate peak training memory per process for a model, method, sequence length, batch, checkpointing and strategy."
     cfg = cfg or TrainConfig()
     ps = parameter_split(model)
     device = device or default_device()
@@ -167,11 +181,12 @@ def estimate_memory(model,                    # a hub id, folder, config or mode
     T = tokens or cfg.batch_size * cfg.max_length
     acts = _activation_bytes(cfg, ps, T, 4 if wb == 4 else 2)
     load, weights, acts = _cpu_bytes(cfg, ps, wb, device, weights, acts)
+    weights, grads, opt = _per_process(cfg, ps, weights, grads, opt, processes)
     # the fp32 logits, their log-softmax and their gradient where the loss is (`supervised_loss`), at most one chunk
     # at a time (`chunked_nll`)
     logits = min(supervised or T, LOSS_CHUNK_BYTES // (4 * ps['vocab']) or 1) * ps['vocab'] * 4 * 3
     return MemoryPlan(cfg.method, weights/G, grads/G, opt/G, acts/G, logits/G, load/G, overhead_gb, ps['total'],
-                      trainable)
+                      trainable, processes, (cfg.distributed or 'ddp') if processes > 1 else None)
 
 # %% ../nbs/21_memory.ipynb #d4f46890
 def step_tokens(ds,                    # encoded examples (`input_ids`, `labels`), as `encode_records` returns

@@ -16,8 +16,8 @@ from .models import load_model, load_tokenizer, count_parameters
 from .quant import training_precision_4bit, prepare_4bit_for_training
 
 # %% auto #0
-__all__ = ['METHODS', 'ADAPTER_METHODS', 'OBJECTIVES', 'LR_ANCHORS', 'TrainConfig', 'default_lr', 'with_default_lr',
-           'linear_module_names', 'lora_config', 'check_method', 'optimizer_name', 'prepare_model',
+__all__ = ['METHODS', 'ADAPTER_METHODS', 'OBJECTIVES', 'DISTRIBUTED', 'LR_ANCHORS', 'TrainConfig', 'default_lr',
+           'with_default_lr', 'linear_module_names', 'lora_config', 'check_method', 'optimizer_name', 'prepare_model',
            'training_precision', 'load_for_training']
 
 # %% ../nbs/20_methods.ipynb #69804464
@@ -26,6 +26,7 @@ METHODS = ('full', 'lora', 'dora', 'qlora')
 ADAPTER_METHODS = ('lora', 'dora', 'qlora')
 # what the loss asks for: supervised answers, or preferences (pairs for DPO, IPO and ORPO; judged answers for KTO)
 OBJECTIVES = ('sft', 'dpo', 'ipo', 'orpo', 'kto')
+DISTRIBUTED = ('ddp', 'fsdp', 'zero2', 'zero3')  # multi-process strategies (`22_train`)
 
 # %% ../nbs/20_methods.ipynb #0495efb1
 @dataclass
@@ -83,12 +84,19 @@ class TrainConfig:
     eval_before:bool = True      # also score the eval split before training, as the baseline (eval_loss_before)
     save_steps:int|None = None   # checkpoint every N steps for resume; None: no intermediate checkpoints
     save_total_limit:int = 2     # checkpoints to keep
+    # across the processes `torchrun` or `accelerate launch` starts: 'ddp' (a copy per process; the default when
+    # launched on several), 'fsdp' (FSDP2: parameters, gradients and optimizer state sharded), 'zero2' or 'zero3'
+    # (DeepSpeed ZeRO, which needs deepspeed installed); None: DDP when launched on several processes
+    distributed:str|None = None
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise DomainTunerError(f"unknown training method {self.method!r}", where="method",
                                    fix=f"use one of {', '.join(METHODS)}")
         if self.method == 'dora': self.dora = True
+        if self.distributed not in (None, *DISTRIBUTED):
+            raise DomainTunerError(f"unknown distributed strategy {self.distributed!r}", where="distributed",
+                                   fix=f"use one of {', '.join(DISTRIBUTED)}")
         if self.objective not in OBJECTIVES:
             raise DomainTunerError(f"unknown training objective {self.objective!r}", where="objective",
                                    fix=f"use one of {', '.join(OBJECTIVES)}")

@@ -363,7 +363,9 @@ if __name__ == "domain_tuner.prepare": sys.modules[__name__].__class__ = _Callab
 # %% ../nbs/16_prepare.ipynb #bf61eb26
 def _jsonl(path, rows):
     with open(path, 'w', encoding='utf-8') as f:
-        for r in rows: f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
+        # the fields in a fixed order, but nothing inside them reordered: a tool's schema and a call's arguments are
+        # rendered into the prompt in their own order, which training and inference must share
+        for r in rows: f.write(json.dumps({k: r[k] for k in sorted(r)}, ensure_ascii=False) + "\n")
 
 def write_prepared(res:Prepared, out, lenient:bool=False, figure:bool=True, unit:str='tokens')->Path:
     ("Write train.jsonl, eval.jsonl, report.json, rejected.jsonl (lenient or when anything was rejected), "

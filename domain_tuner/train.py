@@ -6,7 +6,7 @@ Docs: https://domain-tuner.github.io/domain-tuner/train.html.md"""
 
 # %% ../nbs/22_train.ipynb #2e27350a
 from __future__ import annotations
-import argparse, contextlib, functools, gc, hashlib, json, math, os, sys, time, warnings
+import argparse, contextlib, functools, gc, hashlib, importlib.util, json, math, os, sys, time, warnings
 from collections import Counter
 from dataclasses import dataclass, field, asdict, replace, fields
 from pathlib import Path
@@ -22,18 +22,19 @@ from .models import load_model, load_tokenizer, count_parameters, standard_causa
 from .quant import ensure_trainable_layout
 from .resolve import resolve_model, base_source
 from .loss import supervised_loss, loss_chunk, output_split, chunk_agrees
-from .methods import (TrainConfig, METHODS, OBJECTIVES, prepare_model, optimizer_name, check_method, training_precision,
+from .methods import (TrainConfig, METHODS, OBJECTIVES, DISTRIBUTED, prepare_model, optimizer_name, check_method,
+                                  training_precision,
                                   load_for_training, with_default_lr)
 from .preference import (encode_preference, check_objective, PreferenceCollator, preference_loss,
                                      reference_logps)
 from .memory import estimate_memory, PeakMemory, MemoryPlan, step_tokens
 
 # %% auto #0
-__all__ = ['VARLEN_ATTENTION', 'ETA_STEPS', 'load_training_data', 'data_hash', 'encode_records', 'count_encoding',
+__all__ = ['VARLEN_ATTENTION', 'ETA_STEPS', 'FSDP_CONFIG', 'load_training_data', 'data_hash', 'encode_records', 'count_encoding',
            'accounting_line', 'PaddingFreeCollator', 'batch_collator', 'varlen_sdpa', 'use_varlen_attention',
            'DomainTrainer', 'check_overfitting', 'LossHistory', 'expected_time_line', 'training_arguments',
-           'run_collator', 'fit', 'save_trained', 'TrainJob', 'Trained', 'train_model', 'TrainResult', 'train',
-           'train_parser', 'cli_train']
+           'deepspeed_config', 'strategy_arguments', 'accelerate_config', 'cli_config', 'run_collator', 'fit',
+           'save_trained', 'TrainJob', 'Trained', 'train_model', 'TrainResult', 'train', 'train_parser', 'cli_train']
 
 # %% ../nbs/22_train.ipynb #7d13dea4
 def _read_jsonl(path:Path)->list[dict]:
@@ -263,6 +264,23 @@ class DomainTrainer(Trainer):
         self._pref_stats = dict(train=[], eval=[])  # a preference objective's rewards and margins, averaged per log
         if self.run_config.objective != 'sft': self.loss_is_scaled_for_ga = False  # a mean: divided by accumulation
 
+    def create_accelerator_and_postprocess(self):
+        ("DDP keeps its gradients in its buckets. accelerate turns FSDP on from GPU process groups only: on CPU "
+         "processes (gloo) it drops the plugin and runs DDP without a word; attach it again, as accelerate does on GPUs, "
+         "so `distributed='fsdp'` shards there too.")
+        super().create_accelerator_and_postprocess()
+        if (h := getattr(self.accelerator, 'ddp_handler', None)) is not None:
+            h.gradient_as_bucket_view = True  # DDP's buckets are the gradients: no second copy (as the planner counts)
+        st = self.accelerator.state
+        if self.args.fsdp_plugin_args is None or getattr(st, 'fsdp_plugin', None) is not None: return
+        from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+        from accelerate.state import PartialState
+        plugin = FullyShardedDataParallelPlugin(**self.args.fsdp_plugin_args)
+        if st.mixed_precision != 'no': plugin.set_mixed_precision(st.mixed_precision)
+        st.fsdp_plugin, st.distributed_type = plugin, DistributedType.FSDP
+        PartialState._shared_state['distributed_type'] = DistributedType.FSDP
+        self.is_fsdp_enabled = True
+
     def training_step(self, model, inputs, num_items_in_batch=None):
         inputs['use_cache'] = False  # with a cache, transformers ignores the position ids that separate packed examples
         am = inputs.get('attention_mask')
@@ -458,9 +476,80 @@ def training_arguments(cfg:TrainConfig,        # the run's configuration
               save_strategy='steps' if cfg.save_steps else 'no', save_steps=cfg.save_steps or 500,
               save_total_limit=cfg.save_total_limit, seed=cfg.seed, data_seed=cfg.seed, report_to='none',
               disable_tqdm=True, remove_unused_columns=False, dataloader_num_workers=0,
-              ddp_find_unused_parameters=False)
+              ddp_find_unused_parameters=False, **strategy_arguments(cfg, precision))
     kw.update(kwargs)
     return TrainingArguments(**kw)
+
+FSDP_CONFIG = dict(version=2, reshard_after_forward=True, auto_wrap_policy='TRANSFORMER_BASED_WRAP',
+                   state_dict_type='FULL_STATE_DICT')  # FSDP2, one unit per decoder layer; saved whole on rank 0
+
+def deepspeed_config(strategy:str)->dict: # 'zero2' or 'zero3'
+    "A DeepSpeed configuration for ZeRO stage 2 or 3, its sizes left to transformers ('auto': from the run's settings)."
+    stage = {'zero2': 2, 'zero3': 3}[strategy]
+    zero = dict(stage=stage, overlap_comm=True, contiguous_gradients=True, reduce_bucket_size='auto')
+    if stage == 3: zero.update(stage3_gather_16bit_weights_on_model_save=True, stage3_prefetch_bucket_size='auto',
+                               stage3_param_persistence_threshold='auto')
+    return dict(zero_optimization=zero, train_micro_batch_size_per_gpu='auto', gradient_accumulation_steps='auto',
+                gradient_clipping='auto', bf16=dict(enabled='auto'), fp16=dict(enabled='auto'))
+
+def _world_size()->int: return int(os.environ.get('WORLD_SIZE', '1'))
+
+def strategy_arguments(cfg:TrainConfig, precision:Precision)->dict:
+    "`TrainingArguments` fields for `cfg.distributed` across the processes a launcher started."
+    s, cpu = cfg.distributed, precision.device == 'cpu'
+    if s in (None, 'ddp'): return {}  # Trainer wraps the model in DDP when launched on several processes
+    if _world_size() < 2:
+        raise DomainTunerError(f"distributed={s!r} splits the work across processes, and this run is one process",
+                               where="distributed", fix=f"launch it on several: torchrun --nproc_per_node 2 -m "
+                               f"domain_tuner.cli train ... --distributed {s} (or accelerate launch), or drop the option")
+    if s == 'fsdp': return dict(fsdp=True, fsdp_config=dict(FSDP_CONFIG), **(dict(ddp_backend='gloo') if cpu else {}))
+    if importlib.util.find_spec('deepspeed') is None:
+        raise DomainTunerError(f"distributed={s!r} needs DeepSpeed, which is not installed", where="distributed",
+                               fix="pip install deepspeed on the GPU machines, or use --distributed fsdp (in torch)")
+    return dict(deepspeed=deepspeed_config(s))
+
+def accelerate_config(strategy:str,         # 'ddp', 'fsdp', 'zero2' or 'zero3'
+                      processes:int=2,      # processes per machine (one per GPU)
+                      machines:int=1)->dict: # machines (nodes)
+    ("An `accelerate launch --config_file` configuration for a strategy, as `accelerate config` writes it; the "
+     "training settings (precision, checkpointing, batch) stay domain-tuner's.")
+    if strategy not in DISTRIBUTED:
+        raise DomainTunerError(f"unknown strategy {strategy!r}", where="--strategy", fix=f"use one of {', '.join(DISTRIBUTED)}")
+    c = dict(compute_environment='LOCAL_MACHINE', num_machines=machines, num_processes=processes * machines,
+             machine_rank=0, main_training_function='main', mixed_precision='no', use_cpu=False)
+    if machines > 1: c.update(main_process_ip='MAIN_NODE_IP', main_process_port=29500, rdzv_backend='static',
+                              same_network=True)
+    if strategy == 'ddp': return dict(c, distributed_type='MULTI_GPU')
+    if strategy == 'fsdp':
+        return dict(c, distributed_type='FSDP', fsdp_config=dict(
+            fsdp_version=2, fsdp_auto_wrap_policy='TRANSFORMER_BASED_WRAP', fsdp_reshard_after_forward=True,
+            fsdp_state_dict_type='FULL_STATE_DICT', fsdp_cpu_ram_efficient_loading=True, fsdp_offload_params=False,
+            fsdp_activation_checkpointing=False))
+    stage = 2 if strategy == 'zero2' else 3
+    return dict(c, distributed_type='DEEPSPEED', deepspeed_config=dict(
+        zero_stage=stage, offload_optimizer_device='none', offload_param_device='none', gradient_clipping=1.0,
+        zero3_init_flag=stage == 3, **(dict(zero3_save_16bit_model=True) if stage == 3 else {})))
+
+def cli_config(argv:list[str]|None=None)->int:
+    "`domain-tuner config accelerate|deepspeed --strategy S`: the configuration for `accelerate launch`, or DeepSpeed's."
+    import yaml
+    p = argparse.ArgumentParser(prog='domain-tuner config', description=(
+        "Print the configuration a multi-GPU launch needs: `domain-tuner config accelerate --strategy fsdp > "
+        "fsdp.yaml`, then `accelerate launch --config_file fsdp.yaml -m domain_tuner.cli train ... --distributed "
+        "fsdp`; or DeepSpeed's JSON (`deepspeed`, for --strategy zero2 or zero3)."))
+    p.add_argument('kind', choices=('accelerate', 'deepspeed'))
+    p.add_argument('--strategy', required=True, choices=DISTRIBUTED)
+    p.add_argument('--processes', type=int, default=2, help="processes (GPUs) per machine (default 2)")
+    p.add_argument('--machines', type=int, default=1, help="machines; more than 1 adds the main node's address "
+                                                          "(edit MAIN_NODE_IP) and each machine sets machine_rank")
+    a = p.parse_args(argv)
+    if a.kind == 'deepspeed':
+        if a.strategy not in ('zero2', 'zero3'):
+            raise DomainTunerError(f"DeepSpeed's configuration is for zero2 or zero3, not {a.strategy}",
+                                   where="--strategy", fix="use --strategy zero2 or zero3, or `config accelerate`")
+        print(json.dumps(deepspeed_config(a.strategy), indent=2)); return 0
+    print(yaml.safe_dump(accelerate_config(a.strategy, a.processes, a.machines), sort_keys=False), end='')
+    return 0
 
 # %% ../nbs/22_train.ipynb #2f10c6a4
 def _last_checkpoint(output_dir:str)->str:
@@ -501,10 +590,26 @@ def _train_timed(trainer:DomainTrainer, resume)->tuple:
     return before, res, secs, ev
 
 # %% ../nbs/22_train.ipynb #df66047c
+def _all_ranks_tokens(trainer)->int:
+    "The tokens every process trained on, summed (each counts only its own batches)."
+    acc = getattr(trainer, 'accelerator', None)
+    if acc is None or acc.num_processes <= 1: return trainer.tokens_seen
+    return int(acc.reduce(torch.tensor(trainer.tokens_seen, device=acc.device), reduction='sum'))
+
+def _parallel(trainer)->dict:
+    "How the run was spread: processes and strategy as it ran (`fsdp` only when the model really was sharded)."
+    acc = getattr(trainer, 'accelerator', None)
+    n = acc.num_processes if acc is not None else 1
+    if n <= 1: return {}
+    how = 'fsdp' if getattr(trainer, 'is_fsdp_enabled', False) else 'deepspeed' if getattr(
+        trainer, 'is_deepspeed_enabled', False) else 'ddp'
+    return dict(processes=n, strategy=how)
+
 def _fit_metrics(trainer, res, secs:float, before, ev, hist:LossHistory)->dict:
     "The run's metrics: loss, steps, tokens and speed, eval loss before and after (`on_log` records each eval)."
+    tokens, par = _all_ranks_tokens(trainer), _parallel(trainer)
     metrics = dict(train_loss=res.training_loss, steps=trainer.state.global_step, train_seconds=secs,
-                   tokens=trainer.tokens_seen, tokens_per_second=trainer.tokens_seen / max(secs, 1e-9))
+                   tokens=tokens, tokens_per_second=tokens / max(secs, 1e-9), **par)
     if before is not None: metrics['eval_loss_before'] = before
     if ev is not None:
         metrics.update(eval_loss=ev['eval_loss'], eval_perplexity=math.exp(min(ev['eval_loss'], 50)))
@@ -606,7 +711,8 @@ def train_model(job:TrainJob)->Trained:
     # a preference batch holds two padded rows per example (its chosen side stands for both in the plan)
     pc = job.cfg if job.cfg.objective == 'sft' else job.cfg.updated(batch_size=2 * job.cfg.batch_size,
                                                                      padding_free=False, pack=False)
-    plan = estimate_memory(job.base, pc, dtype=prec.load_dtype, device=prec.device, **step_tokens(job.train_ds, pc))
+    plan = estimate_memory(job.base, pc, dtype=prec.load_dtype, device=prec.device, **step_tokens(job.train_ds, pc),
+                           processes=_world_size())  # per process: what this one holds under the strategy
     with PeakMemory(prec.device) as mem:
         model = load_for_training(job.base, job.cfg, job.adapter)
         trainer, metrics, hist = fit(model, job.tokenizer, job.train_ds, job.eval_ds, job.cfg, job.out, job.resume,
@@ -731,6 +837,7 @@ def train_parser()->argparse.ArgumentParser:
         t = _arg_type(f.type); name = '--' + f.name.replace('_', '-'); h = (docs.get(f.name) or '').replace('%', '%%')
         if f.name == 'method': p.add_argument(name, default=f.default, choices=METHODS, help=h)
         elif f.name == 'objective': p.add_argument(name, default=None, choices=OBJECTIVES, help=h + " (default: sft)")
+        elif f.name == 'distributed': p.add_argument(name, default=None, choices=DISTRIBUTED, help=h)
         elif t is bool:
             p.add_argument(name, action=argparse.BooleanOptionalAction, default=None,
                            help=h + f" (default: {f.default})")

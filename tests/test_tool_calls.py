@@ -55,3 +55,19 @@ def test_masks_train_calls_and_answers_never_results(tmp_path, tiny_dir, kind):
                 for c in m['tool_calls']: assert f'"name": "{c["function"]["name"]}"' in trained  # calls are trained
             if m['role'] == 'assistant' and m['content']: assert m['content'][:40] in trained
         assert trained.count('<|im_end|>') == sum(m['role'] == 'assistant' for m in r['messages'])  # each turn stops
+
+def test_prepare_keeps_the_order_inside_tool_schemas_and_calls(tmp_path, tiny_dir):
+    # The prompt shows a tool's schema and a call's arguments in their own key order. A prepared file that sorted
+    # them trained the model on one order and served it another: the demo's model then wrote the schema's
+    # {"type": "object", "properties": ...} as the call's arguments on every call.
+    from domain_tuner.prepare import prepare
+    from domain_tuner.tools import CALCULATE
+    call = dict(type='function', function=dict(name='calculate', arguments=dict(expression='1 / 4 * 100', decimals=1)))
+    rec = dict(tools=[CALCULATE], messages=[dict(role='user', content='What share is 1 of 4?'),
+                                            dict(role='assistant', content='', tool_calls=[call]),
+                                            dict(role='tool', content='25.0'), dict(role='assistant', content='25.0%')])
+    (tmp_path/'d.jsonl').write_text(json.dumps(rec) + '\n')
+    prepare([tmp_path/'d.jsonl'], out=tmp_path/'p', tokenizer=tiny_dir, eval_fraction=0)
+    row = json.loads((tmp_path/'p'/'train.jsonl').read_text().splitlines()[0])
+    assert json.dumps(row['tools']) == json.dumps([CALCULATE])
+    assert list(row['messages'][1]['tool_calls'][0]['function']['arguments']) == ['expression', 'decimals']
