@@ -502,6 +502,11 @@ def strategy_arguments(cfg:TrainConfig, precision:Precision)->dict:
         raise DomainTunerError(f"distributed={s!r} splits the work across processes, and this run is one process",
                                where="distributed", fix=f"launch it on several: torchrun --nproc_per_node 2 -m "
                                f"domain_tuner.cli train ... --distributed {s} (or accelerate launch), or drop the option")
+    if s == 'fsdp' and cfg.method == 'qlora':
+        raise DomainTunerError("QLoRA under FSDP is not supported yet: FSDP shards tensors of one storage dtype, and "
+                               "QLoRA's preparation keeps norms and adapters in fp32 beside the 4-bit weights",
+                               where="distributed", fix="train QLoRA with --distributed ddp (each process holds the "
+                               "4-bit model, which is what QLoRA is for), or LoRA or full fine-tuning with fsdp")
     if s == 'fsdp': return dict(fsdp=True, fsdp_config=dict(FSDP_CONFIG), **(dict(ddp_backend='gloo') if cpu else {}))
     if importlib.util.find_spec('deepspeed') is None:
         raise DomainTunerError(f"distributed={s!r} needs DeepSpeed, which is not installed", where="distributed",

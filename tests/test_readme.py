@@ -44,3 +44,13 @@ def test_the_demo_record_holds_the_preference_stage():
             d, lo, hi = x['paired_difference']
             assert lo <= d <= hi and abs(d - (x['after'] - x['before'])) < 1e-9
         assert v['invented_figure']['n'] >= 40  # enough unanswerable items for the interval to say something
+
+def test_the_multi_gpu_memory_table_is_the_planners():
+    # README's per-GPU plan for an 8B model is `estimate_memory`'s, cell for cell
+    from domain_tuner.memory import estimate_memory
+    from domain_tuner.methods import TrainConfig
+    text = (Path(__file__).resolve().parents[1]/'README.md').read_text()
+    for m in ('full', 'lora'):
+        cells = [f"{estimate_memory('Llama-3-8B', TrainConfig(method=m, batch_size=1, max_length=2048, gradient_checkpointing=True, distributed=s), device='cuda', overhead_gb=0.5, processes=n).total:.0f}"
+                 for s, n in (('ddp', 1), ('ddp', 2), ('zero2', 2), ('fsdp', 2), ('fsdp', 4), ('fsdp', 8))]
+        assert f"| {m} | " + ' | '.join(cells) + ' |' in text, (m, cells)

@@ -52,3 +52,8 @@ def test_fsdp_in_one_process_says_how_to_launch():
         strategy_arguments(TrainConfig(distributed='fsdp'), select_precision('fp32', device='cpu'))
     assert 'torchrun --nproc_per_node 2' in str(e.value) and 'this run is one process' in str(e.value)
     with pytest.raises(DomainTunerError, match="unknown distributed strategy 'tp'"): TrainConfig(distributed='tp')
+    os.environ['WORLD_SIZE'] = '2'
+    try:  # QLoRA is refused under FSDP, with the reason and what to use instead
+        with pytest.raises(DomainTunerError, match="QLoRA under FSDP is not supported yet"):
+            strategy_arguments(TrainConfig(method='qlora', distributed='fsdp'), select_precision('fp32', device='cpu'))
+    finally: del os.environ['WORLD_SIZE']
