@@ -480,8 +480,9 @@ def training_arguments(cfg:TrainConfig,        # the run's configuration
     kw.update(kwargs)
     return TrainingArguments(**kw)
 
+# FSDP2, one unit per decoder layer; checkpoints sharded (each process writes its part), the final model whole (rank 0)
 FSDP_CONFIG = dict(version=2, reshard_after_forward=True, auto_wrap_policy='TRANSFORMER_BASED_WRAP',
-                   state_dict_type='FULL_STATE_DICT')  # FSDP2, one unit per decoder layer; saved whole on rank 0
+                   state_dict_type='SHARDED_STATE_DICT')
 
 def deepspeed_config(strategy:str)->dict: # 'zero2' or 'zero3'
     "A DeepSpeed configuration for ZeRO stage 2 or 3, its sizes left to transformers ('auto': from the run's settings)."
@@ -679,6 +680,8 @@ def save_trained(trainer:Trainer,  # the trainer after training
                  record:dict):      # the run record to save as run_record.json
     "Save the adapter or full model (safetensors), tokenizer, chat template and run record into `out`."
     out = Path(out)
+    if getattr(trainer, 'is_fsdp_enabled', False):  # checkpoints are sharded; the model is saved whole, by rank 0
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type('FULL_STATE_DICT')
     trainer.save_model(str(out))  # adapter folder for a PeftModel, model folder otherwise; handles DDP/FSDP
     if trainer.is_world_process_zero():
         (out/'training_args.bin').unlink(missing_ok=True)  # a pickle; the run record holds the same settings as JSON

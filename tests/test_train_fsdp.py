@@ -57,3 +57,24 @@ def test_fsdp_in_one_process_says_how_to_launch():
         with pytest.raises(DomainTunerError, match="QLoRA under FSDP is not supported yet"):
             strategy_arguments(TrainConfig(method='qlora', distributed='fsdp'), select_precision('fp32', device='cpu'))
     finally: del os.environ['WORLD_SIZE']
+
+@need
+def test_resume_from_a_sharded_checkpoint_continues_the_run(tmp_path):
+    # The checkpoint at step 3 of a 2-process FSDP run holds each process's shard (model and optimizer); a run resumed
+    # from it reaches the uninterrupted run's losses at steps 4-6.
+    data, base = _data(tmp_path/'data'), tiny_model_dir()
+    common = ['-m', 'domain_tuner.cli', 'train', '--base', str(base), '--data', str(data), '--method', 'full',
+              '--max-steps', '6', '--save-steps', '3', '--max-length', '128', '--logging-steps', '1', '--lr', '0.0005',
+              '--plot', 'none', '--optim', 'adamw_torch', '--precision', 'fp32', '--batch-size', '4',
+              '--distributed', 'fsdp']
+    _run([TORCHRUN, '--standalone', '--nproc_per_node', '2', *common, '--out', str(tmp_path/'whole')], tmp_path)
+    ck = tmp_path/'whole'/'checkpoints'/'checkpoint-3'
+    assert any(p.name.endswith('.distcp') for p in ck.rglob('*')), sorted(p.name for p in ck.rglob('*'))  # sharded
+    (tmp_path/'resumed'/'checkpoints').mkdir(parents=True)
+    shutil.copytree(ck, tmp_path/'resumed'/'checkpoints'/'checkpoint-3')
+    _run([TORCHRUN, '--standalone', '--nproc_per_node', '2', *common, '--out', str(tmp_path/'resumed'), '--resume'],
+         tmp_path)
+    hist = lambda d: {l['step']: l['loss'] for l in json.loads((d/'run_record.json').read_text())['history'] if 'loss' in l}
+    a, b = hist(tmp_path/'whole'), hist(tmp_path/'resumed')
+    assert min(b) == 4, b
+    for step in (4, 5, 6): assert abs(a[step] - b[step]) <= 1e-4 * abs(a[step]), (step, a, b)
