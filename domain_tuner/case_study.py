@@ -240,7 +240,7 @@ def case_questions(company:dict, split:str='train', seed:int=0, operands:bool|st
 
 # %% ../nbs/40a_case_study.ipynb #c0c21aaa
 CASE_STUDY_MIX = dict(extract=0.25, extract_prose=0.25, abstain=0.3, ratio=0.1, growth=0.1)  # of non-glossary examples
-CALCULATOR_SHARE = 0.3  # with operands='calculator': the share of the other questions that offer the tool too
+CALCULATOR_SHARE = 0.5  # with operands='calculator': the share of the other questions that offer the tool too
 
 # %% ../nbs/40a_case_study.ipynb #0e5fa15b
 def _glossary_records(terms:tuple, templates:list[str])->list[dict]:

@@ -653,8 +653,16 @@ def _preference_lines(r:dict)->list[str]:
     return out + ['', _md_table(['model', 'metric', 'before', 'after', 'after − before', 'n'], rows), '']
 
 def _tool_lines(r:dict)->list[str]:
-    "The tool loop per method, from a run record's `tools`: exact match per task without and with the calculator."
-    out = []
+    ("The tool loop per method, from a run record's `tools` (or the calculator run's, `calculator.json` beside it): "
+     "exact match per task without and with the calculator.")
+    out, own = [], r.get('tools')
+    if not own and (c := r.get('calculator_run')) and c.get('tools'):
+        env = c['environment']; cpu = (env.get('cpu') or {}).get('model', 'CPU')
+        out = [f"**The calculator**, in a run of its own (`nbs/results/calculator.ini`: the demo's base and stages, "
+               f"LoRA only, training ratios and growth answered with a `calculate` call; "
+               f"{c['timings']['total']/60:.0f} minutes on a {env['cpu_count']}-core {cpu}, {c.get('created', '?')}):",
+               '']
+        r = c
     for m, v in (r.get('tools') or {}).items():
         c = v.get('counts') or {}
         rows = [[k, f"{x['without']:.2f}", f"{x['with_tools']:.2f}", _iv(x['paired_difference']), str(x['n'])]
@@ -732,7 +740,8 @@ def results_markdown(records:list[dict],      # run.json records: the run to sho
 def read_results(folder:str|Path)->tuple[list[dict], dict|None]:
     ("The run records in a results folder (`demo_seed*.json`, in seed order; the first gets `export_score.json`, "
      "the score `domain-tuner export --score` wrote) and the stage-1 probe (`stage1.json`) if there.")
-    folder = Path(folder); s1 = folder/'stage1.json'; ex = folder/'export_score.json'
+    folder = Path(folder); s1 = folder/'stage1.json'; ex = folder/'export_score.json'; calc = folder/'calculator.json'
     recs = [json.loads(p.read_text()) for p in sorted(folder.glob('demo_seed*.json'))]
     if recs and ex.exists(): recs[0]['export_score'] = json.loads(ex.read_text())  # what `export --score` wrote
+    if recs and calc.exists(): recs[0]['calculator_run'] = json.loads(calc.read_text())  # `calculator.ini`'s run
     return recs, json.loads(s1.read_text()) if s1.exists() else None
