@@ -80,6 +80,9 @@ browser-setup: setup
 test-slow: setup browser-setup
 	DOMAIN_TUNER_PRECISION=fp32 $(BIN)/nbdev-test --n-workers 2 --flags slow --timing
 	DOMAIN_TUNER_PRECISION=fp32 $(BIN)/python -m pytest tests/ -q -p no:cacheprovider -m "slow"
+	# DeepSpeed builds from source against the installed (CPU) torch; CI skips its config test, this suite runs it
+	DS_BUILD_OPS=0 $(BIN)/python -m pip install -q --no-build-isolation deepspeed
+	DOMAIN_TUNER_PRECISION=fp32 $(BIN)/python -m pytest tests/test_deepspeed_config.py -q -p no:cacheprovider
 
 # The newest releases of every dependency (torch stays the CPU build): not in CI. Prints what changed against
 # constraints.txt, then runs the same tests; refresh constraints.txt from it when they pass.
