@@ -34,12 +34,8 @@ WHY_NOT = {
         "architecture with the same shapes); larger models make it relatively smaller. A merged/base ratio away from 1 by no "
         "more than the base_again noise floor is noise of this shared machine, not a property of the model.",
     'throughput': "See the table: the equal-quality rule compares held-out response loss after one epoch.",
-    'distributed': "FSDP2 shards as planned when training starts (a process holds about 0.25 GB above its baseline under FSDP "
-        "against 0.48 under DDP), but its training peak is about 0.4 GB above the plan's shards, gradients, optimizer state "
-        "and two gathered layers, where DDP's is 0.2 GB above its plan. Not explained yet. Candidates: AdamW's foreach "
-        "temporaries on the DTensor shards, and FSDP2's unsharded gradient buffers around each reduce-scatter (gloo on a "
-        "CPU). Measuring the peak per phase (forward, backward, optimizer step) would locate it; on a GPU the CUDA "
-        "allocator's peaks per phase show it directly. Until then the planner under-estimates FSDP by about a quarter.",
+    'distributed': "With glibc's default allocator the resident peak levels off above the memory allocated (see the "
+        "section); the planner counts what is allocated.",
     'overhead': "The overhead is data loading and collation, clipping, scheduler and callbacks; the section lists the parts.",
 }
 
