@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 # %% auto #0
-__all__ = ['NOISE', 'DomainTunerError', 'jsonl_rows', 'Probe', 'probe_cuda', 'probe_bitsandbytes', 'probe_flash_attention',
-           'Precision', 'probe_cpu_bf16', 'select_precision', 'default_device', 'seed_everything', 'release_memory',
-           'quiet', 'cache_dir', 'interactive', 'progress', 'filter_noise', 'library_bars_off', 'cpu_info',
-           'environment_info', 'in_notebook']
+__all__ = ['MAIN_WAIT_HOURS', 'NOISE', 'DomainTunerError', 'jsonl_rows', 'Probe', 'probe_cuda', 'probe_bitsandbytes',
+           'probe_flash_attention', 'Precision', 'probe_cpu_bf16', 'select_precision', 'default_device',
+           'seed_everything', 'release_memory', 'world_size', 'is_main_process', 'on_main_process', 'quiet',
+           'cache_dir', 'interactive', 'progress', 'filter_noise', 'library_bars_off', 'cpu_info', 'environment_info',
+           'in_notebook']
 
 # %% ../nbs/00_core.ipynb #11b45213
 class DomainTunerError(Exception):
@@ -220,6 +221,45 @@ def release_memory():
         import torch
         torch.cuda.empty_cache()
 
+# %% ../nbs/00_core.ipynb #3a7c0e12
+MAIN_WAIT_HOURS = 6  # how long the other processes wait for the main one (an evaluation of a large model takes hours)
+
+def world_size()->int:
+    "How many processes a launcher (torchrun, accelerate launch) started for this run: 1 without one."
+    return int(os.environ.get('WORLD_SIZE', '1'))
+
+def is_main_process()->bool:
+    "Is this the process that prints, evaluates and writes the run's files (rank 0, or the only process)?"
+    return int(os.environ.get('RANK', '0')) == 0
+
+# %% ../nbs/00_core.ipynb #3a7c0e14
+def _process_group():
+    ("Start the processes' group if no one has yet (accelerate and the Trainer then use it): gloo on CPU, NCCL on "
+     "GPUs, with a wait long enough for the main process to evaluate a large model (the default is 30 minutes).")
+    import datetime, torch, torch.distributed as dist
+    if dist.is_initialized(): return
+    cuda = bool(probe_cuda())
+    if cuda: torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+    dist.init_process_group('nccl' if cuda else 'gloo', timeout=datetime.timedelta(hours=MAIN_WAIT_HOURS))
+
+def on_main_process(fn, *args, **kwargs):
+    ("`fn(*args, **kwargs)` on the main process only, its result handed to every process (pickled); in one process "
+     "just the call. If it fails there, the others stop too instead of waiting.")
+    if world_size() < 2: return fn(*args, **kwargs)
+    import torch.distributed as dist
+    _process_group()
+    box = [None]
+    if dist.get_rank() == 0:
+        try: box = [(True, fn(*args, **kwargs))]
+        except BaseException as e:
+            dist.broadcast_object_list([(False, f"{type(e).__name__}: {e}")], src=0)
+            raise
+    dist.broadcast_object_list(box, src=0)
+    ok, value = box[0]
+    if not ok: raise DomainTunerError(f"the main process (rank 0) stopped: {value}", where=f"rank {dist.get_rank()}",
+                                      fix="see the main process's error above")
+    return value
+
 # %% ../nbs/00_core.ipynb #519a67a7
 def quiet()->bool:
     "Is DOMAIN_TUNER_QUIET set (tests, CI)? Progress bars and model-loading bars stay silent then."
@@ -252,13 +292,15 @@ class _Lines:
 
 def progress(iterable=None, total:int|None=None, desc:str='', leave:bool=False, **kwargs):
     ("A tqdm progress bar: the notebook widget or terminal bar; in a log file or pipe a line every 30 s, without "
-     "carriage returns; silent when DOMAIN_TUNER_QUIET=1.")
+     "carriage returns; silent when DOMAIN_TUNER_QUIET=1 and on every process but the main one.")
     from tqdm.auto import tqdm
     if not interactive() and 'file' not in kwargs:
         import sys
         from tqdm import tqdm
         kwargs = dict(file=_Lines(sys.stderr), mininterval=30, ascii=True, **kwargs)
-    return tqdm(iterable, total=total, desc=desc, leave=leave, disable=quiet() or kwargs.pop('disable', False),
+    # one bar per run: the other processes of a multi-process run keep theirs hidden
+    hide = quiet() or not is_main_process() or kwargs.pop('disable', False)
+    return tqdm(iterable, total=total, desc=desc, leave=leave, disable=hide,
                 **kwargs)
 
 # %% ../nbs/00_core.ipynb #c0a7e021

@@ -17,7 +17,8 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
 from fastcore.basics import patch
 from .core import (DomainTunerError, interactive, select_precision, seed_everything, progress,
-                               environment_info, Precision, quiet, in_notebook, jsonl_rows)
+                               environment_info, Precision, quiet, in_notebook, jsonl_rows, world_size,
+                               is_main_process)
 from .models import load_model, load_tokenizer, count_parameters, standard_causal_loss, model_device
 from .quant import ensure_trainable_layout
 from .resolve import resolve_model, base_source
@@ -34,7 +35,8 @@ __all__ = ['VARLEN_ATTENTION', 'ETA_STEPS', 'FSDP_CONFIG', 'load_training_data',
            'accounting_line', 'PaddingFreeCollator', 'batch_collator', 'varlen_sdpa', 'use_varlen_attention',
            'DomainTrainer', 'check_overfitting', 'LossHistory', 'expected_time_line', 'training_arguments',
            'deepspeed_config', 'strategy_arguments', 'accelerate_config', 'cli_config', 'run_collator', 'fit',
-           'save_trained', 'TrainJob', 'Trained', 'train_model', 'TrainResult', 'train', 'train_parser', 'cli_train']
+           'save_trained', 'TrainJob', 'Trained', 'training_plan', 'train_model', 'TrainResult', 'train',
+           'train_parser', 'dry_run_text', 'cli_train']
 
 # %% ../nbs/22_train.ipynb #7d13dea4
 def _read_jsonl(path:Path)->list[dict]:
@@ -493,21 +495,16 @@ def deepspeed_config(strategy:str)->dict: # 'zero2' or 'zero3'
     return dict(zero_optimization=zero, train_micro_batch_size_per_gpu='auto', gradient_accumulation_steps='auto',
                 gradient_clipping='auto', bf16=dict(enabled='auto'), fp16=dict(enabled='auto'))
 
-def _world_size()->int: return int(os.environ.get('WORLD_SIZE', '1'))
-
 def strategy_arguments(cfg:TrainConfig, precision:Precision)->dict:
     "`TrainingArguments` fields for `cfg.distributed` across the processes a launcher started."
     s, cpu = cfg.distributed, precision.device == 'cpu'
     if s in (None, 'ddp'): return {}  # Trainer wraps the model in DDP when launched on several processes
-    if _world_size() < 2:
+    if world_size() < 2:
         raise DomainTunerError(f"distributed={s!r} splits the work across processes, and this run is one process",
                                where="distributed", fix=f"launch it on several: torchrun --nproc_per_node 2 -m "
                                f"domain_tuner.cli train ... --distributed {s} (or accelerate launch), or drop the option")
-    if s == 'fsdp' and cfg.method == 'qlora':
-        raise DomainTunerError("QLoRA under FSDP is not supported yet: FSDP shards tensors of one storage dtype, and "
-                               "QLoRA's preparation keeps norms and adapters in fp32 beside the 4-bit weights",
-                               where="distributed", fix="train QLoRA with --distributed ddp (each process holds the "
-                               "4-bit model, which is what QLoRA is for), or LoRA or full fine-tuning with fsdp")
+    # QLoRA shards too: its 4-bit weights are stored in the run's float dtype (`nf4_config`), so FSDP cuts them like
+    # any weight, and bitsandbytes takes their quantisation state back from the layer after each gather
     if s == 'fsdp': return dict(fsdp=True, fsdp_config=dict(FSDP_CONFIG), **(dict(ddp_backend='gloo') if cpu else {}))
     if importlib.util.find_spec('deepspeed') is None:
         raise DomainTunerError(f"distributed={s!r} needs DeepSpeed, which is not installed", where="distributed",
@@ -712,16 +709,26 @@ class Trained:
     "What `train_model` returns: the trainer (its model trained), the metrics, the history, the memory plan and peak."
     trainer:Any; metrics:dict; history:LossHistory; plan:MemoryPlan; memory:PeakMemory
 
+# %% ../nbs/22_train.ipynb #da95c1ce
+def training_plan(base:str,                 # folder or hub id of the base (only its shape is read)
+                  cfg:TrainConfig,          # method, batch, length, strategy
+                  train_ds,                 # encoded training examples: the longest batch sets the activations
+                  processes:int|None=None,  # processes the run is spread over; the launcher's when None
+                  device:str|None=None)->MemoryPlan: # 'cuda' or 'cpu'; this machine's when None
+    "The memory plan of one process training `base` on `train_ds` with `cfg`: what `train` checks and records."
+    prec = training_precision(cfg)
+    # a preference batch holds two padded rows per example (its chosen side stands for both in the plan)
+    pc = cfg if cfg.objective == 'sft' else cfg.updated(batch_size=2 * cfg.batch_size, padding_free=False, pack=False)
+    device = device or prec.device
+    dtype = prec.load_dtype if device == prec.device else None  # another machine: the planner's default for it
+    return estimate_memory(base, pc, dtype=dtype, device=device, **step_tokens(train_ds, pc),
+                           processes=processes or world_size())
+
 # %% ../nbs/22_train.ipynb #da95c1cf
 def train_model(job:TrainJob)->Trained:
     "Plan the memory, load the base for the method, train it with `fit`, and measure the peak next to the plan."
-    prec = training_precision(job.cfg)
-    # a preference batch holds two padded rows per example (its chosen side stands for both in the plan)
-    pc = job.cfg if job.cfg.objective == 'sft' else job.cfg.updated(batch_size=2 * job.cfg.batch_size,
-                                                                     padding_free=False, pack=False)
-    plan = estimate_memory(job.base, pc, dtype=prec.load_dtype, device=prec.device, **step_tokens(job.train_ds, pc),
-                           processes=_world_size())  # per process: what this one holds under the strategy
-    with PeakMemory(prec.device) as mem:
+    plan = training_plan(job.base, job.cfg, job.train_ds)
+    with PeakMemory(training_precision(job.cfg).device) as mem:
         model = load_for_training(job.base, job.cfg, job.adapter)
         trainer, metrics, hist = fit(model, job.tokenizer, job.train_ds, job.eval_ds, job.cfg, job.out, job.resume,
                                      job.callbacks)
@@ -794,7 +801,8 @@ def train(base:str|Path,             # hub id or folder of the base model (or of
     tokenizer = load_tokenizer(base)
     info, train_recs, eval_recs, train_ds, eval_ds = _encoded_data(data, eval_data, tokenizer, cfg)
     hist = plot if isinstance(plot, LossHistory) else LossHistory(plot)
-    if hist.show_data or (hist.show_data is None and not quiet()): print(accounting_line(info), flush=True)
+    if (hist.show_data or (hist.show_data is None and not quiet())) and is_main_process():
+        print(accounting_line(info), flush=True)
     job = TrainJob(base, cfg, tokenizer, train_ds, eval_ds, Path(out or Path('runs')/cfg.method), resume=resume,
                    callbacks=[hist, *callbacks])
     done = train_model(job)
@@ -832,7 +840,13 @@ def train_parser()->argparse.ArgumentParser:
                         "builtin:tiny")
     p.add_argument('--data', required=True, help="a prepared folder (train.jsonl, eval.jsonl) or a raw data file")
     p.add_argument('--eval-data', default=None, help="eval records file (default: the prepared eval split)")
-    p.add_argument('--out', required=True, help="output folder")
+    p.add_argument('--out', help="output folder (required unless --dry-run)")
+    p.add_argument('--dry-run', action='store_true',
+                   help="read and encode the data, print the accounting and the memory plan per process, train nothing")
+    p.add_argument('--processes', type=int, default=None,
+                   help="with --dry-run: plan for this many processes (default: the launcher's, else 1)")
+    p.add_argument('--plan-device', choices=('cuda', 'cpu'), default=None,
+                   help="with --dry-run: plan for GPUs or CPUs (default: this machine's)")
     p.add_argument('--resume', action='store_true', help="continue from the last checkpoint in OUT/checkpoints")
     p.add_argument('--plot', default='text', choices=['text', 'none'], help="print a line per log (default) or nothing")
     p.add_argument('--benchmark', action='append', metavar='FILE',
@@ -854,10 +868,31 @@ def train_parser()->argparse.ArgumentParser:
         else: p.add_argument(name, type=t, default=None, help=h + f" (default: {f.default})")
     return p
 
-# %% ../nbs/22_train.ipynb #07fc6ede
+# %% ../nbs/22_train.ipynb #07fc6edc
+def dry_run_text(base,                   # the base (hub id, folder, .gguf, builtin:)
+                 data,                   # what `train` takes as data
+                 cfg:TrainConfig,        # the run's configuration
+                 eval_data=None,         # eval records or file
+                 processes:int|None=None, # processes to plan for; the launcher's when None
+                 device:str|None=None)->str: # 'cuda' or 'cpu'; this machine's when None
+    "What `train --dry-run` prints: the data accounting, one process's memory plan, and every strategy's total."
+    b = resolve_model(base, need_weights=False)
+    info, *_, train_ds, _ = _encoded_data(data, eval_data, load_tokenizer(b), cfg)
+    P = processes or world_size()
+    plan = training_plan(b, cfg, train_ds, P, device)
+    where = f" on {device}" if device else ''
+    lines = [accounting_line(info), f"memory plan{where}:", plan.table()]
+    if P > 1:
+        each = [f"{s} {training_plan(b, cfg.updated(distributed=s), train_ds, P, device).total:.3f} GB" for s in DISTRIBUTED]
+        lines.append(f"per process over {P}: " + ', '.join(each))
+    return '\n'.join(lines + ["nothing was trained (--dry-run)"])
+
+# %% ../nbs/22_train.ipynb #07fc6edd
 def cli_train(argv:list[str]|None=None)->int:
     "Entry point of `domain-tuner train`."
-    a = train_parser().parse_args(argv)
+    p = train_parser()
+    a = p.parse_args(argv)
+    if not (a.out or a.dry_run): p.error("the following arguments are required: --out (or --dry-run)")
     over = {f.name: getattr(a, f.name) for f in fields(TrainConfig) if getattr(a, f.name) is not None}
     if isinstance(over.get('target_modules'), str) and over['target_modules'] != 'all-linear':
         over['target_modules'] = [t.strip() for t in over['target_modules'].split(',')]
@@ -871,10 +906,12 @@ def cli_train(argv:list[str]|None=None)->int:
         for f in data.report['contamination']['benchmark'][:5]:
             print(f"contaminated: {f['source']} overlaps {f['against']} item {f['overlaps']} ({f['kind']}, "
                   f"{f['overlap']})" + ('' if a.keep_contaminated else ': removed'), file=sys.stderr)
+    if a.dry_run:
+        print(dry_run_text(a.base, data, cfg, a.eval_data, a.processes, a.plan_device)); return 0
     res = train(a.base, data, cfg, out=a.out, eval_data=a.eval_data, resume=a.resume or None,
                 plot=LossHistory(None if a.plot == 'none' else 'text', show_data=True))
     m = res.metrics
-    print(f"saved {res.out}  train loss {m['train_loss']:.4f}"
+    if is_main_process(): print(f"saved {res.out}  train loss {m['train_loss']:.4f}"
           + (f"  eval loss {m['eval_loss']:.4f}" if 'eval_loss' in m else '')
           + f"  {m['tokens_per_second']:.0f} tokens/s  memory estimated {m['memory_estimate_gb']:.3f} GB,"
           f" measured {m['memory_measured_gb']:.3f} GB")

@@ -26,6 +26,7 @@ def _run(cmd, tmp_path):
     env = dict(os.environ, DOMAIN_TUNER_QUIET='1', OMP_NUM_THREADS='1', TOKENIZERS_PARALLELISM='false')
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r
 
 
 def _losses(out): return [l['loss'] for l in json.loads((out/'run_record.json').read_text())['history'] if 'loss' in l]
