@@ -10,9 +10,10 @@ import argparse, json, shutil, sys, time, warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from .core import DomainTunerError, seed_everything, release_memory
+from .core import DomainTunerError, seed_everything, release_memory, is_main_process, on_main_process
 from .settings import Settings
 from .plan import RunPlan, plan_run, plan_problems, MINED
+from .methods import DISTRIBUTED
 from .benchmark import evaluate
 from .report import write_run_report, summary_text, metrics_line
 
@@ -405,12 +406,13 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
     t_start = time.perf_counter()
     base = resolve_model(plan.model.base, need_weights=False)
     tok = load_tokenizer(base)
-    bench_files, bench, canary = _bench_records(plan, out)
-    if bench:  # the items as scored, in order: what `domain-tuner export ... --score RUN/bench.jsonl` answers too
+    # several processes (torchrun, accelerate launch): they all train; the main one makes the data and evaluates
+    bench_files, bench, canary = on_main_process(_bench_records, plan, out)
+    if bench and is_main_process():  # the items as scored, in order: what `export ... --score RUN/bench.jsonl` answers
         (out/'bench.jsonl').write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in bench))
     res = RunResult(out, plan, base_dir=base)
-    res.prepared = _prepare_all(plan, out, tok, bench_files)
-    if bench:
+    res.prepared = on_main_process(_prepare_all, plan, out, tok, bench_files)
+    if bench and is_main_process():
         seed_everything(plan.run.seed)
         # scored as the methods train it: 4-bit when every method is QLoRA (a base that fits only in 4 bits)
         quantize = 'nf4' if all(m == 'qlora' for m in plan.run.methods) else None
@@ -420,6 +422,7 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
         release_memory()
         print(f"base{' (4-bit)' if quantize else ''}: {metrics_line(res.base_eval)}")
     for method in plan.run.methods: _train_method(res, method, base, bench, canary, plot)
+    if not is_main_process(): return res  # its part is done: the report is the main process's
     _export_or_hint(res, bench)
     res.timings['total'] = time.perf_counter() - t_start
     res.report = write_run_report(res)
@@ -438,15 +441,19 @@ def cli_run(argv:list[str]|None=None)->int:
                    help="override a setting, e.g. --set model.base=Qwen/Qwen2.5-0.5B-Instruct (repeatable)")
     p.add_argument('--dry-run', action='store_true', help="check the settings and print the plan without running")
     p.add_argument('--plot', choices=('auto', 'text', 'none'), default='text', help="training progress display")
+    p.add_argument('--distributed', choices=DISTRIBUTED, default=None,
+                   help="how the processes a launcher started share the training (as train.distributed): "
+                        "torchrun --nproc_per_node 8 -m domain_tuner.cli run settings.ini --distributed fsdp")
     a = p.parse_args(argv)
-    plan = plan_run(a.config, a.overrides)
+    plan = plan_run(a.config, a.overrides + ([f"train.distributed={a.distributed}"] if a.distributed else []))
     if a.dry_run:
         print(f"run {plan.run.name!r} → {plan.run.out}; base {plan.model.base}; methods {', '.join(plan.run.methods)}")
         for m, ss in plan.stages.items():
             print(f"  {m}: " + ' → '.join(f"{s.name}({s.data}, {s.config(plan.train[m]).max_steps} steps)" for s in ss))
         for pr in plan_problems(plan): print(f"  cannot run here: {pr}")
         return 0
-    print(summary_text(run(plan, plot=None if a.plot == 'none' else a.plot)))
+    res = run(plan, plot=None if a.plot == 'none' else a.plot)
+    if is_main_process(): print(summary_text(res))
     return 0
 
 def cli_demo(argv:list[str]|None=None)->int:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Callable
 import torch
 from fastcore.basics import patch
-from .core import DomainTunerError, select_precision, seed_everything, environment_info, release_memory
+from .core import (DomainTunerError, select_precision, seed_everything, environment_info, release_memory,
+                               world_size, is_main_process, on_main_process)
 from .models import load_model, load_tokenizer, load_trained, count_parameters
 from .methods import TrainConfig, check_method, training_precision
 from .train import (save_trained, encode_records, load_training_data, data_hash, LossHistory, TrainJob,
@@ -164,6 +165,7 @@ def score_base(self:_CurriculumRun)->dict:
 @patch
 def save(self:_CurriculumRun):
     "Write curriculum_record.json as the run stands (after a stage that forgot too much, and at the end)."
+    if not is_main_process(): return
     cur, result = self.cur, self.result
     rec = dict(kind='curriculum', base=self.base, stages=result.stages, final=str(result.final),
                warnings=result.warnings, config=cur.config.to_dict(), replay_hash=data_hash(self.replay),
@@ -186,11 +188,12 @@ def train_stage(self:_CurriculumRun, k:int, stage:Stage, train_recs:list, cur_ba
     done = train_model(TrainJob(cur_base, cfg, self.tok, encode_records(mixed, self.tok, cfg), eval_ds, sdir,
                                 adapter=adapter_dir, callbacks=[hist]))
     model = done.trainer.model
+    # several processes: each holds a shard (FSDP, ZeRO-3), so the stage is scored after saving (`train_and_save`)
     entry = dict(name=stage.name, method=cfg.method, out=str(sdir), base=cur_base, adapter_policy=stage.adapter_policy,
                  continued_adapter=str(adapter_dir) if adapter_dir else None, replay=stage.replay,
                  n_train=len(mixed), n_replay=len(mixed) - len(train_recs), data_hash=data_hash(mixed),
                  config=cfg.to_dict(), precision=asdict(training_precision(cfg)), train=done.metrics,
-                 eval=self.score(model, stage),
+                 eval=self.score(model, stage) if world_size() < 2 else None,
                  parameters=count_parameters(model), warnings=hist.warnings, history=hist.logs)
     return entry, done.trainer
 
@@ -202,10 +205,21 @@ def train_and_save(self:_CurriculumRun, k:int, stage:Stage, train_recs:list, cur
     entry, trainer = self.train_stage(k, stage, train_recs, cur_base, adapter_dir)
     record = dict(kind='stage', base=cur_base, method=cfg.method, quantize=cfg.quantize, config=cfg.to_dict(),
                   seed=cfg.seed, stage=entry, stages=result.stages[1:] + [entry], environment=environment_info())
-    save_trained(trainer, self.out/f"{k:02d}-{stage.name}", record)
+    sdir = save_trained(trainer, self.out/f"{k:02d}-{stage.name}", record)
+    del trainer; release_memory()  # the next stage loads its own model: this one must not outlive its stage
+    if entry['eval'] is None:  # several processes: the main one scores the saved folder, the others wait for it
+        entry['eval'] = on_main_process(self.score_saved, sdir, stage)
+        if is_main_process(): (sdir/'run_record.json').write_text(json.dumps(record, indent=2, default=str))
     result.stages.append(entry)
     result.warnings += entry['warnings']
-    del trainer; release_memory()  # the next stage loads its own model: this one must not outlive its stage
+
+# %% ../nbs/24_staged.ipynb #9f153c73
+@patch
+def score_saved(self:_CurriculumRun, sdir:Path, stage:Stage)->dict:
+    "`score` of a stage's saved folder, loaded as `load_trained` loads it (4-bit again for a QLoRA adapter)."
+    model, _ = load_trained(sdir)
+    try: return self.score(model, stage)
+    finally: del model; release_memory()
 
 # %% ../nbs/24_staged.ipynb #e0b69cf8
 @patch
@@ -224,7 +238,7 @@ def check_forgetting(self:_CurriculumRun, k:int, stage:Stage, ref)->None:
     if cur.on_forgetting == 'stop':
         raise DomainTunerError(msg + "; the run stopped (outputs so far are saved)", where=f"stage {stage.name}",
                                fix=fix)
-    warnings.warn(f"{msg}; fix: {fix}", stacklevel=3)  # points at the caller of `Curriculum.run`
+    if is_main_process(): warnings.warn(f"{msg}; fix: {fix}", stacklevel=3)  # points at the caller of `Curriculum.run`
 
 # %% ../nbs/24_staged.ipynb #fa1740e7
 def _stage_data(stages:list, tok)->list:
@@ -265,18 +279,19 @@ def run(self:Curriculum,
     "Train the stages in order, evaluating the base and every stage; returns per-stage metrics and the final folder."
     r = _CurriculumRun(self, out, plot)
     data = _stage_data(self.stages, r.tok)
-    r.result.stages.append(r.score_base())
+    r.result.stages.append(on_main_process(r.score_base))  # several processes: scored once, by the main one
     ref = r.result.stages[0]['eval'].get(self.forgetting_metric)
     cur_base, adapter_dir = r.base, None
     for k, (stage, train_recs) in enumerate(zip(self.stages, data), 1):
         cfg, sdir = stage.config(self.config), r.out/f"{k:02d}-{stage.name}"
         done = resume and (sdir/'run_record.json').exists()
-        if train_recs is None and not done: train_recs = _made_data(stage, adapter_dir or cur_base, r.tok)
+        if train_recs is None and not done: train_recs = on_main_process(_made_data, stage, adapter_dir or cur_base, r.tok)
         # DPO, IPO and KTO measure against a reference, the model this stage starts from: an adapter stage takes it
         # as its adapter disabled, so the previous stage's adapter must be in the weights, not in that adapter
         if adapter_dir is not None and (not cfg.is_adapter or stage.adapter_policy == 'merge'
                                         or cfg.objective in ('dpo', 'ipo', 'kto')):
-            cur_base, adapter_dir = _merged_base(adapter_dir, sdir, done, training_precision(cfg).load_dtype), None
+            cur_base = on_main_process(_merged_base, adapter_dir, sdir, done, training_precision(cfg).load_dtype)
+            adapter_dir = None
         if done: r.result.stages.append(json.loads((sdir/'run_record.json').read_text())['stage'])
         else: r.train_and_save(k, stage, train_recs, cur_base, adapter_dir)
         if cfg.is_adapter: adapter_dir = sdir
