@@ -50,7 +50,7 @@ def test_the_multi_gpu_memory_table_is_the_planners():
     from domain_tuner.memory import estimate_memory
     from domain_tuner.methods import TrainConfig
     text = (Path(__file__).resolve().parents[1]/'README.md').read_text()
-    for m in ('full', 'lora'):
+    for m in ('full', 'lora', 'qlora'):
         cells = [f"{estimate_memory('Llama-3-8B', TrainConfig(method=m, batch_size=1, max_length=2048, gradient_checkpointing=True, distributed=s), device='cuda', overhead_gb=0.5, processes=n).total:.0f}"
                  for s, n in (('ddp', 1), ('ddp', 2), ('zero2', 2), ('fsdp', 2), ('fsdp', 4), ('fsdp', 8))]
         assert f"| {m} | " + ' | '.join(cells) + ' |' in text, (m, cells)
