@@ -142,9 +142,12 @@ def model_device(model):
 def count_parameters(model)->dict:
     "Total and trainable parameter counts (4-bit weights counted as the parameters they hold)."
     total = trainable = 0
+    # a 4-bit layer's weight, by the layer's shape: under FSDP it is a shard of packed bytes, no longer a Params4bit
+    four = {id(m.weight): m.in_features * m.out_features for m in model.modules()
+            if type(m).__module__.startswith('bitsandbytes') and hasattr(m, 'quant_state')}
     for p in model.parameters():
         # a 4-bit weight packs two values per byte into a storage dtype (uint8, or the compute dtype for FSDP/CPU)
-        n = p.numel() * p.element_size() * 2 if p.__class__.__name__ == 'Params4bit' else p.numel()
+        n = four.get(id(p)) or (p.numel() * p.element_size() * 2 if p.__class__.__name__ == 'Params4bit' else p.numel())
         total += n
         if p.requires_grad: trainable += n
     return dict(total=total, trainable=trainable, trainable_pct=100*trainable/max(total, 1))

@@ -45,7 +45,9 @@ def test_two_process_fsdp_matches_single_process(tmp_path, method):
     assert rec['config']['distributed'] == 'fsdp'
     m = rec['metrics']  # sharded for real (not DDP under another name), and the tokens of both processes counted
     assert (m['processes'], m['strategy']) == (2, 'fsdp')
-    assert m['tokens'] == json.loads((tmp_path/'one'/'run_record.json').read_text())['metrics']['tokens']
+    one_rec = json.loads((tmp_path/'one'/'run_record.json').read_text())
+    assert m['tokens'] == one_rec['metrics']['tokens']
+    assert rec['parameters'] == one_rec['parameters']  # counted whole, 4-bit shards included
 
 def test_fsdp_in_one_process_says_how_to_launch():
     from domain_tuner.methods import TrainConfig
