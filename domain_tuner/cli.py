@@ -44,7 +44,7 @@ def _usage()->str:
             "Fine-tune a pre-trained LLM on domain material and measure whether it got better.\n\n"
             "commands:\n" + "\n".join(rows) +
             "\n\nRun `domain-tuner <command> --help` for a command's options.\n"
-            "Multi-GPU: torchrun --nproc_per_node N -m domain_tuner.cli train ... --distributed ddp|fsdp, or\n"
+            "Multi-GPU: torchrun --nproc_per_node N -m domain_tuner.cli train|run ... --distributed ddp|fsdp, or\n"
             "  accelerate launch --config_file fsdp.yaml -m domain_tuner.cli train ... (domain-tuner config accelerate)\n")
 
 # %% ../nbs/90_cli.ipynb #f0bb828b
