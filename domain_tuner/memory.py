@@ -181,7 +181,11 @@ def estimate_memory(model,                    # a hub id, folder, config or mode
     T = tokens or cfg.batch_size * cfg.max_length
     acts = _activation_bytes(cfg, ps, T, 4 if wb == 4 else 2)
     load, weights, acts = _cpu_bytes(cfg, ps, wb, device, weights, acts)
+    whole = weights
     weights, grads, opt = _per_process(cfg, ps, weights, grads, opt, processes)
+    # each process loads the whole model onto its GPU (`load_model`: device_map LOCAL_RANK) and FSDP or ZeRO-3 shards
+    # it only afterwards, so until then the GPU holds all of it
+    if device == 'cuda' and processes > 1 and cfg.distributed in ('fsdp', 'zero3'): load = max(load, whole)
     # the fp32 logits, their log-softmax and their gradient where the loss is (`supervised_loss`), at most one chunk
     # at a time (`chunked_nll`)
     logits = min(supervised or T, LOSS_CHUNK_BYTES // (4 * ps['vocab']) or 1) * ps['vocab'] * 4 * 3
