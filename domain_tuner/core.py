@@ -233,28 +233,36 @@ def is_main_process()->bool:
     return int(os.environ.get('RANK', '0')) == 0
 
 # %% ../nbs/00_core.ipynb #3a7c0e14
+_WAIT_GROUP = None
+
 def _process_group():
-    ("Start the processes' group if no one has yet (accelerate and the Trainer then use it): gloo on CPU, NCCL on "
-     "GPUs, with a wait long enough for the main process to evaluate a large model (the default is 30 minutes).")
+    ("The group the processes wait in for the main one: gloo (its messages stay in CPU memory) with a wait long "
+     "enough for an evaluation of a large model. The default group, if no one has started it yet, is started as "
+     "accelerate starts it (NCCL for GPU tensors, gloo for CPU ones; training's 30-minute timeout), and training "
+     "uses it.")
+    global _WAIT_GROUP
     import datetime, torch, torch.distributed as dist
-    if dist.is_initialized(): return
-    cuda = bool(probe_cuda())
-    if cuda: torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
-    dist.init_process_group('nccl' if cuda else 'gloo', timeout=datetime.timedelta(hours=MAIN_WAIT_HOURS))
+    if not dist.is_initialized():
+        cuda = default_device() == 'cuda'
+        if cuda: torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+        dist.init_process_group('cuda:nccl,cpu:gloo' if cuda else 'gloo', timeout=datetime.timedelta(minutes=30))
+    if _WAIT_GROUP is None:  # every process calls `on_main_process` at the same points, so all create it together
+        _WAIT_GROUP = dist.new_group(backend='gloo', timeout=datetime.timedelta(hours=MAIN_WAIT_HOURS))
+    return _WAIT_GROUP
 
 def on_main_process(fn, *args, **kwargs):
     ("`fn(*args, **kwargs)` on the main process only, its result handed to every process (pickled); in one process "
      "just the call. If it fails there, the others stop too instead of waiting.")
     if world_size() < 2: return fn(*args, **kwargs)
     import torch.distributed as dist
-    _process_group()
+    group = _process_group()
     box = [None]
     if dist.get_rank() == 0:
         try: box = [(True, fn(*args, **kwargs))]
         except BaseException as e:
-            dist.broadcast_object_list([(False, f"{type(e).__name__}: {e}")], src=0)
+            dist.broadcast_object_list([(False, f"{type(e).__name__}: {e}")], src=0, group=group)
             raise
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=0, group=group)
     ok, value = box[0]
     if not ok: raise DomainTunerError(f"the main process (rank 0) stopped: {value}", where=f"rank {dist.get_rank()}",
                                       fix="see the main process's error above")
@@ -299,7 +307,7 @@ def progress(iterable=None, total:int|None=None, desc:str='', leave:bool=False, 
         from tqdm import tqdm
         kwargs = dict(file=_Lines(sys.stderr), mininterval=30, ascii=True, **kwargs)
     # one bar per run: the other processes of a multi-process run keep theirs hidden
-    hide = quiet() or not is_main_process() or kwargs.pop('disable', False)
+    hide = kwargs.pop('disable', False) or quiet() or not is_main_process()
     return tqdm(iterable, total=total, desc=desc, leave=leave, disable=hide,
                 **kwargs)
 

@@ -175,7 +175,8 @@ def estimate_memory(model,                    # a hub id, folder, config or mode
     G = 1e9
     trainable, weights, grads, opt = _state_bytes(cfg, ps, wb)
     # QLoRA on a GPU trains with paged 8-bit AdamW (`optimizer_name`): two 1-byte moments per trained weight
-    if '8bit' in (cfg.optim or ('paged_adamw_8bit' if cfg.method == 'qlora' and device == 'cuda' else '')):
+    if '8bit' in (cfg.optim or ('paged_adamw_8bit' if cfg.method == 'qlora' and device == 'cuda'
+                                and cfg.distributed in (None, 'ddp') else '')):
         opt = trainable * 2
     # padding-free rows hold the batch's real tokens, not batch x max_length
     T = tokens or cfg.batch_size * cfg.max_length

@@ -207,7 +207,9 @@ def optimizer_name(cfg:TrainConfig, precision:Precision|None=None)->str:
     "The transformers optimizer name for a run: `cfg.optim`, else paged 8-bit AdamW for QLoRA on CUDA, else AdamW."
     if cfg.optim: return cfg.optim
     precision = precision or select_precision(cfg.precision, measure=True)
-    if cfg.method == 'qlora' and precision.device == 'cuda' and probe_bitsandbytes(): return 'paged_adamw_8bit'
+    # bitsandbytes' optimizers step on whole tensors: under FSDP or ZeRO the adapters are shards (DTensors)
+    if (cfg.method == 'qlora' and precision.device == 'cuda' and probe_bitsandbytes()
+            and cfg.distributed in (None, 'ddp')): return 'paged_adamw_8bit'
     return _default_adamw()
 
 def _default_adamw()->str:

@@ -392,6 +392,22 @@ def _export_or_hint(res:RunResult, bench:list=()):
         print(f"to run {m} in llama.cpp or Ollama: domain-tuner export {res.curricula[m].final} --gguf "
               f"{out/'export'/(m + '.gguf')} --type q8_0")
 
+# %% ../nbs/51_run.ipynb #d8b61a85
+def _score_base(res:RunResult, tok, bench:list, canary:list):
+    "Write RUN/bench.jsonl and score the base on it (into `res.base_eval`), as the methods will load it."
+    from domain_tuner.models import load_trained
+    # the items as scored, in order: what `domain-tuner export ... --score RUN/bench.jsonl` answers too
+    (res.out/'bench.jsonl').write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in bench))
+    plan = res.plan
+    seed_everything(plan.run.seed)
+    # scored as the methods train it: 4-bit when every method is QLoRA (a base that fits only in 4 bits)
+    quantize = 'nf4' if all(m == 'qlora' for m in plan.run.methods) else None
+    res.base_eval = evaluate(load_trained(res.base_dir, quantize=quantize)[0], tok, bench, plan.eval, name='base',
+                             canary=canary or None)
+    res.base_eval.meta['quantize'] = quantize
+    release_memory()
+    print(f"base{' (4-bit)' if quantize else ''}: {metrics_line(res.base_eval)}")
+
 # %% ../nbs/51_run.ipynb #315b5e11
 def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings or a plan
         overrides:list[str]|None=None,       # `section.key=value` strings
@@ -408,19 +424,9 @@ def run(settings:Settings|str|Path|RunPlan,  # a settings file, parsed settings 
     tok = load_tokenizer(base)
     # several processes (torchrun, accelerate launch): they all train; the main one makes the data and evaluates
     bench_files, bench, canary = on_main_process(_bench_records, plan, out)
-    if bench and is_main_process():  # the items as scored, in order: what `export ... --score RUN/bench.jsonl` answers
-        (out/'bench.jsonl').write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in bench))
     res = RunResult(out, plan, base_dir=base)
     res.prepared = on_main_process(_prepare_all, plan, out, tok, bench_files)
-    if bench and is_main_process():
-        seed_everything(plan.run.seed)
-        # scored as the methods train it: 4-bit when every method is QLoRA (a base that fits only in 4 bits)
-        quantize = 'nf4' if all(m == 'qlora' for m in plan.run.methods) else None
-        res.base_eval = evaluate(load_trained(base, quantize=quantize)[0], tok, bench, plan.eval, name='base',
-                                 canary=canary or None)
-        res.base_eval.meta['quantize'] = quantize
-        release_memory()
-        print(f"base{' (4-bit)' if quantize else ''}: {metrics_line(res.base_eval)}")
+    if bench: on_main_process(_score_base, res, tok, bench, canary)  # the others wait; only the main one reports
     for method in plan.run.methods: _train_method(res, method, base, bench, canary, plot)
     if not is_main_process(): return res  # its part is done: the report is the main process's
     _export_or_hint(res, bench)

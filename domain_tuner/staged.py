@@ -221,6 +221,28 @@ def score_saved(self:_CurriculumRun, sdir:Path, stage:Stage)->dict:
     try: return self.score(model, stage)
     finally: del model; release_memory()
 
+@patch
+def saved_entry(self:_CurriculumRun, sdir:Path, stage:Stage)->dict:
+    ("A finished stage's entry, read back on resume; a stage trained by several processes whose scoring did not "
+     "finish (its record says eval: null) is scored now.")
+    def read():
+        rec = json.loads((sdir/'run_record.json').read_text())
+        if rec['stage'].get('eval') is None:
+            rec['stage']['eval'] = self.score_saved(sdir, stage)
+            rec['stages'][-1] = rec['stage']
+            (sdir/'run_record.json').write_text(json.dumps(rec, indent=2, default=str))
+        return rec['stage']
+    return on_main_process(read)
+
+def _check_strategies(cur:Curriculum):
+    ("Several processes under ZeRO-3: refused. DeepSpeed's ZeRO-3 stays on after a stage, so the main process's own "
+     "loading (scoring, merging) would gather across processes that are not there.")
+    if world_size() > 1 and any(s.config(cur.config).distributed == 'zero3' for s in cur.stages):
+        raise DomainTunerError("a curriculum under zero3 is not supported: after a stage DeepSpeed's ZeRO-3 stays on, "
+                               "and the main process's scoring and merging would wait on the other processes",
+                               where="distributed", fix="use distributed='fsdp' (the same sharding, in torch), or "
+                               "train one stage at a time with `domain-tuner train --distributed zero3`")
+
 # %% ../nbs/24_staged.ipynb #e0b69cf8
 @patch
 def check_forgetting(self:_CurriculumRun, k:int, stage:Stage, ref)->None:
@@ -277,6 +299,7 @@ def run(self:Curriculum,
         resume:bool=False,       # skip stages whose output folder is complete (has run_record.json)
         plot:str|None='auto')->CurriculumResult: # live plot mode of each stage
     "Train the stages in order, evaluating the base and every stage; returns per-stage metrics and the final folder."
+    _check_strategies(self)
     r = _CurriculumRun(self, out, plot)
     data = _stage_data(self.stages, r.tok)
     r.result.stages.append(on_main_process(r.score_base))  # several processes: scored once, by the main one
@@ -284,7 +307,8 @@ def run(self:Curriculum,
     cur_base, adapter_dir = r.base, None
     for k, (stage, train_recs) in enumerate(zip(self.stages, data), 1):
         cfg, sdir = stage.config(self.config), r.out/f"{k:02d}-{stage.name}"
-        done = resume and (sdir/'run_record.json').exists()
+        # the main process's view of the folder, so that every process takes the same branch
+        done = resume and on_main_process((sdir/'run_record.json').exists)
         if train_recs is None and not done: train_recs = on_main_process(_made_data, stage, adapter_dir or cur_base, r.tok)
         # DPO, IPO and KTO measure against a reference, the model this stage starts from: an adapter stage takes it
         # as its adapter disabled, so the previous stage's adapter must be in the weights, not in that adapter
@@ -292,7 +316,7 @@ def run(self:Curriculum,
                                         or cfg.objective in ('dpo', 'ipo', 'kto')):
             cur_base = on_main_process(_merged_base, adapter_dir, sdir, done, training_precision(cfg).load_dtype)
             adapter_dir = None
-        if done: r.result.stages.append(json.loads((sdir/'run_record.json').read_text())['stage'])
+        if done: r.result.stages.append(r.saved_entry(sdir, stage))
         else: r.train_and_save(k, stage, train_recs, cur_base, adapter_dir)
         if cfg.is_adapter: adapter_dir = sdir
         else: cur_base, adapter_dir = str(sdir), None

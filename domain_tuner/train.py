@@ -503,6 +503,9 @@ def strategy_arguments(cfg:TrainConfig, precision:Precision)->dict:
         raise DomainTunerError(f"distributed={s!r} splits the work across processes, and this run is one process",
                                where="distributed", fix=f"launch it on several: torchrun --nproc_per_node 2 -m "
                                f"domain_tuner.cli train ... --distributed {s} (or accelerate launch), or drop the option")
+    if s in ('fsdp', 'zero2', 'zero3') and cfg.optim and ('8bit' in cfg.optim or 'bnb' in cfg.optim):
+        raise DomainTunerError(f"optim={cfg.optim!r} is bitsandbytes' and steps on whole tensors; under {s} each "
+                               "process holds shards", where="optim", fix="drop --optim (AdamW in torch is used)")
     # QLoRA shards too: its 4-bit weights are stored in the run's float dtype (`nf4_config`), so FSDP cuts them like
     # any weight, and bitsandbytes takes their quantisation state back from the layer after each gather
     if s == 'fsdp': return dict(fsdp=True, fsdp_config=dict(FSDP_CONFIG), **(dict(ddp_backend='gloo') if cpu else {}))
@@ -809,7 +812,8 @@ def train(base:str|Path,             # hub id or folder of the base model (or of
     record = _train_record(job, done, info, (train_recs, eval_recs))
     record['base_source'] = base_source(base_name, base)  # a builtin: or GGUF base: how to build it again
     save_trained(done.trainer, job.out, record)
-    if record['base_source']: (job.out/'base_source.json').write_text(json.dumps(record['base_source'], indent=1))
+    if record['base_source'] and is_main_process():
+        (job.out/'base_source.json').write_text(json.dumps(record['base_source'], indent=1))
     return TrainResult(job.out, done.metrics, hist.logs, record, model=done.trainer.model, tokenizer=tokenizer,
                        warnings=hist.warnings)
 
@@ -907,7 +911,9 @@ def cli_train(argv:list[str]|None=None)->int:
             print(f"contaminated: {f['source']} overlaps {f['against']} item {f['overlaps']} ({f['kind']}, "
                   f"{f['overlap']})" + ('' if a.keep_contaminated else ': removed'), file=sys.stderr)
     if a.dry_run:
-        print(dry_run_text(a.base, data, cfg, a.eval_data, a.processes, a.plan_device)); return 0
+        text = dry_run_text(a.base, data, cfg, a.eval_data, a.processes, a.plan_device)
+        if is_main_process(): print(text)
+        return 0
     res = train(a.base, data, cfg, out=a.out, eval_data=a.eval_data, resume=a.resume or None,
                 plot=LossHistory(None if a.plot == 'none' else 'text', show_data=True))
     m = res.metrics

@@ -14,6 +14,7 @@ SCRIPT = textwrap.dedent('''
     from domain_tuner.staged import Curriculum, Stage
     from domain_tuner.methods import TrainConfig
     out, base, batch, strategy = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    resume = sys.argv[5:] == ['resume']
     docs = [dict(text=f"Revenue grew {i} percent while costs fell {i % 5} percent in year {2000 + i}.")
             for i in range(40)]
     sums = [dict(messages=[dict(role='user', content=f"What is {a} plus {b}?"),
@@ -29,7 +30,7 @@ SCRIPT = textwrap.dedent('''
                             Stage('prefer', pairs, method='lora', lr=5e-3, max_steps=3,
                                   overrides=dict(objective='dpo'))],
                      config=cfg, canary=canary)
-    res = cur.run(out, plot=None)
+    res = cur.run(out, plot=None, resume=resume)
     print('final', res.final)
 ''')
 
@@ -60,6 +61,23 @@ def test_curriculum_on_two_processes_matches_one(tmp_path, strategy):
     assert two['stages'][3]['base'].endswith('merged')  # the LoRA stage was merged before DPO, by the main process
     la, lb = _logits(tmp_path/'one'/'03-prefer', base), _logits(tmp_path/'two'/'03-prefer', base)
     assert float((la - lb).abs().max()) <= 1e-3 * float(la.abs().max())
+    if strategy != 'fsdp': return
+    # a run stopped while the main process was scoring a stage (its record says eval: null) resumes by scoring it
+    rec = tmp_path/'two'/'02-tasks'/'run_record.json'
+    r2 = json.loads(rec.read_text()); r2['stage']['eval'] = None; rec.write_text(json.dumps(r2))
+    _run([TORCHRUN, '--standalone', '--nproc_per_node', '2', str(script), str(tmp_path/'two'), str(base), '4',
+          strategy, 'resume'], tmp_path)
+    again = _record(tmp_path/'two')['stages'][2]
+    assert again['eval'] == two['stages'][2]['eval'], (again['eval'], two['stages'][2]['eval'])
+    assert json.loads(rec.read_text())['stage']['eval'] == again['eval']
+
+def test_a_curriculum_under_zero3_is_refused(monkeypatch, tmp_path):
+    from domain_tuner.staged import Curriculum, Stage
+    from domain_tuner.methods import TrainConfig
+    from domain_tuner.core import DomainTunerError
+    monkeypatch.setenv('WORLD_SIZE', '2')  # as a launcher sets it; refused before any process group is needed
+    cur = Curriculum(str(tiny_model_dir()), [Stage('a', [dict(text='x')])], config=TrainConfig(distributed='zero3'))
+    with pytest.raises(DomainTunerError, match="a curriculum under zero3 is not supported"): cur.run(tmp_path/'z')
 
 INI = """[run]
 name = quick
