@@ -41,7 +41,7 @@ def _steps(stage:dict)->list: return [l['loss'] for l in stage['history'] if 'lo
 def _close(a:float, b:float, what:str): assert abs(a - b) <= 1e-3 * max(abs(a), 1e-6), (what, a, b)
 
 @need
-@pytest.mark.parametrize('strategy', ['fsdp', 'ddp'])
+@pytest.mark.parametrize('strategy', ['fsdp', pytest.param('ddp', marks=pytest.mark.slow)])  # DDP: `make test-slow`
 def test_curriculum_on_two_processes_matches_one(tmp_path, strategy):
     script, base = tmp_path/'cur.py', tiny_model_dir()
     script.write_text(SCRIPT)
