@@ -11,14 +11,14 @@ from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from fastcore.basics import patch
 from .core import (DomainTunerError, Precision, Probe, select_precision, seed_everything,
-    probe_bitsandbytes, probe_cuda)
+    probe_bitsandbytes, probe_cuda, world_size)
 from .models import load_model, load_tokenizer, count_parameters
 from .quant import training_precision_4bit, prepare_4bit_for_training
 
 # %% auto #0
 __all__ = ['METHODS', 'ADAPTER_METHODS', 'OBJECTIVES', 'DISTRIBUTED', 'LR_ANCHORS', 'TrainConfig', 'default_lr',
-           'with_default_lr', 'linear_module_names', 'lora_config', 'check_method', 'optimizer_name', 'prepare_model',
-           'training_precision', 'load_for_training']
+           'with_default_lr', 'linear_module_names', 'lora_config', 'check_method', 'optimizer_name',
+           'single_process_problem', 'prepare_model', 'training_precision', 'load_for_training']
 
 # %% ../nbs/20_methods.ipynb #69804464
 METHODS = ('full', 'lora', 'dora', 'qlora')
@@ -218,6 +218,13 @@ def _default_adamw()->str:
     import torch
     major, minor = (int(x) for x in torch.__version__.split('.')[:2])
     return 'adamw_torch_fused' if (major, minor) >= (2, 8) else 'adamw_torch'
+
+# %% ../nbs/20_methods.ipynb #c345d8f3
+def single_process_problem(cfg:TrainConfig)->str|None:
+    "Why `cfg.distributed` cannot work in this process (it shards, and no launcher started others), else None."
+    s = cfg.distributed
+    if s in (None, 'ddp') or world_size() > 1: return None  # DDP in one process is plain training
+    return f"distributed={s!r} splits the work across processes, and this run is one process"
 
 # %% ../nbs/20_methods.ipynb #40ddc08a
 def _decoder_layers(model):

@@ -209,14 +209,13 @@ def plan_problems(plan:RunPlan)->list[str]:
     "What this machine lacks for the plan (QLoRA without bitsandbytes, a built-in base not installed), as sentences."
     from domain_tuner.methods import check_method
     out = []
-    from domain_tuner.core import world_size
+    from domain_tuner.methods import single_process_problem
     for m in plan.run.methods:
         try: check_method(m)
         except DomainTunerError as e: out.append(f"method {m}: {e.what}; fix: {e.fix}")
-        s = plan.train[m].distributed
-        if s not in (None, 'ddp') and world_size() < 2:
-            out.append(f"method {m}: distributed={s} splits the work across processes, and this run is one process; "
-                       f"fix: torchrun --nproc_per_node 2 -m domain_tuner.cli run ... --distributed {s}")
+        if why := single_process_problem(plan.train[m]):
+            out.append(f"method {m}: {why}; fix: torchrun --nproc_per_node 2 -m domain_tuner.cli run ... "
+                       f"--distributed {plan.train[m].distributed}")
     b = plan.model.base
     if b.startswith('builtin:') and b[len('builtin:'):] not in ('tiny', 'finance-base'):
         from domain_tuner.resolve import BUILTIN_MODELS

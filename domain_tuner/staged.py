@@ -188,12 +188,11 @@ def train_stage(self:_CurriculumRun, k:int, stage:Stage, train_recs:list, cur_ba
     done = train_model(TrainJob(cur_base, cfg, self.tok, encode_records(mixed, self.tok, cfg), eval_ds, sdir,
                                 adapter=adapter_dir, callbacks=[hist]))
     model = done.trainer.model
-    # several processes: each holds a shard (FSDP, ZeRO-3), so the stage is scored after saving (`train_and_save`)
     entry = dict(name=stage.name, method=cfg.method, out=str(sdir), base=cur_base, adapter_policy=stage.adapter_policy,
                  continued_adapter=str(adapter_dir) if adapter_dir else None, replay=stage.replay,
                  n_train=len(mixed), n_replay=len(mixed) - len(train_recs), data_hash=data_hash(mixed),
                  config=cfg.to_dict(), precision=asdict(training_precision(cfg)), train=done.metrics,
-                 eval=self.score(model, stage) if world_size() < 2 else None,
+                 eval=None,  # scored by `train_and_save`
                  parameters=count_parameters(model), warnings=hist.warnings, history=hist.logs)
     return entry, done.trainer
 
@@ -203,6 +202,8 @@ def train_and_save(self:_CurriculumRun, k:int, stage:Stage, train_recs:list, cur
     "Train stage `k`, save its folder with a stage record, and add its entry and warnings to the result."
     cfg, result = stage.config(self.cur.config), self.result
     entry, trainer = self.train_stage(k, stage, train_recs, cur_base, adapter_dir)
+    # several processes each hold a shard (FSDP, ZeRO-3): the stage is scored from its saved folder, below
+    if world_size() < 2: entry['eval'] = self.score(trainer.model, stage)
     record = dict(kind='stage', base=cur_base, method=cfg.method, quantize=cfg.quantize, config=cfg.to_dict(),
                   seed=cfg.seed, stage=entry, stages=result.stages[1:] + [entry], environment=environment_info())
     sdir = save_trained(trainer, self.out/f"{k:02d}-{stage.name}", record)

@@ -24,6 +24,7 @@ from .quant import ensure_trainable_layout
 from .resolve import resolve_model, base_source
 from .loss import supervised_loss, loss_chunk, output_split, chunk_agrees
 from .methods import (TrainConfig, METHODS, OBJECTIVES, DISTRIBUTED, prepare_model, optimizer_name, check_method,
+                                  single_process_problem,
                                   training_precision,
                                   load_for_training, with_default_lr)
 from .preference import (encode_preference, check_objective, PreferenceCollator, preference_loss,
@@ -499,9 +500,8 @@ def strategy_arguments(cfg:TrainConfig, precision:Precision)->dict:
     "`TrainingArguments` fields for `cfg.distributed` across the processes a launcher started."
     s, cpu = cfg.distributed, precision.device == 'cpu'
     if s in (None, 'ddp'): return {}  # Trainer wraps the model in DDP when launched on several processes
-    if world_size() < 2:
-        raise DomainTunerError(f"distributed={s!r} splits the work across processes, and this run is one process",
-                               where="distributed", fix=f"launch it on several: torchrun --nproc_per_node 2 -m "
+    if why := single_process_problem(cfg):
+        raise DomainTunerError(why, where="distributed", fix=f"launch it on several: torchrun --nproc_per_node 2 -m "
                                f"domain_tuner.cli train ... --distributed {s} (or accelerate launch), or drop the option")
     if s in ('fsdp', 'zero2', 'zero3') and cfg.optim and ('8bit' in cfg.optim or 'bnb' in cfg.optim):
         raise DomainTunerError(f"optim={cfg.optim!r} is bitsandbytes' and steps on whole tensors; under {s} each "
